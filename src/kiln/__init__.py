@@ -1,0 +1,54 @@
+"""kiln: from a dataset to a trained, evaluated model served over HTTP.
+
+    import kiln
+    data = kiln.load_data("digits")
+    run = kiln.fit(kiln.mlp(hidden=[64, 64]), data, epochs=10)
+    predictor = kiln.load(run.path)
+
+Names resolve on first use, so `import kiln` (and `kiln --help`) stays fast and loads no torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from kiln.version import __version__
+
+if TYPE_CHECKING:
+    from kiln.config import RunConfig
+    from kiln.data.dataset import Dataset
+    from kiln.data.load import load_data
+    from kiln.errors import KilnError
+    from kiln.fit import Run, fit, resume
+    from kiln.models.spec import cnn, mlp, rnn
+    from kiln.predict import Predictor
+
+_EXPORTS = {
+    "Dataset": "kiln.data.dataset",
+    "KilnError": "kiln.errors",
+    "Predictor": "kiln.predict",
+    "Run": "kiln.fit",
+    "RunConfig": "kiln.config",
+    "cnn": "kiln.models.spec",
+    "fit": "kiln.fit",
+    "load_data": "kiln.data.load",
+    "mlp": "kiln.models.spec",
+    "resume": "kiln.fit",
+    "rnn": "kiln.models.spec",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__", "load"])
+
+
+def load(path: str) -> Predictor:
+    """Load a finished run folder as a `Predictor` (raw rows in, labeled output out)."""
+    from kiln.predict import Predictor
+
+    return Predictor.load(path)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'kiln' has no attribute {name!r}")

@@ -1,0 +1,156 @@
+"""The run config: one pydantic schema for data, model, train and evaluate, from YAML and `--set`.
+
+`RunConfig()` with no arguments is the article's section 5.2 workload: digits, a 64-64 ReLU MLP,
+Adam, cross-entropy, 10 epochs, batch 32, validation split 0.2, test split 0.2 with seed 42.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kiln.errors import ConfigError, config_error
+from kiln.models.spec import CNNSpec, MLPSpec, ModelSpec, RNNSpec
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where the data comes from and how it is split.
+
+    `split="keras"` is the article's: an unstratified `train_test_split(test_size, random_state=seed)`
+    for the test set, then the last `val_split` of the training rows for validation, as Keras'
+    `validation_split` does. `split="stratified"` stratifies both splits by class.
+    """
+
+    source: str = "digits"
+    test_size: float = Field(0.2, gt=0.0, lt=1.0)
+    val_split: float = Field(0.2, ge=0.0, lt=1.0)
+    split: Literal["keras", "stratified"] = "keras"
+    seed: int = 42
+
+
+class TrainConfig(_Section):
+    """How to train: loss, optimizer, regularization, schedule, stopping, device."""
+
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(32, gt=0)
+    loss: Literal["auto", "cross_entropy", "mse"] = "auto"
+    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
+    lr: float = Field(1e-3, gt=0.0)
+    momentum: float = Field(0.0, ge=0.0, lt=1.0)
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0.0)
+    l1: float = Field(0.0, ge=0.0)
+    l2: float = Field(0.0, ge=0.0)
+    schedule: Literal["none", "step", "cosine", "plateau"] = "none"
+    step_size: int = Field(10, gt=0)
+    gamma: float = Field(0.1, gt=0.0, le=1.0)
+    clip_grad_norm: float | None = Field(None, gt=0.0)
+    early_stopping: int | None = Field(None, gt=0)
+    seed: int = 0
+    repeats: int = Field(1, gt=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+
+
+class EvaluateConfig(_Section):
+    """What to write after training besides metrics.json."""
+
+    plots: bool = True
+    report: bool = True
+
+
+class RunConfig(_Section):
+    """Everything a run needs; `config.yaml` in a run folder is this, fully resolved."""
+
+    data: DataConfig = DataConfig()
+    model: ModelSpec = MLPSpec()
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+
+
+def _fields() -> dict[str, list[str]]:
+    model_keys = sorted(set().union(*(spec.model_fields for spec in (MLPSpec, CNNSpec, RNNSpec))))
+    return {
+        "": list(RunConfig.model_fields),
+        "data": list(DataConfig.model_fields),
+        "model": model_keys,
+        "train": list(TrainConfig.model_fields),
+        "evaluate": list(EvaluateConfig.model_fields),
+    }
+
+
+def validate(raw: dict[str, Any], where: str = "") -> RunConfig:
+    """Validate a nested dict into a `RunConfig`, or raise a `ConfigError` naming the key."""
+    model = raw.get("model")
+    if isinstance(model, dict) and "name" not in model:
+        raw = {**raw, "model": {**model, "name": "mlp"}}
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise config_error(exc, _fields(), where) from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into a nested dict."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"Config file `{path}` does not exist.") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Config file `{path}` is not valid YAML: {exc}".replace("\n", " ")) from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"Config file `{path}` must hold a mapping of sections; got {type(raw).__name__}.")
+    return raw
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `key.sub=value` overrides (values parsed as YAML) to a nested dict, in order."""
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"Invalid override `{item}`: expected key=value, e.g. train.lr=3e-3.")
+        *parents, leaf = key.strip().split(".")
+        node = raw
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"Invalid override `{item}`: `{part}` is a value, not a section.")
+            node = child
+        if parents == [] and leaf == "model" or parents == ["model"] and leaf == "name":
+            _switch_model(raw, yaml.safe_load(text) if leaf == "model" else text)
+            continue
+        try:
+            node[leaf] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"Invalid override `{item}`: the value is not valid YAML.") from None
+    return raw
+
+
+def _switch_model(raw: dict[str, Any], name: object) -> None:
+    """Set the model name, dropping the old model's options when the architecture changes."""
+    model = raw.get("model") or {}
+    if model.get("name", "mlp") != name:
+        model = {}
+    raw["model"] = {**model, "name": name}
+
+
+def load(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Build a config from an optional YAML file plus `--set` overrides."""
+    raw = read_yaml(path) if path else {}
+    raw = apply_overrides(raw, overrides or [])
+    return validate(raw, where=str(path) if path else "")
+
+
+def to_yaml(config: RunConfig) -> str:
+    """The fully resolved config as YAML, rerunnable with `kiln train --config`."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

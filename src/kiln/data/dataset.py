@@ -1,0 +1,36 @@
+"""A loaded dataset: raw features and targets, split into a training pool and a test set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kiln.data.schema import Schema
+
+
+@dataclass
+class Dataset:
+    """Raw (unscaled) rows of one dataset, already split into train (incl. validation) and test.
+
+    `value_range` is the known maximum of every feature (16 for the digits' pixels); preprocessing
+    divides by it, as the article does, instead of standardizing.
+    """
+
+    name: str
+    schema: Schema
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    value_range: float | None = None
+    test_size: float = 0.2
+    split: str = "keras"
+    seed: int = 42
+
+    def __repr__(self) -> str:
+        kind = f"{len(self.schema.classes)} classes" if self.schema.classes else "regression"
+        return (
+            f"Dataset({self.name!r}, {len(self.x_train)} train+val rows, {len(self.x_test)} test rows, "
+            f"{len(self.schema.features)} features, {kind})"
+        )

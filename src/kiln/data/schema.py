@@ -1,0 +1,38 @@
+"""The schema of a dataset: what a trained model expects as input and what it returns."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Task = Literal["classification", "regression"]
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Feature names (in model order), optional image shape, task, target name and class names."""
+
+    features: list[str]
+    task: Task
+    target: str = "target"
+    classes: list[str] = field(default_factory=list)
+    image_shape: tuple[int, int, int] | None = None
+
+    @property
+    def n_outputs(self) -> int:
+        """Logits for classification, one value for regression."""
+        return len(self.classes) if self.task == "classification" else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Schema:
+        shape = raw.get("image_shape")
+        return cls(
+            features=list(raw["features"]),
+            task=raw["task"],
+            target=raw.get("target", "target"),
+            classes=list(raw.get("classes", [])),
+            image_shape=tuple(shape) if shape else None,  # type: ignore[arg-type]
+        )

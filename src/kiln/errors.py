@@ -1,0 +1,80 @@
+"""kiln's exceptions: each says what was expected, what was found, and what to do.
+
+The CLI prints a `KilnError` as one line on stderr and exits with code 2.
+
+    KilnError
+    ├── ConfigError        a config key or value is invalid
+    ├── DataError          a dataset cannot be loaded or split
+    ├── InputError         rows given to a trained model do not fit its schema
+    ├── RunError           a run folder is missing, unfinished or corrupted
+    ├── TrainingError      training diverged (loss not finite)
+    └── TrainingInterrupted  Ctrl-C during training; a checkpoint was saved
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class KilnError(Exception):
+    """Base class of every error kiln raises on purpose."""
+
+    exit_code = 2
+
+
+class ConfigError(KilnError):
+    """A config key or value is invalid."""
+
+
+class DataError(KilnError):
+    """A dataset cannot be loaded, parsed or split."""
+
+
+class InputError(KilnError):
+    """Rows given to a trained model do not match the schema it was trained on."""
+
+
+class RunError(KilnError):
+    """A run folder is missing, unfinished or corrupted."""
+
+
+class TrainingError(KilnError):
+    """Training cannot go on, e.g. the loss became NaN or infinite."""
+
+
+class TrainingInterrupted(KilnError):
+    """Training was interrupted by the user; the last checkpoint is on disk."""
+
+    exit_code = 130
+
+
+def closest(word: str, choices: Iterable[str]) -> str:
+    """Return " Did you mean `x`?" for the nearest choice, or "" when none is close."""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return f" Did you mean `{match[0]}`?" if match else ""
+
+
+def config_error(exc: Exception, fields: dict[str, list[str]], where: str = "") -> ConfigError:
+    """Turn the first problem of a pydantic `ValidationError` into a one-line `ConfigError`.
+
+    `fields` maps a dotted section ("train", "" for the top) to its valid keys, for suggestions.
+    """
+    err = exc.errors()[0]  # type: ignore[attr-defined]
+    loc = [str(part) for part in err["loc"] if not isinstance(part, int)]
+    if err["type"] == "union_tag_invalid":
+        loc.append("name")
+    key = ".".join(part for part in loc if part not in ("mlp", "cnn", "rnn"))
+    origin = f" in {where}" if where else ""
+    if err["type"] == "extra_forbidden":
+        section = key.rpartition(".")[0]
+        valid = [f"{section}.{name}" if section else name for name in fields.get(section, [])]
+        hint = closest(key, valid) or f" Valid keys: {', '.join(valid)}."
+        return ConfigError(f"Unknown config key `{key}`{origin}.{hint}")
+    if err["type"] == "union_tag_invalid":
+        found = err["ctx"]["tag"]
+        expected = err["ctx"]["expected_tags"].replace("'", "")
+        hint = closest(str(found), expected.split(", "))
+        return ConfigError(f"Unknown model `{found}`{origin}: expected one of {expected}.{hint}")
+    found = err.get("input")
+    return ConfigError(f"Invalid value for `{key}`{origin}: {err['msg'].lower()}; got {found!r}.")

@@ -1,0 +1,58 @@
+"""Plots: loss and accuracy curves (train vs validation, as the article's figure 5.4.1) and the confusion matrix."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from kiln.runs import atomic_write
+
+
+def _figure():  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:  # type: ignore[no-untyped-def]
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    _figure().close(fig)
+    atomic_write(path, buf.getvalue())
+
+
+def plot_curves(history: list[dict[str, float]], path: Path) -> None:
+    """curves.png: one panel per metric (loss, accuracy), training vs validation per epoch."""
+    plt = _figure()
+    metrics = [m for m in ("loss", "accuracy") if history and m in history[0]]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
+    epochs = [row["epoch"] for row in history]
+    for ax, metric in zip(axes[0], metrics):
+        ax.plot(epochs, [row[metric] for row in history], marker="o", label="train")
+        if f"val_{metric}" in history[0]:
+            ax.plot(epochs, [row[f"val_{metric}"] for row in history], marker="o", label="validation")
+        ax.set(title=f"Model {metric}", xlabel="epoch", ylabel=metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    _save(fig, path)
+
+
+def plot_confusion(matrix: list[list[int]], classes: list[str], path: Path) -> None:
+    """confusion_matrix.png: counts of true (rows) vs predicted (columns) classes on the test set."""
+    plt = _figure()
+    size = max(4.0, 0.45 * len(classes) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix, cmap="Blues")
+    ticks = range(len(classes))
+    ax.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="true", title="Confusion matrix (test)")
+    ax.set_xticklabels(classes, rotation=45 if max(map(len, classes)) > 3 else 0)
+    ax.set_yticklabels(classes)
+    peak = max(max(row) for row in matrix) or 1
+    for i, row in enumerate(matrix):
+        for j, count in enumerate(row):
+            if count:
+                ax.text(j, i, count, ha="center", va="center", color="white" if count > peak / 2 else "black")
+    _save(fig, path)

@@ -1,0 +1,281 @@
+"""`fit`: the lifecycle end to end — data, model, compile, train, evaluate, and a finished run folder."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from kiln import config as config_mod
+from kiln.config import DataConfig, RunConfig, TrainConfig
+from kiln.data.dataset import Dataset
+from kiln.data.load import load_data
+from kiln.data.preprocessing import Preprocessor
+from kiln.data.splits import validation_split
+from kiln.errors import ConfigError, RunError, TrainingInterrupted, closest
+from kiln.evaluate.metrics import classification_metrics, regression_metrics, scalar_metrics, spread
+from kiln.models.registry import build
+from kiln.models.spec import ModelSpec
+from kiln.predict import Predictor
+from kiln.runs import FORMAT_VERSION, RunFolder, atomic_write, history_csv, new_run, sha256, write_json
+from kiln.train.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar
+from kiln.train.checkpoint import load_checkpoint
+from kiln.train.device import resolve_device
+from kiln.train.loop import Trainer
+from kiln.version import __version__
+
+
+@dataclass
+class Run:
+    """A finished run: its folder, config, per-epoch history and test metrics."""
+
+    folder: RunFolder
+    config: RunConfig
+    history: list[dict[str, float]]
+    metrics: dict[str, Any] = field(repr=False)
+
+    @property
+    def path(self) -> Path:
+        return self.folder.path
+
+    def evaluate(self) -> dict[str, Any]:
+        """Test metrics recomputed from the saved artifact alone (what `kiln evaluate` prints)."""
+        from kiln.evaluate.folder import evaluate_run
+
+        return evaluate_run(self.path)
+
+    def plot(self) -> Path:
+        """Write (again) and return curves.png: loss and accuracy, train vs validation."""
+        from kiln.evaluate.plots import plot_curves
+
+        plot_curves(self.history, self.folder.curves)
+        return self.folder.curves
+
+    def predict(self, x: Any) -> list[dict[str, Any]]:
+        """Predict raw rows with the saved model (see `Predictor.predict`)."""
+        return Predictor.load(self.path).predict(x)
+
+
+def resolve_config(
+    model: ModelSpec | None = None, data: str | Dataset | None = None, config: RunConfig | None = None, **options: Any
+) -> RunConfig:
+    """Merge a base config, a model spec, a data source and keyword options (train or data keys) into one."""
+    raw = (config or RunConfig()).model_dump(mode="json")
+    if model is not None:
+        raw["model"] = model.model_dump(mode="json")
+    if isinstance(data, Dataset):
+        raw["data"].update(source=data.name, test_size=data.test_size, split=data.split, seed=data.seed)
+    elif data is not None:
+        raw["data"]["source"] = data
+    for key, value in options.items():
+        if key in TrainConfig.model_fields:
+            raw["train"][key] = value
+        elif key in DataConfig.model_fields:
+            raw["data"][key] = value
+        else:
+            valid = [*TrainConfig.model_fields, *DataConfig.model_fields]
+            raise ConfigError(f"Unknown option `{key}` for fit.{closest(key, valid)}")
+    return config_mod.validate(raw)
+
+
+def fit(
+    model: ModelSpec | None = None,
+    data: str | Dataset | None = None,
+    *,
+    config: RunConfig | None = None,
+    runs_dir: str | Path = "runs",
+    name: str | None = None,
+    quiet: bool = False,
+    **options: Any,
+) -> Run:
+    """Train `model` on `data` and write a finished run folder.
+
+    Options are train keys (epochs, batch_size, optimizer, lr, ...) or data keys (val_split, ...).
+
+    Example:
+        >>> run = kiln.fit(kiln.mlp(hidden=[64, 64]), kiln.load_data("digits"), epochs=10, batch_size=32)
+        >>> run.metrics["accuracy"]
+    """
+    cfg = resolve_config(model, data, config, **options)
+    dataset = data if isinstance(data, Dataset) else _load(cfg.data)
+    prepared = _prepare(dataset, cfg)
+    folder = new_run(runs_dir, name, f"{dataset.name}-{cfg.model.name}")
+    atomic_write(folder.config, config_mod.to_yaml(cfg))
+    return _train_and_save(folder, cfg, dataset, prepared, resume=False, quiet=quiet)
+
+
+def resume(path: str | Path, *, quiet: bool = False) -> Run:
+    """Continue an interrupted run from its last checkpoint, to the same result as an uninterrupted run."""
+    folder = RunFolder(Path(path))
+    if not folder.config.is_file():
+        raise RunError(f"`{folder.path}` is not a run folder: config.yaml is missing.")
+    if folder.is_finished():
+        raise RunError(f"`{folder.path}` is already finished (model.json exists); nothing to resume.")
+    cfg = config_mod.load(folder.config)
+    dataset = _load(cfg.data)
+    return _train_and_save(folder, cfg, dataset, _prepare(dataset, cfg), resume=True, quiet=quiet)
+
+
+def _load(data: DataConfig) -> Dataset:
+    return load_data(data.source, test_size=data.test_size, split=data.split, seed=data.seed)  # type: ignore[arg-type]
+
+
+@dataclass
+class _Prepared:
+    """Tensors for training and validation plus the preprocessing fitted on the training rows."""
+
+    preprocessor: Preprocessor
+    x: torch.Tensor
+    y: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    device: torch.device
+
+
+def _prepare(dataset: Dataset, cfg: RunConfig) -> _Prepared:
+    classification = dataset.schema.task == "classification"
+    train, val = validation_split(dataset.y_train, cfg.data.val_split, cfg.data.split, cfg.data.seed, classification)  # type: ignore[arg-type]
+    if cfg.train.batch_size > len(train):
+        raise ConfigError(
+            f"`train.batch_size` is {cfg.train.batch_size} but the training split has only {len(train)} rows; "
+            f"use a batch size of at most {len(train)}."
+        )
+    x, y = dataset.x_train[train], dataset.y_train[train]
+    pre = Preprocessor.fit(x, y, value_range=dataset.value_range, regression=not classification)
+    device = resolve_device(cfg.train.device)
+
+    def tensor(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+
+    x_val, y_val = dataset.x_train[val], dataset.y_train[val]
+    return _Prepared(
+        pre,
+        tensor(pre.transform(x)),
+        tensor(pre.transform_target(y)),
+        tensor(pre.transform(x_val)),
+        tensor(pre.transform_target(y_val)),
+        device,
+    )
+
+
+def _train_and_save(
+    folder: RunFolder, cfg: RunConfig, dataset: Dataset, prep: _Prepared, *, resume: bool, quiet: bool
+) -> Run:
+    from rich.console import Console
+
+    console = Console(quiet=quiet, highlight=False)
+    repeats = cfg.train.repeats
+    runs: list[dict[str, Any]] = []
+    for r in range(repeats):
+        seed = cfg.train.seed + r
+        if repeats > 1:
+            console.print(f"[bold]Repeat {r + 1}/{repeats}[/bold] (seed {seed})")
+        callbacks: list[Callback] = [ProgressBar(console)]
+        if cfg.train.early_stopping:
+            callbacks.insert(0, EarlyStopping(cfg.train.early_stopping))
+        if r == 0:
+            callbacks.append(Checkpoint(folder.checkpoints))
+        trainer, predictor, fit_seconds = _train_one(folder, cfg, dataset, prep, seed, callbacks, resume and r == 0)
+        metrics = _test_metrics(predictor, dataset)
+        if r == 0:
+            main, main_trainer, main_predictor = metrics, trainer, predictor
+            main["fit_seconds"] = fit_seconds
+        runs.append(metrics)
+        console.print(_summary(metrics))
+    if repeats > 1:
+        main["repeats"] = spread(runs)
+    main.update(seed=float(cfg.train.seed), epochs_run=float(main_trainer.state.epoch))
+    if main_trainer.state.stopped_early:
+        main["best_epoch"] = float(main_trainer.state.best_epoch)
+    _save(folder, cfg, dataset, main_predictor, main_trainer.state.history, main)
+    return Run(folder, cfg, main_trainer.state.history, main)
+
+
+def _train_one(
+    folder: RunFolder,
+    cfg: RunConfig,
+    dataset: Dataset,
+    prep: _Prepared,
+    seed: int,
+    callbacks: list[Callback],
+    resume: bool,
+) -> tuple[Trainer, Predictor, float]:
+    schema = dataset.schema
+    torch.manual_seed(seed)
+    net = build(cfg.model, len(schema.features), schema.n_outputs, schema.image_shape)
+    train_cfg = cfg.train.model_copy(update={"seed": seed})
+    trainer = Trainer(
+        net, train_cfg, classification=schema.task == "classification", device=prep.device, callbacks=callbacks
+    )
+    if resume:
+        trainer.state = load_checkpoint(folder.checkpoints, trainer)
+    start = time.perf_counter()
+    try:
+        trainer.fit(prep.x, prep.y, prep.x_val, prep.y_val)
+    except KeyboardInterrupt:
+        done = trainer.state.epoch
+        saved = f"the checkpoint of epoch {done} is saved" if done else "no epoch finished, so nothing was saved"
+        raise TrainingInterrupted(
+            f"Interrupted in epoch {done + 1}/{cfg.train.epochs}; {saved}. "
+            f"Continue with: kiln train --resume {folder.path}"
+        ) from None
+    fit_seconds = time.perf_counter() - start
+    net = trainer.model.cpu().eval()
+    return trainer, Predictor(folder, schema, prep.preprocessor, net, ""), fit_seconds
+
+
+def _test_metrics(predictor: Predictor, dataset: Dataset) -> dict[str, Any]:
+    out = predictor.outputs(dataset.x_test)
+    if dataset.schema.task == "classification":
+        return classification_metrics(dataset.y_test, out, dataset.schema.classes)
+    return regression_metrics(dataset.y_test, out)
+
+
+def _summary(metrics: dict[str, Any]) -> str:
+    shown = {k: v for k, v in scalar_metrics(metrics).items() if k in ("accuracy", "f1_macro", "log_loss", "mae", "rmse", "r2")}
+    return "Test " + "  ".join(f"{k} {v:.4f}" for k, v in shown.items())
+
+
+def _save(
+    folder: RunFolder,
+    cfg: RunConfig,
+    dataset: Dataset,
+    predictor: Predictor,
+    history: list[dict[str, float]],
+    metrics: dict[str, Any],
+) -> None:
+    """Write weights, history, metrics, plots and report; model.json last, which marks the run finished."""
+    from safetensors.torch import save as save_tensors
+
+    weights = save_tensors({k: v.contiguous() for k, v in predictor.model.state_dict().items()})
+    atomic_write(folder.weights, weights)
+    atomic_write(folder.history, history_csv(history))
+    write_json(folder.metrics, metrics)
+    if cfg.evaluate.plots:
+        from kiln.evaluate.plots import plot_confusion, plot_curves
+
+        plot_curves(history, folder.curves)
+        if "confusion_matrix" in metrics:
+            plot_confusion(metrics["confusion_matrix"], dataset.schema.classes, folder.confusion)
+    if cfg.evaluate.report:
+        from kiln.evaluate.report import write_report
+
+        write_report(folder, metrics, config_mod.to_yaml(cfg))
+    write_json(
+        folder.model_json,
+        {
+            "format": FORMAT_VERSION,
+            "kiln_version": __version__,
+            "torch_version": torch.__version__.split("+")[0],
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "data": dataset.name,
+            "model": cfg.model.model_dump(mode="json"),
+            "schema": dataset.schema.to_dict(),
+            "preprocessing": predictor.preprocessor.to_dict(),
+            "weights": {"file": folder.weights.name, "sha256": sha256(weights)},
+        },
+    )

@@ -1,0 +1,36 @@
+"""A small convolutional network for 1xHxW or CxHxW images (digits are 1x8x8)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from kiln.models.layers import ACTIVATIONS, dense_stack, keras_init
+from kiln.models.spec import CNNSpec
+
+
+class CNN(nn.Module):
+    """Conv blocks (conv, batch norm, activation, 2x2 max-pool while the map is big enough), then a dense head."""
+
+    def __init__(self, spec: CNNSpec, image_shape: tuple[int, int, int], n_outputs: int) -> None:
+        super().__init__()
+        self.image_shape = image_shape
+        c, h, w = image_shape
+        blocks: list[nn.Module] = []
+        for out in spec.channels:
+            blocks.append(nn.Conv2d(c, out, spec.kernel_size, padding="same", bias=not spec.batch_norm))
+            if spec.batch_norm:
+                blocks.append(nn.BatchNorm2d(out))
+            blocks.append(ACTIVATIONS[spec.activation]())
+            if min(h, w) >= 4:
+                blocks.append(nn.MaxPool2d(2))
+                h, w = h // 2, w // 2
+            c = out
+        self.features = nn.Sequential(*blocks, nn.Flatten())
+        sizes = [c * h * w, *spec.hidden]
+        self.head = nn.Sequential(*dense_stack(sizes, spec.activation, spec.dropout), nn.Linear(sizes[-1], n_outputs))
+        self.apply(keras_init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.view(x.shape[0], *self.image_shape)  # (B, features) -> (B, C, H, W)
+        return self.head(self.features(x))

@@ -1,0 +1,7 @@
+"""Steps 3-4 of the lifecycle: compile (optimizer, loss, penalties) and train (the loop, callbacks, checkpoints)."""
+
+from kiln.train.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar
+from kiln.train.loop import Trainer
+from kiln.train.state import TrainState
+
+__all__ = ["Callback", "Checkpoint", "EarlyStopping", "ProgressBar", "TrainState", "Trainer"]

@@ -1,0 +1,134 @@
+"""Step 4 (train): a plain PyTorch loop over tensors that already live on the device.
+
+Batches are slices of a once-per-epoch permuted copy of the training tensors (no DataLoader),
+and loss/accuracy are summed on the device and read once per epoch: on small workloads the
+per-step Python and host-sync overhead, not the arithmetic, decides the time.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kiln.config import TrainConfig
+from kiln.errors import TrainingError
+from kiln.train.callbacks import Callback
+from kiln.train.device import autocast
+from kiln.train.optim import build_optimizer, build_penalty, build_scheduler
+from kiln.train.state import TrainState
+
+
+class Trainer:
+    """Trains `model` on (x, y) tensors with validation after every epoch; callbacks do the rest."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: TrainConfig,
+        *,
+        classification: bool,
+        device: torch.device,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
+        self.model = model.to(device)
+        self.cfg = cfg
+        self.classification = classification
+        self.device = device
+        self.callbacks = list(callbacks)
+        self.optimizer = build_optimizer(self.model, cfg, device)
+        self.scheduler = build_scheduler(self.optimizer, cfg)
+        self.penalty = build_penalty(self.model, cfg.l1, cfg.l2)
+        self.autocast = autocast(device, cfg.precision)
+        self.state = TrainState()
+        self.stop = False
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.classification:
+            return F.cross_entropy(out.float(), y)
+        return F.mse_loss(out.float().squeeze(-1), y)
+
+    def fit(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> TrainState:
+        """Train from `self.state` (fresh or restored from a checkpoint) up to `cfg.epochs`."""
+        self.stop = self.state.stopped_early
+        for cb in self.callbacks:
+            cb.on_train_begin(self)
+        try:
+            while self.state.epoch < self.cfg.epochs and not self.stop:
+                logs = self._epoch(x, y, x_val, y_val)
+                if not math.isfinite(logs["loss"]):
+                    raise TrainingError(
+                        f"The training loss became {logs['loss']} in epoch {int(logs['epoch'])}: "
+                        f"lower `train.lr` (now {self.cfg.lr}) or set `train.clip_grad_norm`."
+                    )
+                self.state.epoch += 1
+                self.state.history.append(logs)
+                for cb in self.callbacks:
+                    cb.on_epoch_end(self, logs)
+        finally:
+            for cb in self.callbacks:
+                cb.on_train_end(self)
+        return self.state
+
+    def _epoch(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> dict[str, float]:
+        start = time.perf_counter()
+        epoch = self.state.epoch
+        n, bs = len(x), self.cfg.batch_size
+        batches = -(-n // bs)
+        for cb in self.callbacks:
+            cb.on_epoch_begin(self, batches)
+        # The permutation depends only on (seed, epoch), so a resumed run sees the same batches.
+        gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
+        perm = torch.randperm(n, generator=gen).to(self.device)
+        xs, ys = x[perm], y[perm]
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        self.model.train()
+        for i in range(0, n, bs):
+            xb, yb = xs[i : i + bs], ys[i : i + bs]
+            with self.autocast():
+                out = self.model(xb)
+            loss = self.loss(out, yb)
+            if self.penalty is not None:
+                loss = loss + self.penalty()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.cfg.clip_grad_norm:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad_norm)
+            self.optimizer.step()
+            loss_sum += loss.detach() * len(xb)
+            if self.classification:
+                correct += (out.argmax(1) == yb).sum()
+            for cb in self.callbacks:
+                cb.on_batch_end(self)
+        logs = {"epoch": float(epoch + 1), "loss": loss_sum.item() / n}
+        if self.classification:
+            logs["accuracy"] = correct.item() / n
+        if len(x_val):
+            logs.update(self._validate(x_val, y_val))
+        logs["lr"] = self.optimizer.param_groups[0]["lr"]
+        self._step_scheduler(logs)
+        logs["seconds"] = time.perf_counter() - start
+        return logs
+
+    @torch.no_grad()
+    def _validate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        self.model.eval()
+        with self.autocast():
+            out = self.model(x)
+        logs = {"val_loss": self.loss(out, y).item()}
+        if self.classification:
+            logs["val_accuracy"] = (out.argmax(1) == y).float().mean().item()
+        return logs
+
+    def _step_scheduler(self, logs: dict[str, float]) -> None:
+        if self.scheduler is None:
+            return
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(logs.get("val_loss", logs["loss"]))
+        else:
+            self.scheduler.step()

@@ -1,0 +1,3 @@
+"""kiln's version, recorded in every model.json."""
+
+__version__ = "0.1.0"
