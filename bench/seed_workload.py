@@ -291,7 +291,8 @@ def run_torch_loop(python: Path, seed: int) -> Sample:
 
 def run_kiln(python: Path, runs_dir: Path, seed: int) -> Sample:
     kiln = python.parent / "kiln"
-    command = [str(kiln), "train", "--runs-dir", str(runs_dir), "--name", f"bench-{seed}", "--seed", str(seed)]
+    command = [str(kiln), "train", "--runs-dir", str(runs_dir), "--name", f"bench-{seed}"]
+    command += ["--seed", str(seed)]
     try:
         child = run_child(command, cwd=REPO_DIR)
     except OSError as error:
@@ -358,7 +359,8 @@ def print_table(summaries: list[Summary], runs: int) -> None:
         Console().print(table)
     for summary in summaries:
         if summary.errors:
-            print(f"{summary.name}: {len(summary.errors)}/{runs} run(s) failed; last error: {summary.errors[-1]}")
+            failed = f"{len(summary.errors)}/{runs} run(s) failed"
+            print(f"{summary.name}: {failed}; last error: {summary.errors[-1]}")
 
 
 @dataclass
@@ -451,7 +453,8 @@ def main(argv: list[str] | None = None) -> None:
                 summary = summaries[name]
                 if sample.error is None:
                     summary.ok.append(sample)
-                    outcome = f"fit {sample.fit_s:.3f}s  process {sample.process_s:.2f}s  acc {sample.accuracy:.4f}"
+                    outcome = f"fit {sample.fit_s:.3f}s  process {sample.process_s:.2f}s"
+                    outcome += f"  acc {sample.accuracy:.4f}"
                 else:
                     summary.errors.append(sample.error)
                     outcome = f"FAILED: {sample.error}"

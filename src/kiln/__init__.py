@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from kiln.data.dataset import Dataset
     from kiln.data.load import load_data
     from kiln.errors import KilnError
-    from kiln.fit import Run, fit, resume
+    from kiln.lifecycle import Run, fit, resume
     from kiln.models.spec import cnn, mlp, rnn
     from kiln.predict import Predictor
 
@@ -28,13 +28,13 @@ _EXPORTS = {
     "Dataset": "kiln.data.dataset",
     "KilnError": "kiln.errors",
     "Predictor": "kiln.predict",
-    "Run": "kiln.fit",
+    "Run": "kiln.lifecycle",
     "RunConfig": "kiln.config",
     "cnn": "kiln.models.spec",
-    "fit": "kiln.fit",
+    "fit": "kiln.lifecycle",
     "load_data": "kiln.data.load",
     "mlp": "kiln.models.spec",
-    "resume": "kiln.fit",
+    "resume": "kiln.lifecycle",
     "rnn": "kiln.models.spec",
 }
 

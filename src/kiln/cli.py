@@ -64,10 +64,10 @@ def train(
 ) -> None:
     """Train a model (default: the article's digits MLP) and write a run folder."""
     from kiln import config as config_mod
-    from kiln import fit as fit_mod
+    from kiln import lifecycle
 
     if resume is not None:
-        run = fit_mod.resume(resume, quiet=quiet)
+        run = lifecycle.resume(resume, quiet=quiet)
     else:
         flags = {
             "data.source": data, "model.name": model, "train.epochs": epochs, "train.batch_size": batch_size,
@@ -76,7 +76,7 @@ def train(
         }
         overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(set_)
         cfg = config_mod.load(config, overrides)
-        run = fit_mod.fit(config=cfg, runs_dir=runs_dir, name=name, quiet=quiet)
+        run = lifecycle.fit(config=cfg, runs_dir=runs_dir, name=name, quiet=quiet)
     _print_result(run.metrics)
     typer.echo(f"Run folder: {run.path}")
 

@@ -74,7 +74,9 @@ def load_checkpoint(folder: Path, trainer: Any) -> TrainState:
     except (SafetensorError, KeyError, ValueError) as exc:
         raise RunError(f"`{path}` is corrupted and cannot be resumed ({exc}).") from None
     trainer.model.load_state_dict(_join(meta["model"], tensors))
-    trainer.optimizer.load_state_dict(_join(meta["optimizer"], tensors))
+    optimizer = _join(meta["optimizer"], tensors)
+    optimizer["state"] = {int(k): v for k, v in optimizer["state"].items()}  # JSON made the param ids strings
+    trainer.optimizer.load_state_dict(optimizer)
     if trainer.scheduler and meta["scheduler"]:
         trainer.scheduler.load_state_dict(meta["scheduler"])
     rng = _join(meta["rng"], tensors)

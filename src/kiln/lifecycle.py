@@ -1,8 +1,9 @@
-"""`fit`: the lifecycle end to end — data, model, compile, train, evaluate, and a finished run folder."""
+"""The lifecycle end to end (`fit`, `resume`): data, model, compile, train, evaluate, a finished run folder."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,11 +91,13 @@ def fit(
     runs_dir: str | Path = "runs",
     name: str | None = None,
     quiet: bool = False,
+    callbacks: Sequence[Callback] = (),
     **options: Any,
 ) -> Run:
     """Train `model` on `data` and write a finished run folder.
 
     Options are train keys (epochs, batch_size, optimizer, lr, ...) or data keys (val_split, ...).
+    `callbacks` run after kiln's own (early stopping, progress, checkpoint) on every event.
 
     Example:
         >>> run = kiln.fit(kiln.mlp(hidden=[64, 64]), kiln.load_data("digits"), epochs=10, batch_size=32)
@@ -105,10 +108,10 @@ def fit(
     prepared = _prepare(dataset, cfg)
     folder = new_run(runs_dir, name, f"{dataset.name}-{cfg.model.name}")
     atomic_write(folder.config, config_mod.to_yaml(cfg))
-    return _train_and_save(folder, cfg, dataset, prepared, resume=False, quiet=quiet)
+    return _train_and_save(folder, cfg, dataset, prepared, resume=False, quiet=quiet, extra=callbacks)
 
 
-def resume(path: str | Path, *, quiet: bool = False) -> Run:
+def resume(path: str | Path, *, quiet: bool = False, callbacks: Sequence[Callback] = ()) -> Run:
     """Continue an interrupted run from its last checkpoint, to the same result as an uninterrupted run."""
     folder = RunFolder(Path(path))
     if not folder.config.is_file():
@@ -117,7 +120,7 @@ def resume(path: str | Path, *, quiet: bool = False) -> Run:
         raise RunError(f"`{folder.path}` is already finished (model.json exists); nothing to resume.")
     cfg = config_mod.load(folder.config)
     dataset = _load(cfg.data)
-    return _train_and_save(folder, cfg, dataset, _prepare(dataset, cfg), resume=True, quiet=quiet)
+    return _train_and_save(folder, cfg, dataset, _prepare(dataset, cfg), resume=True, quiet=quiet, extra=callbacks)
 
 
 def _load(data: DataConfig) -> Dataset:
@@ -147,6 +150,8 @@ def _prepare(dataset: Dataset, cfg: RunConfig) -> _Prepared:
     x, y = dataset.x_train[train], dataset.y_train[train]
     pre = Preprocessor.fit(x, y, value_range=dataset.value_range, regression=not classification)
     device = resolve_device(cfg.train.device)
+    if device.type == "cpu" and cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
 
     def tensor(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).to(device)
@@ -163,7 +168,14 @@ def _prepare(dataset: Dataset, cfg: RunConfig) -> _Prepared:
 
 
 def _train_and_save(
-    folder: RunFolder, cfg: RunConfig, dataset: Dataset, prep: _Prepared, *, resume: bool, quiet: bool
+    folder: RunFolder,
+    cfg: RunConfig,
+    dataset: Dataset,
+    prep: _Prepared,
+    *,
+    resume: bool,
+    quiet: bool,
+    extra: Sequence[Callback],
 ) -> Run:
     from rich.console import Console
 
@@ -179,11 +191,11 @@ def _train_and_save(
             callbacks.insert(0, EarlyStopping(cfg.train.early_stopping))
         if r == 0:
             callbacks.append(Checkpoint(folder.checkpoints))
+        callbacks += extra
         trainer, predictor, fit_seconds = _train_one(folder, cfg, dataset, prep, seed, callbacks, resume and r == 0)
-        metrics = _test_metrics(predictor, dataset)
+        metrics = {**_test_metrics(predictor, dataset), "fit_seconds": fit_seconds}
         if r == 0:
             main, main_trainer, main_predictor = metrics, trainer, predictor
-            main["fit_seconds"] = fit_seconds
         runs.append(metrics)
         console.print(_summary(metrics))
     if repeats > 1:
