@@ -21,7 +21,7 @@ from kiln.errors import ConfigError, RunError, TrainingInterrupted, closest
 from kiln.evaluate.metrics import classification_metrics, regression_metrics, scalar_metrics, spread
 from kiln.models.registry import build
 from kiln.models.spec import ModelSpec
-from kiln.predict import Predictor
+from kiln.predict import Predictor, TorchForward
 from kiln.runs import FORMAT_VERSION, RunFolder, atomic_write, history_csv, new_run, sha256, write_json
 from kiln.train.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar
 from kiln.train.checkpoint import load_checkpoint
@@ -237,7 +237,7 @@ def _train_one(
         ) from None
     fit_seconds = time.perf_counter() - start
     net = trainer.model.cpu().eval()
-    return trainer, Predictor(folder, schema, prep.preprocessor, net, ""), fit_seconds
+    return trainer, Predictor(folder, schema, prep.preprocessor, TorchForward(net), ""), fit_seconds
 
 
 def _test_metrics(predictor: Predictor, dataset: Dataset) -> dict[str, Any]:
@@ -263,7 +263,7 @@ def _save(
     """Write weights, history, metrics, plots and report; model.json last, which marks the run finished."""
     from safetensors.torch import save as save_tensors
 
-    weights = save_tensors({k: v.contiguous() for k, v in predictor.model.state_dict().items()})
+    weights = save_tensors({k: v.contiguous() for k, v in predictor.module.state_dict().items()})
     atomic_write(folder.weights, weights)
     atomic_write(folder.history, history_csv(history))
     write_json(folder.metrics, metrics)

@@ -1,28 +1,43 @@
 """Predictor: raw rows in, labeled output out, from a run folder alone.
 
-It reads model.json (spec, schema, preprocessing), verifies and loads the safetensors weights,
-and imports nothing from training: the CLI, the server and later steps all predict through it.
+It reads model.json (spec, schema, preprocessing), verifies the weights' checksum, and runs the
+network through a runtime: torch (the safetensors weights) or ONNX Runtime (model.onnx). It
+imports nothing from training; the CLI, the server and later steps all predict through it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
-from pydantic import TypeAdapter, ValidationError
-from safetensors import SafetensorError
-from safetensors.torch import load as load_tensors
-from torch import nn
 
 from kiln.data.preprocessing import Preprocessor
 from kiln.data.schema import Schema
 from kiln.errors import InputError, RunError
-from kiln.models.registry import build
-from kiln.models.spec import ModelSpec
 from kiln.runs import RunFolder
+
+if TYPE_CHECKING:
+    from torch import nn
+
+Runtime = Literal["auto", "torch", "onnx"]
+Forward = Callable[[np.ndarray], np.ndarray]
+"""Preprocessed float32 rows (n, features) -> raw network outputs (n, outputs)."""
+
+
+class TorchForward:
+    """Runs a torch module in inference mode on NumPy rows."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module.eval()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self.module(torch.from_numpy(x)).float().numpy()
 
 
 @dataclass
@@ -32,12 +47,16 @@ class Predictor:
     run: RunFolder
     schema: Schema
     preprocessor: Preprocessor
-    model: nn.Module
+    forward: Forward
     version: str
+    runtime: str = "torch"
 
     @classmethod
-    def load(cls, path: str | Path) -> Predictor:
-        """Load a finished run folder, verifying model.json and the weights' checksum.
+    def load(cls, path: str | Path, runtime: Runtime = "auto") -> Predictor:
+        """Load a finished run folder, verifying model.json and the checksum of what it runs.
+
+        `auto` uses ONNX Runtime when the run has a model.onnx and onnxruntime is installed
+        (faster per call on CPU), torch otherwise.
 
         Example:
             >>> predictor = kiln.load("runs/digits-mlp")
@@ -46,52 +65,56 @@ class Predictor:
         run = RunFolder(Path(path))
         meta = run.read_model_json()
         try:
-            spec = TypeAdapter(ModelSpec).validate_python(meta["model"])
             schema = Schema.from_dict(meta["schema"])
             preprocessor = Preprocessor.from_dict(meta["preprocessing"])
-            weights_sha = meta["weights"]["sha256"]
-        except (ValidationError, KeyError, TypeError, ValueError) as exc:
-            raise RunError(f"`{run.model_json}` is corrupted: {str(exc).splitlines()[0]}.") from None
-        tensors = _load_weights(run, weights_sha)
-        model = build(spec, len(schema.features), schema.n_outputs, schema.image_shape)
-        try:
-            model.load_state_dict(tensors)
-        except RuntimeError as exc:
-            raise RunError(
-                f"`{run.weights}` does not fit the architecture in model.json: {str(exc).splitlines()[0]}"
-            ) from None
-        model.eval()
-        return cls(run, schema, preprocessor, model, weights_sha[:12])
+            version = str(meta["weights"]["sha256"])[:12]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RunError(f"`{run.model_json}` is corrupted: {exc!r}.") from None
+        if runtime == "onnx" or (runtime == "auto" and _onnx_usable(run, meta)):
+            from kiln.export.runtime import OnnxForward
+
+            return cls(run, schema, preprocessor, OnnxForward.load(run, meta), version, "onnx")
+        return cls(run, schema, preprocessor, TorchForward(load_module(run, meta, schema)), version, "torch")
 
     @property
     def name(self) -> str:
         return self.run.name
 
+    @property
+    def module(self) -> nn.Module:
+        """The torch module (loaded from the safetensors weights if this predictor runs ONNX)."""
+        if isinstance(self.forward, TorchForward):
+            return self.forward.module
+        return load_module(self.run, self.run.read_model_json(), self.schema)
+
     def check(self, x: Any) -> np.ndarray:
-        """Raw rows as a float array (n, features), or an `InputError` naming what does not fit."""
+        """Raw rows -> a float array (n, features), or an `InputError` naming the row and feature.
+
+        Rows are sequences of numbers in the model's feature order, or mappings keyed by feature name.
+        """
+        features = self.schema.features
+        if isinstance(x, Sequence) and x and isinstance(x[0], Mapping):
+            x = [_by_name(row, features, i) for i, row in enumerate(x)]
         try:
             arr = np.asarray(x, dtype=np.float32)
         except (TypeError, ValueError):
-            raise InputError("Inputs must be numeric rows of equal length.") from None
+            raise InputError(f"Inputs must be numeric rows of {len(features)} features each.") from None
         if arr.ndim == 1:
             arr = arr[None, :]
-        n_features = len(self.schema.features)
-        if arr.ndim != 2 or arr.shape[1] != n_features:
-            raise InputError(f"Expected rows of {n_features} features; got an array of shape {arr.shape}.")
+        if arr.ndim != 2 or arr.shape[1] != len(features):
+            raise InputError(f"Expected rows of {len(features)} features; got an array of shape {arr.shape}.")
         bad = np.argwhere(~np.isfinite(arr))
         if len(bad):
             row, col = bad[0]
-            raise InputError(f"Row {row}, feature `{self.schema.features[col]}`: value is {arr[row, col]}, not finite.")
+            raise InputError(f"Row {row}, feature `{features[col]}`: value is {arr[row, col]}, not a finite number.")
         return arr
 
     def outputs(self, x: Any) -> np.ndarray:
-        """Model outputs for raw rows: class probabilities (n, classes) or values (n,) in the target's unit."""
-        inputs = torch.from_numpy(self.preprocessor.transform(self.check(x)))
-        with torch.inference_mode():
-            out = self.model(inputs)
+        """Class probabilities (n, classes), or values (n,) in the target's unit, for raw rows."""
+        out = self.forward(self.preprocessor.transform(self.check(x)))
         if self.schema.task == "classification":
-            return torch.softmax(out.float(), dim=1).numpy()
-        return self.preprocessor.inverse_target(out.float().squeeze(-1).numpy())
+            return softmax(out)
+        return self.preprocessor.inverse_target(out[:, 0])
 
     def predict(self, x: Any) -> list[dict[str, Any]]:
         """One dict per row: `label` and `probabilities` per class, or `value` for regression."""
@@ -104,9 +127,49 @@ class Predictor:
         ]
 
 
-def _load_weights(run: RunFolder, sha: str) -> dict[str, torch.Tensor]:
-    data = run.read_weights(sha)
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64 for stable probabilities."""
+    z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _by_name(row: Mapping[str, Any], features: list[str], index: int) -> list[Any]:
+    missing = [name for name in features if name not in row]
+    if missing:
+        raise InputError(f"Row {index} is missing feature `{missing[0]}` ({len(missing)} missing in all).")
+    return [row[name] for name in features]
+
+
+def _onnx_usable(run: RunFolder, meta: dict[str, Any]) -> bool:
+    if "onnx" not in meta or not (run.path / meta["onnx"]["file"]).is_file():
+        return False
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def load_module(run: RunFolder, meta: dict[str, Any], schema: Schema) -> nn.Module:
+    """Rebuild the torch module from model.json's spec and load the verified safetensors weights."""
+    from pydantic import TypeAdapter, ValidationError
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_tensors
+
+    from kiln.models.registry import build
+    from kiln.models.spec import ModelSpec
+
     try:
-        return load_tensors(data)
+        spec = TypeAdapter(ModelSpec).validate_python(meta["model"])
+    except ValidationError as exc:
+        raise RunError(f"`{run.model_json}` is corrupted: bad model spec ({exc.errors()[0]['msg']}).") from None
+    data = run.read_weights(meta["weights"]["sha256"])
+    try:
+        tensors = load_tensors(data)
     except SafetensorError as exc:
         raise RunError(f"`{run.weights}` is not a valid safetensors file ({exc}).") from None
+    module = build(spec, len(schema.features), schema.n_outputs, schema.image_shape)
+    try:
+        module.load_state_dict(tensors)
+    except RuntimeError as exc:
+        raise RunError(f"`{run.weights}` does not fit the architecture in model.json: {str(exc).splitlines()[0]}") from None
+    return module.eval()
