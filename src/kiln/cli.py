@@ -21,12 +21,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def friendly(fn: F) -> F:
-    """Turn a KilnError into one line on stderr and its exit code (2), with no traceback."""
+    """Turn a KilnError into one line on stderr and its exit code (2), with no traceback; warnings into one line."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from kiln.errors import KilnError
+        import warnings
 
+        from kiln.errors import KilnError, KilnWarning
+
+        def show(message: Any, category: type[Warning], *_: Any, **__: Any) -> None:
+            typer.echo(f"kiln: warning: {message}", err=True)
+
+        warnings.showwarning = show
+        warnings.simplefilter("always", KilnWarning)
         try:
             return fn(*args, **kwargs)
         except KilnError as exc:
@@ -47,7 +54,17 @@ RunPath = Annotated[Path, typer.Argument(help="A run folder, e.g. runs/digits-ml
 def train(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Override a config key: --set train.lr=3e-3.")] = [],
-    data: Annotated[Optional[str], typer.Option(help="Dataset: digits, iris, wine, breast_cancer, diabetes.")] = None,
+    data: Annotated[
+        Optional[str],
+        typer.Option(help="digits, iris, wine, breast_cancer, diabetes, or a .csv/.tsv/.parquet/.npz file or image folder."),
+    ] = None,
+    target: Annotated[Optional[str], typer.Option(help="Target column of a table file.")] = None,
+    task: Annotated[Optional[str], typer.Option(help="classification or regression (default: inferred).")] = None,
+    image_size: Annotated[Optional[int], typer.Option(help="Resize images to this many pixels square.")] = None,
+    on_missing: Annotated[Optional[str], typer.Option(help="impute (median/`<missing>`, default) or error.")] = None,
+    class_weight: Annotated[Optional[str], typer.Option(help="none or balanced (weights classes by rarity).")] = None,
+    skip_bad_files: Annotated[bool, typer.Option(help="Skip unreadable images instead of stopping.")] = False,
+    encoding: Annotated[Optional[str], typer.Option(help="Text encoding of a CSV file (default utf-8).")] = None,
     model: Annotated[Optional[str], typer.Option(help="Model: mlp, cnn, rnn.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Epochs to train.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Batch size.")] = None,
@@ -70,12 +87,14 @@ def train(
         run = lifecycle.resume(resume, quiet=quiet)
     else:
         flags = {
-            "data.source": data, "model.name": model, "train.epochs": epochs, "train.batch_size": batch_size,
+            "data.source": data, "data.target": target, "data.task": task, "data.image_size": image_size,
+            "data.on_missing": on_missing, "data.encoding": encoding, "train.class_weight": class_weight,
+            "data.skip_bad_files": skip_bad_files or None, "model.name": model, "train.epochs": epochs, "train.batch_size": batch_size,
             "train.lr": lr, "train.optimizer": optimizer, "train.early_stopping": early_stopping,
             "train.repeats": repeats, "train.seed": seed, "train.device": device,
         }
-        overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(set_)
-        cfg = config_mod.load(config, overrides)
+        values = {k: v for k, v in flags.items() if v is not None}
+        cfg = config_mod.load(config, list(set_), values)
         run = lifecycle.fit(config=cfg, runs_dir=runs_dir, name=name, quiet=quiet)
     _print_result(run.metrics)
     typer.echo(f"Run folder: {run.path}")
@@ -117,31 +136,102 @@ def evaluate(
 @friendly
 def predict(
     run: RunPath,
-    inputs: Annotated[Path, typer.Argument(help="CSV of feature rows (with a header of feature names, or none).")],
+    inputs: Annotated[Path, typer.Argument(help="CSV/Parquet rows (by column name, or a headerless CSV), or images.")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write predictions CSV here.")] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of the input file.")] = "utf-8",
 ) -> None:
-    """Predict labels (and class probabilities) for the rows of a CSV file."""
-    from kiln.data.rows import read_rows
+    """Predict labels (and class probabilities) for a table file, an image or a folder of images.
+
+    Extra columns (ids, fields the model does not use) are passed through to the output.
+    """
+    from kiln.data.inputs import read_inputs
     from kiln.predict import Predictor
     from kiln.runs import atomic_write
 
     predictor = Predictor.load(run)
-    x = read_rows(inputs, predictor.schema.features)
-    text = _predictions_csv(predictor.predict(x))
+    rows = read_inputs(inputs, predictor.schema, encoding=encoding)
+    unknown: dict[str, int] = {}
+    out = predictor.outputs(rows.rows, unknown)
+    for column, count in unknown.items():
+        typer.echo(f"kiln: warning: {count} row(s) have a `{column}` category never seen in training; "
+                   "they were scored with the unknown bucket.", err=True)
+    text = _predictions_csv(out, predictor.schema.classes, rows.passthrough)
     if output is None:
         sys.stdout.write(text)
         return
     atomic_write(output, text)
-    typer.echo(f"Wrote {len(x)} predictions to {output}", err=True)
+    typer.echo(f"Wrote {len(rows)} predictions to {output}", err=True)
 
 
-def _predictions_csv(rows: list[dict[str, Any]]) -> str:
-    if "value" in rows[0]:
-        return "value\n" + "".join(f"{r['value']:.6g}\n" for r in rows)
-    classes = list(rows[0]["probabilities"])
-    lines = [",".join(["label", *(f"p_{c}" for c in classes)])]
-    lines += [",".join([r["label"], *(f"{r['probabilities'][c]:.6f}" for c in classes)]) for r in rows]
-    return "\n".join(lines) + "\n"
+def _predictions_csv(out: Any, classes: list[str], passthrough: dict[str, Any]) -> str:
+    """Passed-through columns, then `label` and `p_<class>` per class (or `value` for regression)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    if classes:
+        writer.writerow([*passthrough, "label", *(f"p_{c}" for c in classes)])
+        body = ([classes[int(p.argmax())], *(f"{v:.6f}" for v in p)] for p in out)
+    else:
+        writer.writerow([*passthrough, "value"])
+        body = ([f"{v:.6g}"] for v in out)
+    extra = list(zip(*passthrough.values())) if passthrough else [()] * len(out)
+    for cells, row in zip(extra, body):
+        writer.writerow([_cell(c) for c in cells] + row)
+    return buf.getvalue()
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+@app.command()
+@friendly
+def inspect(
+    data: Annotated[str, typer.Option(help="A .csv/.tsv/.parquet table file.")],
+    target: Annotated[Optional[str], typer.Option(help="The target column.")] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of a CSV file.")] = "utf-8",
+) -> None:
+    """Show what kiln will do with a table: column kinds, missing values, dropped columns, classes and imbalance."""
+    from collections import Counter
+
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    from kiln.data.table import read_table
+    from kiln.data.tabular import describe_columns
+    from kiln.errors import DataError, closest
+
+    table = read_table(data, encoding=encoding, keep_text=target)
+    if target is not None and target not in table.columns:
+        raise DataError(f"`{data}` has no column `{target}`.{closest(target, table.columns)} Columns: {', '.join(table.columns)}.")
+    console = Console()
+    view = RichTable("column", "kind", "missing", "distinct", "kiln will", title=f"{data}: {table.n_rows} rows")
+    for info in describe_columns(table):
+        if info.name == target:
+            action = "predict it (target)"
+        elif info.distinct == 0:
+            action = "[red]stop: column is empty[/red]"
+        elif info.drop:
+            action = f"[yellow]drop: {info.drop}[/yellow]"
+        elif info.kind == "categorical":
+            action = f"one-hot {info.distinct} categories + unknown" + (" + <missing>" if info.missing else "")
+        else:
+            action = "standardize" + (", fill median + missing indicator" if info.missing else "")
+        view.add_row(info.name, info.kind, str(info.missing), str(info.distinct), action)
+    console.print(view)
+    if target is not None:
+        counts = Counter(str(v) for v in table.columns[target] if v is not None)
+        if table.kinds[target] != "numeric" or len(counts) <= 20:
+            ratio = max(counts.values()) / min(counts.values())
+            shown = ", ".join(f"{label}: {n}" for label, n in counts.most_common())
+            console.print(f"Classes of `{target}`: {shown}. Imbalance (largest/smallest): {ratio:.1f}x"
+                          + (" — consider --class-weight balanced" if ratio >= 3 else ""))
+        else:
+            console.print(f"`{target}` is numeric with {len(counts)} distinct values: regression.")
 
 
 @app.command()

@@ -21,18 +21,25 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    """Where the data comes from and how it is split.
+    """Where the data comes from, how to read it and how it is split.
 
     `split="keras"` is the article's: an unstratified `train_test_split(test_size, random_state=seed)`
     for the test set, then the last `val_split` of the training rows for validation, as Keras'
-    `validation_split` does. `split="stratified"` stratifies both splits by class.
+    `validation_split` does. `split="stratified"` stratifies both splits by class. `auto` is keras
+    for the built-in datasets (the article's split) and stratified for your own files.
     """
 
     source: str = "digits"
+    target: str | None = None
+    task: Literal["auto", "classification", "regression"] = "auto"
     test_size: float = Field(0.2, gt=0.0, lt=1.0)
     val_split: float = Field(0.2, ge=0.0, lt=1.0)
-    split: Literal["keras", "stratified"] = "keras"
+    split: Literal["auto", "keras", "stratified"] = "auto"
     seed: int = 42
+    encoding: str = "utf-8"
+    on_missing: Literal["impute", "error"] = "impute"
+    image_size: int | None = Field(None, gt=0)
+    skip_bad_files: bool = False
 
 
 class TrainConfig(_Section):
@@ -53,6 +60,7 @@ class TrainConfig(_Section):
     gamma: float = Field(0.1, gt=0.0, le=1.0)
     clip_grad_norm: float | None = Field(None, gt=0.0)
     early_stopping: int | None = Field(None, gt=0)
+    class_weight: Literal["none", "balanced"] = "none"
     seed: int = 0
     repeats: int = Field(1, gt=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -116,40 +124,43 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return raw
 
 
+def set_key(raw: dict[str, Any], key: str, value: Any) -> None:
+    """Set a dotted key (`train.lr`) in a nested config dict; a new model name drops the old model's options."""
+    *parents, leaf = key.split(".")
+    if parents == [] and leaf == "model" or parents == ["model"] and leaf == "name":
+        model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+        raw["model"] = {**(model if model.get("name", "mlp") == value else {}), "name": value}
+        return
+    node = raw
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"Invalid key `{key}`: `{part}` is a value, not a section.")
+        node = child
+    node[leaf] = value
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `key.sub=value` overrides (values parsed as YAML) to a nested dict, in order."""
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"Invalid override `{item}`: expected key=value, e.g. train.lr=3e-3.")
-        *parents, leaf = key.strip().split(".")
-        node = raw
-        for part in parents:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise ConfigError(f"Invalid override `{item}`: `{part}` is a value, not a section.")
-            node = child
-        if parents == [] and leaf == "model" or parents == ["model"] and leaf == "name":
-            _switch_model(raw, yaml.safe_load(text) if leaf == "model" else text)
-            continue
         try:
-            node[leaf] = yaml.safe_load(text)
+            value = yaml.safe_load(text)
         except yaml.YAMLError:
             raise ConfigError(f"Invalid override `{item}`: the value is not valid YAML.") from None
+        set_key(raw, key.strip(), value)
     return raw
 
 
-def _switch_model(raw: dict[str, Any], name: object) -> None:
-    """Set the model name, dropping the old model's options when the architecture changes."""
-    model = raw.get("model") or {}
-    if model.get("name", "mlp") != name:
-        model = {}
-    raw["model"] = {**model, "name": name}
-
-
-def load(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Build a config from an optional YAML file plus `--set` overrides."""
+def load(
+    path: str | Path | None = None, overrides: list[str] | None = None, values: dict[str, Any] | None = None
+) -> RunConfig:
+    """Build a config from an optional YAML file, then typed `values` (CLI flags), then `--set` overrides."""
     raw = read_yaml(path) if path else {}
+    for key, value in (values or {}).items():
+        set_key(raw, key, value)
     raw = apply_overrides(raw, overrides or [])
     return validate(raw, where=str(path) if path else "")
 

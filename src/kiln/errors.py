@@ -49,6 +49,10 @@ class TrainingInterrupted(KilnError):
     exit_code = 130
 
 
+class KilnWarning(UserWarning):
+    """Something kiln handled for you but you should know about (a dropped column, unknown categories)."""
+
+
 def closest(word: str, choices: Iterable[str]) -> str:
     """Return " Did you mean `x`?" for the nearest choice, or "" when none is close."""
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)

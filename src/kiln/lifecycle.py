@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,9 @@ import torch
 
 from kiln import config as config_mod
 from kiln.config import DataConfig, RunConfig, TrainConfig
-from kiln.data.dataset import Dataset
-from kiln.data.load import load_data
+from kiln.data.dataset import Dataset, take
+from kiln.data.schema import Schema
+from kiln.data.load import load_configured
 from kiln.data.preprocessing import Preprocessor
 from kiln.data.splits import validation_split
 from kiln.errors import ConfigError, RunError, TrainingInterrupted, closest
@@ -69,7 +70,9 @@ def resolve_config(
     if model is not None:
         raw["model"] = model.model_dump(mode="json")
     if isinstance(data, Dataset):
-        raw["data"].update(source=data.name, test_size=data.test_size, split=data.split, seed=data.seed)
+        raw["data"].update(source=data.source or data.name, test_size=data.test_size, split=data.split, seed=data.seed)
+        if data.schema.target != "target":
+            raw["data"]["target"] = data.schema.target
     elif data is not None:
         raw["data"]["source"] = data
     for key, value in options.items():
@@ -104,7 +107,7 @@ def fit(
         >>> run.metrics["accuracy"]
     """
     cfg = resolve_config(model, data, config, **options)
-    dataset = data if isinstance(data, Dataset) else _load(cfg.data)
+    dataset = data if isinstance(data, Dataset) else load_configured(cfg.data)
     prepared = _prepare(dataset, cfg)
     folder = new_run(runs_dir, name, f"{dataset.name}-{cfg.model.name}")
     atomic_write(folder.config, config_mod.to_yaml(cfg))
@@ -119,19 +122,17 @@ def resume(path: str | Path, *, quiet: bool = False, callbacks: Sequence[Callbac
     if folder.is_finished():
         raise RunError(f"`{folder.path}` is already finished (model.json exists); nothing to resume.")
     cfg = config_mod.load(folder.config)
-    dataset = _load(cfg.data)
+    dataset = load_configured(cfg.data)
     return _train_and_save(folder, cfg, dataset, _prepare(dataset, cfg), resume=True, quiet=quiet, extra=callbacks)
-
-
-def _load(data: DataConfig) -> Dataset:
-    return load_data(data.source, test_size=data.test_size, split=data.split, seed=data.seed)  # type: ignore[arg-type]
 
 
 @dataclass
 class _Prepared:
-    """Tensors for training and validation plus the preprocessing fitted on the training rows."""
+    """Tensors for training and validation, the preprocessing fitted on the training rows, the final schema."""
 
+    schema: Schema
     preprocessor: Preprocessor
+    class_weights: torch.Tensor | None
     x: torch.Tensor
     y: torch.Tensor
     x_val: torch.Tensor
@@ -141,14 +142,24 @@ class _Prepared:
 
 def _prepare(dataset: Dataset, cfg: RunConfig) -> _Prepared:
     classification = dataset.schema.task == "classification"
-    train, val = validation_split(dataset.y_train, cfg.data.val_split, cfg.data.split, cfg.data.seed, classification)  # type: ignore[arg-type]
+    train, val = validation_split(dataset.y_train, cfg.data.val_split, dataset.split, cfg.data.seed, classification)  # type: ignore[arg-type]
     if cfg.train.batch_size > len(train):
         raise ConfigError(
             f"`train.batch_size` is {cfg.train.batch_size} but the training split has only {len(train)} rows; "
             f"use a batch size of at most {len(train)}."
         )
-    x, y = dataset.x_train[train], dataset.y_train[train]
-    pre = Preprocessor.fit(x, y, value_range=dataset.value_range, regression=not classification)
+    x, y = take(dataset.x_train, train), dataset.y_train[train]
+    pre = Preprocessor.fit(
+        x,
+        y,
+        value_range=dataset.value_range,
+        regression=not classification,
+        on_missing=cfg.data.on_missing,
+        image_shape=dataset.schema.image_shape,
+    )
+    schema = dataset.schema
+    if pre.encoder is not None:
+        schema = replace(schema, n_inputs=len(pre.encoder.outputs))
     device = resolve_device(cfg.train.device)
     if device.type == "cpu" and cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
@@ -156,9 +167,15 @@ def _prepare(dataset: Dataset, cfg: RunConfig) -> _Prepared:
     def tensor(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).to(device)
 
-    x_val, y_val = dataset.x_train[val], dataset.y_train[val]
+    weights = None
+    if classification and cfg.train.class_weight == "balanced":
+        counts = np.bincount(y, minlength=len(schema.classes)).astype(np.float32)
+        weights = tensor(len(y) / (len(counts) * np.maximum(counts, 1.0)))
+    x_val, y_val = take(dataset.x_train, val), dataset.y_train[val]
     return _Prepared(
+        schema,
         pre,
+        weights,
         tensor(pre.transform(x)),
         tensor(pre.transform_target(y)),
         tensor(pre.transform(x_val)),
@@ -216,12 +233,17 @@ def _train_one(
     callbacks: list[Callback],
     resume: bool,
 ) -> tuple[Trainer, Predictor, float]:
-    schema = dataset.schema
+    schema = prep.schema
     torch.manual_seed(seed)
-    net = build(cfg.model, len(schema.features), schema.n_outputs, schema.image_shape)
+    net = build(cfg.model, schema.inputs, schema.n_outputs, schema.image_shape)
     train_cfg = cfg.train.model_copy(update={"seed": seed})
     trainer = Trainer(
-        net, train_cfg, classification=schema.task == "classification", device=prep.device, callbacks=callbacks
+        net,
+        train_cfg,
+        classification=schema.task == "classification",
+        device=prep.device,
+        callbacks=callbacks,
+        class_weights=prep.class_weights,
     )
     if resume:
         trainer.state = load_checkpoint(folder.checkpoints, trainer)
@@ -286,7 +308,7 @@ def _save(
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "data": dataset.name,
             "model": cfg.model.model_dump(mode="json"),
-            "schema": dataset.schema.to_dict(),
+            "schema": predictor.schema.to_dict(),
             "preprocessing": predictor.preprocessor.to_dict(),
             "weights": {"file": folder.weights.name, "sha256": sha256(weights)},
         },

@@ -16,6 +16,7 @@ import numpy as np
 
 from kiln.data.preprocessing import Preprocessor
 from kiln.data.schema import Schema
+from kiln.data.table import Table
 from kiln.errors import InputError, RunError
 from kiln.runs import RunFolder
 
@@ -87,14 +88,25 @@ class Predictor:
             return self.forward.module
         return load_module(self.run, self.run.read_model_json(), self.schema)
 
-    def check(self, x: Any) -> np.ndarray:
-        """Raw rows -> a float array (n, features), or an `InputError` naming the row and feature.
+    def check(self, x: Any) -> np.ndarray | Table:
+        """Raw rows -> a float array (n, features) or, for a table model, a `Table` of raw columns.
 
-        Rows are sequences of numbers in the model's feature order, or mappings keyed by feature name.
+        Rows are sequences of values in the model's feature order, mappings keyed by feature name,
+        or a `Table` (extra columns are ignored). Raises an `InputError` naming the row and feature.
         """
         features = self.schema.features
-        if isinstance(x, Sequence) and x and isinstance(x[0], Mapping):
+        if isinstance(x, Table):
+            missing = [name for name in features if name not in x.columns]
+            if missing:
+                raise InputError(
+                    f"`{x.path}` is missing feature column(s) {', '.join(f'`{m}`' for m in missing[:5])}; "
+                    f"expected the {len(features)} columns the model was trained on."
+                )
+            x = x if self.preprocessor.encoder else np.column_stack([x.columns[f] for f in features])
+        elif isinstance(x, Sequence) and x and isinstance(x[0], Mapping):
             x = [_by_name(row, features, i) for i, row in enumerate(x)]
+        if self.preprocessor.encoder is not None:
+            return x if isinstance(x, Table) else _table(x, features)
         try:
             arr = np.asarray(x, dtype=np.float32)
         except (TypeError, ValueError):
@@ -109,9 +121,15 @@ class Predictor:
             raise InputError(f"Row {row}, feature `{features[col]}`: value is {arr[row, col]}, not a finite number.")
         return arr
 
-    def outputs(self, x: Any) -> np.ndarray:
-        """Class probabilities (n, classes), or values (n,) in the target's unit, for raw rows."""
-        out = self.forward(self.preprocessor.transform(self.check(x)))
+    def outputs(self, x: Any, unknown: dict[str, int] | None = None) -> np.ndarray:
+        """Class probabilities (n, classes), or values (n,) in the target's unit, for raw rows.
+
+        `unknown`, when given, receives per column the count of categories never seen in training.
+        """
+        encoded, unseen = self.preprocessor.encode(self.check(x))
+        if unknown is not None:
+            unknown.update(unseen)
+        out = self.forward(self.preprocessor.scaled(encoded))
         if self.schema.task == "classification":
             return softmax(out)
         return self.preprocessor.inverse_target(out[:, 0])
@@ -141,6 +159,19 @@ def _by_name(row: Mapping[str, Any], features: list[str], index: int) -> list[An
     return [row[name] for name in features]
 
 
+def _table(rows: Any, features: list[str]) -> Table:
+    """Rows of raw values in feature order -> a Table of object columns, checking every row's length."""
+    rows = list(rows) if not isinstance(rows, np.ndarray) else rows.tolist()
+    if rows and not isinstance(rows[0], (list, tuple)):
+        rows = [rows]
+    for i, row in enumerate(rows):
+        if not isinstance(row, (list, tuple)) or len(row) != len(features):
+            found = len(row) if isinstance(row, (list, tuple)) else type(row).__name__
+            raise InputError(f"Row {i}: expected {len(features)} values ({', '.join(features[:4])}, ...); found {found}.")
+    columns = {name: np.array([row[j] for row in rows], dtype=object) for j, name in enumerate(features)}
+    return Table(Path("<input>"), columns, {})
+
+
 def _onnx_usable(run: RunFolder, meta: dict[str, Any]) -> bool:
     if "onnx" not in meta or not (run.path / meta["onnx"]["file"]).is_file():
         return False
@@ -167,7 +198,7 @@ def load_module(run: RunFolder, meta: dict[str, Any], schema: Schema) -> nn.Modu
         tensors = load_tensors(data)
     except SafetensorError as exc:
         raise RunError(f"`{run.weights}` is not a valid safetensors file ({exc}).") from None
-    module = build(spec, len(schema.features), schema.n_outputs, schema.image_shape)
+    module = build(spec, schema.inputs, schema.n_outputs, schema.image_shape)
     try:
         module.load_state_dict(tensors)
     except RuntimeError as exc:

@@ -7,11 +7,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from kiln.data.schema import Schema
+from kiln.data.table import Table
 
 
 @dataclass
 class Dataset:
     """Raw (unscaled) rows of one dataset, already split into train (incl. validation) and test.
+
+    Rows are a float array (n, features), or a `Table` of named raw columns for table files.
 
     `value_range` is the known maximum of every feature (16 for the digits' pixels); preprocessing
     divides by it, as the article does, instead of standardizing.
@@ -19,18 +22,24 @@ class Dataset:
 
     name: str
     schema: Schema
-    x_train: np.ndarray
+    x_train: np.ndarray | Table
     y_train: np.ndarray
-    x_test: np.ndarray
+    x_test: np.ndarray | Table
     y_test: np.ndarray
     value_range: float | None = None
     test_size: float = 0.2
     split: str = "keras"
     seed: int = 42
+    source: str = ""
 
     def __repr__(self) -> str:
         kind = f"{len(self.schema.classes)} classes" if self.schema.classes else "regression"
         return (
-            f"Dataset({self.name!r}, {len(self.x_train)} train+val rows, {len(self.x_test)} test rows, "
+            f"Dataset({self.name!r}, {len(self.y_train)} train+val rows, {len(self.y_test)} test rows, "
             f"{len(self.schema.features)} features, {kind})"
         )
+
+
+def take(x: np.ndarray | Table, rows: np.ndarray) -> np.ndarray | Table:
+    """The given rows of an array or a table."""
+    return x.take(rows) if isinstance(x, Table) else x[rows]

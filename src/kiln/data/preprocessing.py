@@ -1,6 +1,7 @@
 """Fitted preprocessing: plain numbers saved in model.json, applied identically at train and serve time.
 
-Only NumPy is needed here, so a `Predictor` or the server never imports training code.
+Tables are first encoded (`TableEncoder`: categories, booleans, missing values); every input is
+then scaled per feature. Only NumPy is needed, so a `Predictor` never imports training code.
 """
 
 from __future__ import annotations
@@ -10,34 +11,72 @@ from typing import Any
 
 import numpy as np
 
+from kiln.data.encoding import OnMissing, TableEncoder
+from kiln.data.table import Table
+
 
 @dataclass(frozen=True)
 class Preprocessor:
-    """Per-feature affine transform `x * scale + shift`, and target standardization for regression."""
+    """Optional table encoding, then `x * scale + shift` per feature; target standardization for regression."""
 
     scale: np.ndarray
     shift: np.ndarray
     target_mean: float | None = None
     target_std: float | None = None
+    encoder: TableEncoder | None = None
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, *, value_range: float | None, regression: bool) -> Preprocessor:
-        """Fit on the training rows only: divide by a known value range, or standardize."""
+    def fit(
+        cls,
+        x: np.ndarray | Table,
+        y: np.ndarray,
+        *,
+        value_range: float | None,
+        regression: bool,
+        on_missing: OnMissing = "impute",
+        image_shape: tuple[int, int, int] | None = None,
+    ) -> Preprocessor:
+        """Fit on the training rows only: encode a table, then divide by a known value range or standardize.
+
+        Images are standardized per channel (one mean and std per channel, spread over its pixels).
+        """
+        encoder = None
+        if isinstance(x, Table):
+            encoder = TableEncoder.fit(x.columns, x.kinds, on_missing)
+            x, _ = encoder.transform(x.columns, x.n_rows)
         if value_range is not None:
             scale = np.full(x.shape[1], 1.0 / value_range)
             shift = np.zeros(x.shape[1])
+        elif image_shape is not None:
+            per_channel = x.reshape(len(x), image_shape[0], -1)  # (n, C, H*W)
+            mean = per_channel.mean(axis=(0, 2), dtype=np.float64)
+            std = per_channel.std(axis=(0, 2), dtype=np.float64)
+            std = np.where(std > 0, std, 1.0)
+            pixels = image_shape[1] * image_shape[2]
+            scale, shift = np.repeat(1.0 / std, pixels), np.repeat(-mean / std, pixels)
         else:
-            mean, std = x.mean(axis=0), x.std(axis=0)
+            mean, std = x.mean(axis=0, dtype=np.float64), x.std(axis=0, dtype=np.float64)
             std = np.where(std > 0, std, 1.0)  # a constant column maps to 0, not NaN
             scale, shift = 1.0 / std, -mean / std
-        if not regression:
-            return cls(scale.astype(np.float32), shift.astype(np.float32))
-        std_y = float(y.std()) or 1.0
-        return cls(scale.astype(np.float32), shift.astype(np.float32), float(y.mean()), std_y)
+        target_mean = target_std = None
+        if regression:
+            target_mean, target_std = float(y.mean()), float(y.std()) or 1.0
+        return cls(scale.astype(np.float32), shift.astype(np.float32), target_mean, target_std, encoder)
 
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        """Raw features (n, features) -> model inputs, float32."""
-        return (np.asarray(x, dtype=np.float32) * self.scale + self.shift).astype(np.float32, copy=False)
+    def encode(self, x: np.ndarray | Table) -> tuple[np.ndarray, dict[str, int]]:
+        """Raw rows -> unscaled float32 features, plus per-column counts of unseen categories."""
+        if isinstance(x, Table):
+            assert self.encoder is not None, "a table needs a fitted encoder"
+            return self.encoder.transform(x.columns, x.n_rows)
+        return np.asarray(x, dtype=np.float32), {}
+
+    def transform(self, x: np.ndarray | Table) -> np.ndarray:
+        """Raw rows -> model inputs (n, inputs), float32."""
+        encoded, _ = self.encode(x)
+        return self.scaled(encoded)
+
+    def scaled(self, encoded: np.ndarray) -> np.ndarray:
+        return (encoded * self.scale + self.shift).astype(np.float32, copy=False)
 
     def transform_target(self, y: np.ndarray) -> np.ndarray:
         """Regression targets -> standardized targets; classification targets pass through."""
@@ -52,12 +91,15 @@ class Preprocessor:
         return y * self.target_std + self.target_mean
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "scale": self.scale.tolist(),
             "shift": self.shift.tolist(),
             "target_mean": self.target_mean,
             "target_std": self.target_std,
         }
+        if self.encoder is not None:
+            out["encoder"] = self.encoder.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Preprocessor:
@@ -66,4 +108,5 @@ class Preprocessor:
             np.asarray(raw["shift"], dtype=np.float32),
             raw.get("target_mean"),
             raw.get("target_std"),
+            TableEncoder.from_dict(raw["encoder"]) if raw.get("encoder") else None,
         )

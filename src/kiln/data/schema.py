@@ -10,13 +10,19 @@ Task = Literal["classification", "regression"]
 
 @dataclass(frozen=True)
 class Schema:
-    """Feature names (in model order), optional image shape, task, target name and class names."""
+    """Feature names (raw inputs, in order), task, target and class names, image shape, encoded width."""
 
     features: list[str]
     task: Task
     target: str = "target"
     classes: list[str] = field(default_factory=list)
     image_shape: tuple[int, int, int] | None = None
+    n_inputs: int | None = None
+
+    @property
+    def inputs(self) -> int:
+        """Width of the model's input: the features, or their encoding when a table has categories."""
+        return self.n_inputs or len(self.features)
 
     @property
     def n_outputs(self) -> int:
@@ -35,4 +41,5 @@ class Schema:
             target=raw.get("target", "target"),
             classes=list(raw.get("classes", [])),
             image_shape=tuple(shape) if shape else None,  # type: ignore[arg-type]
+            n_inputs=raw.get("n_inputs"),
         )

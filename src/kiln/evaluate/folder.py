@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from kiln import config as config_mod
-from kiln.data.load import load_data
+from kiln.data.load import load_configured
 from kiln.evaluate.metrics import classification_metrics, regression_metrics
 from kiln.predict import Predictor
 
@@ -15,7 +15,7 @@ def evaluate_run(path: str | Path) -> dict[str, Any]:
     """Reload the run's test split (same source, seed and split as config.yaml) and score the saved model."""
     predictor = Predictor.load(path)
     cfg = config_mod.load(predictor.run.config)
-    data = load_data(cfg.data.source, test_size=cfg.data.test_size, split=cfg.data.split, seed=cfg.data.seed)
+    data = load_configured(cfg.data)
     out = predictor.outputs(data.x_test)
     if predictor.schema.task == "classification":
         return classification_metrics(data.y_test, out, predictor.schema.classes)

@@ -34,12 +34,14 @@ class Trainer:
         classification: bool,
         device: torch.device,
         callbacks: Sequence[Callback] = (),
+        class_weights: torch.Tensor | None = None,
     ) -> None:
         self.model = model.to(device)
         self.cfg = cfg
         self.classification = classification
         self.device = device
         self.callbacks = list(callbacks)
+        self.class_weights = class_weights
         self.optimizer = build_optimizer(self.model, cfg, device)
         self.scheduler = build_scheduler(self.optimizer, cfg)
         self.penalty = build_penalty(self.model, cfg.l1, cfg.l2)
@@ -49,7 +51,7 @@ class Trainer:
 
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.classification:
-            return F.cross_entropy(out.float(), y)
+            return F.cross_entropy(out.float(), y, weight=self.class_weights)
         return F.mse_loss(out.float().squeeze(-1), y)
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> TrainState:

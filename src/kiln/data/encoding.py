@@ -1,0 +1,157 @@
+"""Table encoding fitted on the training split: numbers, booleans and categories -> one float matrix.
+
+Default missing-value policy: a number or boolean takes the training median and gets a
+`<column>__missing` indicator when training had gaps; a category takes its own `<missing>` value.
+Categories never seen in training fall into one `<unknown>` bucket per column, and are counted.
+The fitted state is plain JSON in model.json.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from kiln.errors import DataError, InputError
+
+MISSING = "<missing>"
+UNKNOWN = "<unknown>"
+OnMissing = Literal["impute", "error"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """How one raw column is encoded: its kind, fill value and indicator, or its categories."""
+
+    name: str
+    kind: str
+    fill: float = 0.0
+    indicator: bool = False
+    categories: tuple[str, ...] = ()
+
+    def outputs(self) -> list[str]:
+        if self.kind == "categorical":
+            return [f"{self.name}={c}" for c in (*self.categories, UNKNOWN)]
+        return [self.name, f"{self.name}__missing"] if self.indicator else [self.name]
+
+
+@dataclass(frozen=True)
+class TableEncoder:
+    """Raw named columns -> a float32 matrix, with the missing-value policy `on_missing`."""
+
+    columns: tuple[Column, ...]
+    on_missing: OnMissing = "impute"
+
+    @classmethod
+    def fit(cls, columns: dict[str, np.ndarray], kinds: dict[str, str], on_missing: OnMissing) -> TableEncoder:
+        fitted = []
+        for name, values in columns.items():
+            missing = missing_mask(values)
+            if on_missing == "error" and missing.any():
+                raise DataError(
+                    f"Column `{name}` has {int(missing.sum())} missing value(s), first at row "
+                    f"{int(missing.argmax()) + 1}; fill them or drop `--on-missing error`."
+                )
+            if kinds[name] == "categorical":
+                seen = Counter(MISSING if v is None else str(v) for v in values)
+                fitted.append(Column(name, "categorical", categories=tuple(sorted(seen))))
+            else:
+                fill = float(np.nanmedian(values)) if (~missing).any() else 0.0
+                fitted.append(Column(name, kinds[name], fill=fill, indicator=bool(missing.any())))
+        return cls(tuple(fitted), on_missing)
+
+    @property
+    def features(self) -> list[str]:
+        """The raw columns a row must provide."""
+        return [c.name for c in self.columns]
+
+    @property
+    def outputs(self) -> list[str]:
+        """The encoded feature names, in model input order."""
+        return [name for c in self.columns for name in c.outputs()]
+
+    def transform(self, columns: dict[str, Any], n_rows: int) -> tuple[np.ndarray, dict[str, int]]:
+        """Encode raw columns; also return how many values per column fell into the unknown bucket."""
+        blocks: list[np.ndarray] = []
+        unknown: dict[str, int] = {}
+        for col in self.columns:
+            values = columns[col.name]
+            if col.kind == "categorical":
+                block, count = self._one_hot(col, values, n_rows)
+                if count:
+                    unknown[col.name] = count
+            else:
+                block = self._number(col, values)
+            blocks.append(block)
+        return np.concatenate(blocks, axis=1).astype(np.float32, copy=False), unknown
+
+    def _number(self, col: Column, values: Any) -> np.ndarray:
+        x = _as_float(col.name, values)
+        missing = np.isnan(x)
+        if missing.any() and self.on_missing == "error":
+            raise InputError(f"Row {int(missing.argmax())}, column `{col.name}`: value is missing.")
+        filled = np.where(missing, col.fill, x)[:, None]
+        return np.concatenate([filled, missing[:, None]], axis=1) if col.indicator else filled
+
+    def _one_hot(self, col: Column, values: Any, n_rows: int) -> tuple[np.ndarray, int]:
+        index = {c: i for i, c in enumerate(col.categories)}
+        block = np.zeros((n_rows, len(col.categories) + 1), dtype=np.float32)
+        codes = np.array([index.get(MISSING if _is_missing(v) else str(v), len(col.categories)) for v in values])
+        block[np.arange(n_rows), codes] = 1.0
+        return block, int((codes == len(col.categories)).sum())
+
+    def to_dict(self) -> dict[str, Any]:
+        cols = []
+        for c in self.columns:
+            if c.kind == "categorical":
+                cols.append({"name": c.name, "kind": c.kind, "categories": list(c.categories)})
+            else:
+                cols.append({"name": c.name, "kind": c.kind, "fill": c.fill, "indicator": c.indicator})
+        return {"columns": cols, "on_missing": self.on_missing}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TableEncoder:
+        cols = tuple(
+            Column(
+                c["name"], c["kind"], float(c.get("fill", 0.0)), bool(c.get("indicator", False)),
+                tuple(c.get("categories", ())),
+            )
+            for c in raw["columns"]
+        )
+        return cls(cols, raw.get("on_missing", "impute"))
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v))
+
+
+def missing_mask(values: np.ndarray) -> np.ndarray:
+    """True where a column's value is missing (None or NaN)."""
+    if values.dtype == object:
+        return np.array([_is_missing(v) for v in values], dtype=bool)
+    return np.isnan(values)
+
+
+_BOOLS = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}
+
+
+def _as_float(name: str, values: Any) -> np.ndarray:
+    """Numbers (or booleans, or their text) as float64 with NaN for missing; InputError names the bad row."""
+    try:
+        return np.asarray(values, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        pass
+    out = np.empty(len(values))
+    for i, v in enumerate(values):
+        if _is_missing(v) or v == "":
+            out[i] = np.nan
+        elif isinstance(v, str) and v.strip().lower() in _BOOLS:
+            out[i] = _BOOLS[v.strip().lower()]
+        else:
+            try:
+                out[i] = float(v)
+            except (TypeError, ValueError):
+                raise InputError(f"Row {i}, column `{name}`: expected a number, found {v!r}.") from None
+    return out

@@ -1,0 +1,67 @@
+"""Rows to predict on, read from a file or folder the way the model was trained: tables by column name,
+headerless numeric CSVs by position, images by the run's image mode and size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kiln.data.images import IMAGE_SUFFIXES, read_image
+from kiln.data.rows import read_rows
+from kiln.data.schema import Schema
+from kiln.data.table import Table, read_table
+from kiln.errors import InputError
+
+
+@dataclass
+class Inputs:
+    """Rows for `Predictor.check`, plus columns passed through to the output (ids, extra fields, file names)."""
+
+    rows: np.ndarray | Table
+    passthrough: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return self.rows.n_rows if isinstance(self.rows, Table) else len(self.rows)
+
+
+def read_inputs(path: str | Path, schema: Schema, *, encoding: str = "utf-8") -> Inputs:
+    """Read `path` (a table file, an image file or a folder of images) as rows for a model with `schema`."""
+    path = Path(path)
+    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
+        return _images(path, schema)
+    if not path.is_file():
+        raise InputError(f"Input file `{path}` does not exist.")
+    if path.suffix.lower() == ".csv" and _headerless(path, encoding):
+        return Inputs(read_rows(path, schema.features))
+    table = read_table(path, encoding=encoding)
+    extra = {k: v for k, v in table.columns.items() if k not in schema.features and k != schema.target}
+    return Inputs(table, extra)
+
+
+def _headerless(path: Path, encoding: str) -> bool:
+    with path.open(encoding=encoding, errors="replace") as f:
+        first = f.readline().strip()
+    try:
+        [float(cell) for cell in first.split(",")]
+    except ValueError:
+        return False
+    return bool(first)
+
+
+def _images(path: Path, schema: Schema) -> Inputs:
+    if schema.image_shape is None:
+        raise InputError(f"`{path}` holds images but this model was trained on {len(schema.features)} tabular features.")
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else [path]
+    if not files:
+        raise InputError(f"`{path}` has no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+    channels, height, width = schema.image_shape
+    mode = "L" if channels == 1 else "RGB"
+    rows = []
+    for file in files:
+        try:
+            rows.append(read_image(file, mode, (width, height)).reshape(-1))
+        except OSError as exc:
+            raise InputError(f"Image `{file}` is unreadable: {exc}.") from None
+    return Inputs(np.stack(rows), {"file": np.array([str(f) for f in files], dtype=object)})

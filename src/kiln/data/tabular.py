@@ -1,0 +1,129 @@
+"""A table file as a dataset: pick the target, infer the task, drop ID-like and constant columns, split."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kiln.data.dataset import Dataset
+from kiln.data.schema import Schema, Task
+from kiln.data.splits import SplitMode, test_split
+from kiln.data.table import Table, read_table
+from kiln.data.encoding import missing_mask
+from kiln.errors import DataError, KilnWarning, closest
+
+MAX_CLASSES_FOR_INTEGERS = 20
+
+
+def load_table_dataset(
+    path: str | Path,
+    *,
+    target: str | None,
+    task: str = "auto",
+    test_size: float = 0.2,
+    split: SplitMode = "stratified",
+    seed: int = 42,
+    encoding: str = "utf-8",
+) -> Dataset:
+    """Read a CSV/TSV/Parquet table, encode its target and split off the test rows."""
+    table = read_table(path, encoding=encoding, keep_text=target)
+    names = list(table.columns)
+    if target is None:
+        raise DataError(f"`{table.path}` is a table: name its target column with `--target` (columns: {', '.join(names)}).")
+    if target not in table.columns:
+        raise DataError(
+            f"`{table.path}` has no column `{target}`.{closest(target, names)} Columns: {', '.join(names)}."
+        )
+    y_raw, y_kind = table.columns.pop(target), table.kinds.pop(target)
+    keep = ~missing_mask(y_raw)
+    if not keep.any():
+        raise DataError(f"`{table.path}` target column `{target}` has no values.")
+    if not keep.all():
+        warnings.warn(KilnWarning(f"Dropped {int((~keep).sum())} row(s) whose target `{target}` is missing."), stacklevel=2)
+        table, y_raw = table.take(np.flatnonzero(keep)), y_raw[keep]
+    resolved = _task(y_raw, y_kind, task)
+    _check_features(table)
+    if resolved == "classification":
+        labels = np.array([_label(v) for v in y_raw], dtype=object)
+        classes = sorted(set(labels), key=_natural)
+        if len(classes) < 2:
+            raise DataError(
+                f"`{table.path}` target `{target}` has a single class ({classes[0]!r}); classification needs at least 2."
+            )
+        index = {c: i for i, c in enumerate(classes)}
+        y = np.array([index[v] for v in labels], dtype=np.int64)
+    else:
+        classes, y = [], np.asarray(y_raw, dtype=np.float32)
+    train, test = test_split(y, test_size, split, seed, classification=resolved == "classification")
+    schema = Schema(features=list(table.columns), task=resolved, target=target, classes=classes)
+    name = Path(path).stem
+    return Dataset(
+        name, schema, table.take(train), y[train], table.take(test), y[test],
+        test_size=test_size, split=split, seed=seed,
+    )
+
+
+def _label(v: object) -> str:
+    """Class names as text; 1.0 read from a numeric column is the class "1"."""
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+
+def _natural(label: str) -> tuple[int, float | str]:
+    try:
+        return (0, float(label))
+    except ValueError:
+        return (1, label)
+
+
+def _task(y: np.ndarray, kind: str, task: str) -> Task:
+    """Strings, booleans and few integers are classes; other numbers are a regression target."""
+    if task in ("classification", "regression"):
+        return task  # type: ignore[return-value]
+    if kind != "numeric":
+        return "classification"
+    values = y.astype(np.float64)
+    integral = np.all(np.mod(values, 1) == 0)
+    return "classification" if integral and len(np.unique(values)) <= MAX_CLASSES_FOR_INTEGERS else "regression"
+
+
+@dataclass
+class ColumnInfo:
+    """What `kiln inspect` shows for one column, and why a column would be dropped."""
+
+    name: str
+    kind: str
+    missing: int
+    distinct: int
+    drop: str = ""
+
+
+def describe_columns(table: Table) -> list[ColumnInfo]:
+    """Kind, missing count, distinct count and drop reason (constant, ID-like) of every column."""
+    infos = []
+    for name, values in table.columns.items():
+        kind = table.kinds[name]
+        missing = missing_mask(values)
+        present = values[~missing]
+        distinct = len(set(present)) if kind == "categorical" else len(np.unique(present))
+        drop = ""
+        if distinct == 1:
+            drop = "it is constant"
+        elif distinct == len(values) and len(values) >= 20 and (kind == "categorical" or name.lower().endswith("id")):
+            drop = "every value is distinct (an ID)"
+        infos.append(ColumnInfo(name, kind, int(missing.sum()), distinct, drop))
+    return infos
+
+
+def _check_features(table: Table) -> None:
+    """Empty columns are errors; ID-like and constant columns carry no signal and are dropped with a warning."""
+    for info in describe_columns(table):
+        if info.distinct == 0:
+            raise DataError(f"`{table.path}` column `{info.name}` is empty (every value is missing); drop or fill it.")
+        if info.drop:
+            warnings.warn(KilnWarning(f"Dropped column `{info.name}`: {info.drop}."), stacklevel=3)
+            del table.columns[info.name], table.kinds[info.name]
+    if not table.columns:
+        raise DataError(f"`{table.path}` has no usable feature columns besides the target.")

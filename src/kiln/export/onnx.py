@@ -1,0 +1,123 @@
+"""Export a trained network to ONNX (`model.onnx` in the run folder), checked against torch.
+
+The exported graph takes preprocessed float32 rows `(batch, features)` with a dynamic batch axis
+and returns the raw outputs, exactly what `Predictor.forward` computes, so a Predictor can run it
+in ONNX Runtime instead of torch. An export is written only if ONNX Runtime reproduces torch's
+outputs to within `PARITY_TOLERANCE` on random rows.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from kiln.errors import RunError
+from kiln.export.runtime import ONNX_FILE, session
+from kiln.runs import RunFolder, atomic_write, sha256, write_json
+
+if TYPE_CHECKING:
+    from torch import nn
+
+OPSET = 17
+PARITY_TOLERANCE = 1e-5
+PARITY_ROWS = 64
+
+
+def export_onnx(folder: RunFolder, module: nn.Module, n_features: int) -> dict[str, Any]:
+    """Write `module` as `model.onnx` into `folder` (atomically) after a parity check against torch.
+
+    Returns the `onnx` entry of model.json: file, sha256, max_abs_diff (ONNX Runtime vs torch on
+    random rows, float32) and opset.
+
+    Raises:
+        RunError: the network cannot be exported, or ONNX Runtime disagrees with torch by
+            `PARITY_TOLERANCE` or more.
+    """
+    data = to_onnx(module, n_features)
+    diff = parity(data, module, n_features)
+    if not diff < PARITY_TOLERANCE:  # also catches NaN
+        raise RunError(
+            f"ONNX export of `{folder.path}` failed its parity check: ONNX Runtime differs from torch by "
+            f"{diff:.3g} (limit {PARITY_TOLERANCE:g}). Serve it with `--runtime torch`, or train with "
+            "`--set evaluate.onnx=false` to skip the export."
+        )
+    atomic_write(folder.path / ONNX_FILE, data)
+    return {"file": ONNX_FILE, "sha256": sha256(data), "max_abs_diff": diff, "opset": OPSET}
+
+
+def to_onnx(module: nn.Module, n_features: int) -> bytes:
+    """The ONNX bytes of `module` in eval mode, with a dynamic batch axis.
+
+    Uses the TorchScript exporter (`dynamo=False`): 0.04-0.08 s for the digits MLP against 4.6 s
+    for the torch.export-based one, and the export runs at the end of every training run.
+    """
+    import torch
+
+    device = next(module.parameters()).device
+    example = torch.zeros(2, n_features, device=device)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # The TorchScript exporter announces its deprecation on every call; its output is valid ONNX.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # LSTMs warn about a dynamic batch size; the parity check below runs batches of 1 and 64.
+        warnings.filterwarnings("ignore", "Exporting a model to ONNX with a batch_size other than 1")
+        try:
+            torch.onnx.export(
+                module.eval(),
+                (example,),
+                buffer,
+                dynamo=False,
+                opset_version=OPSET,
+                input_names=["x"],
+                output_names=["y"],
+                dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+            )
+        except Exception as exc:  # the exporter raises many types; all mean "cannot export this network"
+            raise RunError(f"Cannot export `{type(module).__name__}` to ONNX: {exc}".splitlines()[0]) from None
+    return buffer.getvalue()
+
+
+def parity(data: bytes, module: nn.Module, n_features: int) -> float:
+    """Max absolute difference between ONNX Runtime and torch outputs on seeded random rows."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((PARITY_ROWS, n_features)).astype(np.float32)
+    device = next(module.parameters()).device
+    with torch.inference_mode():
+        expected = module.eval()(torch.from_numpy(x).to(device)).float().cpu().numpy()
+    sess = session(data)
+    diffs = [np.abs(sess.run(None, {"x": x})[0] - expected).max()]
+    diffs.append(np.abs(sess.run(None, {"x": x[:1]})[0] - expected[:1]).max())  # the batch axis is dynamic
+    return float(max(diffs))
+
+
+def export_run(path: str | Path) -> dict[str, Any]:
+    """Export a finished run folder again (`kiln export`): rewrite model.onnx and model.json's `onnx` entry.
+
+    Returns the new entry plus `seconds`, the export and parity-check time.
+    """
+    from kiln.predict import Predictor
+
+    start = time.perf_counter()
+    predictor = Predictor.load(path, runtime="torch")
+    meta = predictor.run.read_model_json()
+    entry = export_onnx(predictor.run, predictor.module, len(predictor.schema.features))
+    write_json(predictor.run.model_json, {**meta, "onnx": entry})
+    return {**entry, "seconds": time.perf_counter() - start}
+
+
+def describe(entry: dict[str, Any], path: Path) -> str:
+    """One line for the CLI: where the export went and its parity figure."""
+    size = (path / entry["file"]).stat().st_size / 1000
+    return (
+        f"Wrote {path / entry['file']} (opset {entry['opset']}, {size:.1f} kB) in {entry.get('seconds', 0):.2f}s; "
+        f"ONNX Runtime vs torch max abs diff {entry['max_abs_diff']:.2e} (limit {PARITY_TOLERANCE:g})"
+    )
+
