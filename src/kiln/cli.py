@@ -113,20 +113,21 @@ def _print_result(metrics: dict[str, Any]) -> None:
 @friendly
 def evaluate(
     run: RunPath,
+    data: Annotated[Optional[Path], typer.Option(help="Score a new labelled table or image folder instead.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, for scripts.")] = False,
 ) -> None:
-    """Score a saved run on its test split again, from the run folder alone."""
+    """Score a saved run on its test split again (or on --data), from the run folder alone."""
     from kiln.evaluate.folder import evaluate_run
     from kiln.evaluate.metrics import scalar_metrics
 
-    metrics = evaluate_run(run)
+    metrics = evaluate_run(run, data)
     if as_json:
         typer.echo(json.dumps(metrics))
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("metric", "value", title=f"Test metrics of {run.name}")
+    table = Table("metric", "value", title=f"{run.name} on {data or 'its test split'}")
     for key, value in scalar_metrics(metrics).items():
         table.add_row(key, f"{value:.4f}")
     Console().print(table)

@@ -19,7 +19,8 @@ from kiln.data.load import load_configured
 from kiln.data.preprocessing import Preprocessor
 from kiln.data.splits import validation_split
 from kiln.errors import ConfigError, RunError, TrainingInterrupted, closest
-from kiln.evaluate.metrics import classification_metrics, regression_metrics, scalar_metrics, spread
+from kiln.evaluate.folder import score
+from kiln.evaluate.metrics import scalar_metrics, spread
 from kiln.models.registry import build
 from kiln.models.spec import ModelSpec
 from kiln.predict import Predictor, TorchForward
@@ -210,7 +211,7 @@ def _train_and_save(
             callbacks.append(Checkpoint(folder.checkpoints))
         callbacks += extra
         trainer, predictor, fit_seconds = _train_one(folder, cfg, dataset, prep, seed, callbacks, resume and r == 0)
-        metrics = {**_test_metrics(predictor, dataset), "fit_seconds": fit_seconds}
+        metrics = {**score(predictor, dataset.x_test, dataset.y_test), "fit_seconds": fit_seconds}
         if r == 0:
             main, main_trainer, main_predictor = metrics, trainer, predictor
         runs.append(metrics)
@@ -260,13 +261,6 @@ def _train_one(
     fit_seconds = time.perf_counter() - start
     net = trainer.model.cpu().eval()
     return trainer, Predictor(folder, schema, prep.preprocessor, TorchForward(net), ""), fit_seconds
-
-
-def _test_metrics(predictor: Predictor, dataset: Dataset) -> dict[str, Any]:
-    out = predictor.outputs(dataset.x_test)
-    if dataset.schema.task == "classification":
-        return classification_metrics(dataset.y_test, out, dataset.schema.classes)
-    return regression_metrics(dataset.y_test, out)
 
 
 def _summary(metrics: dict[str, Any]) -> str:

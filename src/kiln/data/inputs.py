@@ -50,10 +50,11 @@ def _headerless(path: Path, encoding: str) -> bool:
     return bool(first)
 
 
-def _images(path: Path, schema: Schema) -> Inputs:
+def _images(path: Path, schema: Schema, files: list[Path] | None = None) -> Inputs:
     if schema.image_shape is None:
         raise InputError(f"`{path}` holds images but this model was trained on {len(schema.features)} tabular features.")
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else [path]
+    if files is None:
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else [path]
     if not files:
         raise InputError(f"`{path}` has no images ({', '.join(sorted(IMAGE_SUFFIXES))}).")
     channels, height, width = schema.image_shape
@@ -65,3 +66,33 @@ def _images(path: Path, schema: Schema) -> Inputs:
         except OSError as exc:
             raise InputError(f"Image `{file}` is unreadable: {exc}.") from None
     return Inputs(np.stack(rows), {"file": np.array([str(f) for f in files], dtype=object)})
+
+
+def read_labelled(path: str | Path, schema: Schema, *, encoding: str = "utf-8") -> tuple[np.ndarray | Table, np.ndarray]:
+    """Rows and targets of a labelled file or image folder, with labels mapped to the model's classes."""
+    path = Path(path)
+    if path.is_dir():
+        from kiln.data.images import class_files
+
+        files = class_files(path)
+        inputs = _images(path, schema, [p for group in files.values() for p in group])
+        labels = np.array([c for c, group in files.items() for _ in group], dtype=object)
+        return inputs.rows, _codes(labels, schema, f"`{path}`", "folder")
+    table = read_table(path, encoding=encoding, keep_text=schema.target)
+    if schema.target not in table.columns:
+        raise InputError(f"`{path}` has no target column `{schema.target}`; it is needed to score the model.")
+    y = table.columns.pop(schema.target)
+    if schema.task == "regression":
+        return table, y.astype(np.float32)
+    labels = np.array([str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in y], dtype=object)
+    return table, _codes(labels, schema, f"`{path}` column `{schema.target}`", "value")
+
+
+def _codes(labels: np.ndarray, schema: Schema, where: str, what: str) -> np.ndarray:
+    index = {c: i for i, c in enumerate(schema.classes)}
+    unknown = [label for label in labels if label not in index]
+    if unknown:
+        raise InputError(
+            f"{where} has {what} {unknown[0]!r}, which is not a class the model knows ({', '.join(schema.classes)})."
+        )
+    return np.array([index[label] for label in labels], dtype=np.int64)

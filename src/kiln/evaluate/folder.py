@@ -1,22 +1,35 @@
-"""Evaluate a saved run folder again, from the artifact alone: `kiln evaluate runs/<name>`."""
+"""Evaluate a saved run folder again, from the artifact alone: `kiln evaluate runs/<name> [--data file]`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from kiln import config as config_mod
+from kiln.data.inputs import read_labelled
 from kiln.data.load import load_configured
 from kiln.evaluate.metrics import classification_metrics, regression_metrics
 from kiln.predict import Predictor
 
 
-def evaluate_run(path: str | Path) -> dict[str, Any]:
-    """Reload the run's test split (same source, seed and split as config.yaml) and score the saved model."""
+def evaluate_run(path: str | Path, data: str | Path | None = None) -> dict[str, Any]:
+    """Score the saved model on its test split (same source, seed and split as config.yaml), or on a new
+    labelled file or image folder `data`, through the saved preprocessing."""
     predictor = Predictor.load(path)
     cfg = config_mod.load(predictor.run.config)
-    data = load_configured(cfg.data)
-    out = predictor.outputs(data.x_test)
+    if data is None:
+        dataset = load_configured(cfg.data)
+        rows, y = dataset.x_test, dataset.y_test
+    else:
+        rows, y = read_labelled(data, predictor.schema, encoding=cfg.data.encoding)
+    return score(predictor, rows, y)
+
+
+def score(predictor: Predictor, rows: Any, y: np.ndarray) -> dict[str, Any]:
+    """Metrics of `predictor` on raw rows with known targets."""
+    out = predictor.outputs(rows)
     if predictor.schema.task == "classification":
-        return classification_metrics(data.y_test, out, predictor.schema.classes)
-    return regression_metrics(data.y_test, out)
+        return classification_metrics(y, out, predictor.schema.classes)
+    return regression_metrics(y, out)
