@@ -65,6 +65,7 @@ def train(
     class_weight: Annotated[Optional[str], typer.Option(help="none or balanced (weights classes by rarity).")] = None,
     skip_bad_files: Annotated[bool, typer.Option(help="Skip unreadable images instead of stopping.")] = False,
     encoding: Annotated[Optional[str], typer.Option(help="Text encoding of a CSV file (default utf-8).")] = None,
+    augment: Annotated[list[str], typer.Option(help="Image augmentation for training: shift, flip, rotate.")] = [],
     model: Annotated[Optional[str], typer.Option(help="Model: mlp, cnn, rnn.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Epochs to train.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Batch size.")] = None,
@@ -87,11 +88,24 @@ def train(
         run = lifecycle.resume(resume, quiet=quiet)
     else:
         flags = {
-            "data.source": data, "data.target": target, "data.task": task, "data.image_size": image_size,
-            "data.on_missing": on_missing, "data.encoding": encoding, "train.class_weight": class_weight,
-            "data.skip_bad_files": skip_bad_files or None, "model.name": model, "train.epochs": epochs, "train.batch_size": batch_size,
-            "train.lr": lr, "train.optimizer": optimizer, "train.early_stopping": early_stopping,
-            "train.repeats": repeats, "train.seed": seed, "train.device": device,
+            "data.source": data,
+            "data.target": target,
+            "data.task": task,
+            "data.image_size": image_size,
+            "data.on_missing": on_missing,
+            "data.encoding": encoding,
+            "data.skip_bad_files": skip_bad_files or None,
+            "data.augment": augment or None,
+            "model.name": model,
+            "train.epochs": epochs,
+            "train.batch_size": batch_size,
+            "train.lr": lr,
+            "train.optimizer": optimizer,
+            "train.early_stopping": early_stopping,
+            "train.class_weight": class_weight,
+            "train.repeats": repeats,
+            "train.seed": seed,
+            "train.device": device,
         }
         values = {k: v for k, v in flags.items() if v is not None}
         cfg = config_mod.load(config, list(set_), values)

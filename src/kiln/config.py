@@ -40,6 +40,7 @@ class DataConfig(_Section):
     on_missing: Literal["impute", "error"] = "impute"
     image_size: int | None = Field(None, gt=0)
     skip_bad_files: bool = False
+    augment: list[Literal["shift", "flip", "rotate"]] = []
 
 
 class TrainConfig(_Section):

@@ -25,6 +25,7 @@ from kiln.models.registry import build
 from kiln.models.spec import ModelSpec
 from kiln.predict import Predictor, TorchForward
 from kiln.runs import FORMAT_VERSION, RunFolder, atomic_write, history_csv, new_run, sha256, write_json
+from kiln.train.augment import build_augment
 from kiln.train.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar
 from kiln.train.checkpoint import load_checkpoint
 from kiln.train.device import resolve_device
@@ -245,6 +246,7 @@ def _train_one(
         device=prep.device,
         callbacks=callbacks,
         class_weights=prep.class_weights,
+        augment=build_augment(cfg.data.augment, schema.image_shape),
     )
     if resume:
         trainer.state = load_checkpoint(folder.checkpoints, trainer)

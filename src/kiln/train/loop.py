@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +35,7 @@ class Trainer:
         device: torch.device,
         callbacks: Sequence[Callback] = (),
         class_weights: torch.Tensor | None = None,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         self.model = model.to(device)
         self.cfg = cfg
@@ -42,6 +43,7 @@ class Trainer:
         self.device = device
         self.callbacks = list(callbacks)
         self.class_weights = class_weights
+        self.augment = augment
         self.optimizer = build_optimizer(self.model, cfg, device)
         self.scheduler = build_scheduler(self.optimizer, cfg)
         self.penalty = build_penalty(self.model, cfg.l1, cfg.l2)
@@ -92,6 +94,8 @@ class Trainer:
         self.model.train()
         for i in range(0, n, bs):
             xb, yb = xs[i : i + bs], ys[i : i + bs]
+            if self.augment is not None:
+                xb = self.augment(xb)
             with self.autocast():
                 out = self.model(xb)
             loss = self.loss(out, yb)
