@@ -267,7 +267,7 @@ def _train_one(
 
 def _summary(metrics: dict[str, Any]) -> str:
     shown = {k: v for k, v in scalar_metrics(metrics).items() if k in ("accuracy", "f1_macro", "log_loss", "mae", "rmse", "r2")}
-    return "Test " + "  ".join(f"{k} {v:.4f}" for k, v in shown.items())
+    return "Test metrics: " + "  ".join(f"{k} {v:.4f}" for k, v in shown.items())
 
 
 def _save(
