@@ -278,6 +278,49 @@ def runs(
     Console().print(table)
 
 
+@app.command()
+@friendly
+def serve(
+    run: RunPath,
+    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes the server to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port; 0 picks a free one.")] = 8000,
+    runtime: Annotated[str, typer.Option(help="auto (ONNX Runtime when the run has model.onnx), onnx or torch.")] = "auto",
+    max_batch: Annotated[int, typer.Option(help="Most rows per model call when batching concurrent requests.")] = 64,
+    max_wait_ms: Annotated[float, typer.Option(help="Longest a batch waits for requests still arriving.")] = 2.0,
+    max_queue: Annotated[int, typer.Option(help="Requests that may wait for the model; beyond, 503 at once.")] = 256,
+    timeout_s: Annotated[float, typer.Option(help="Per-request time limit, body included.")] = 10.0,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body; larger ones get 413 unread.")] = 1 << 20,
+    max_rows: Annotated[int, typer.Option(help="Most rows in one request.")] = 1024,
+    api_key_env: Annotated[Optional[str], typer.Option(help="Require `Authorization: Bearer <key>`, the key read from this environment variable.")] = None,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Serve a run over HTTP: /v1/predict, /v1/model, /docs, /metrics, and a try-it page at /."""
+    from kiln.serve.server import serve as serve_run
+    from kiln.serve.settings import ServeSettings
+
+    settings = ServeSettings.from_cli(
+        api_key_env, host=host, port=port, runtime=runtime, max_batch=max_batch, max_wait_ms=max_wait_ms,
+        max_queue=max_queue, timeout_s=timeout_s, max_body_bytes=max_body_bytes, max_rows=max_rows, access_log=access_log,
+    )
+    serve_run(run, settings, echo=lambda line: typer.echo(line))
+
+
+@app.command()
+@friendly
+def export(
+    run: RunPath,
+    fmt: Annotated[str, typer.Option("--format", help="Export format: onnx.")] = "onnx",
+) -> None:
+    """Export a run's network again (ONNX, checked against torch): rewrites model.onnx and model.json."""
+    from kiln.errors import ConfigError
+
+    if fmt != "onnx":
+        raise ConfigError(f"Unknown `--format {fmt}`: expected onnx.")
+    from kiln.export.onnx import describe, export_run
+
+    typer.echo(describe(export_run(run), run))
+
+
 def main() -> None:
     """Entry point of the `kiln` script."""
     app()

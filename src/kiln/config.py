@@ -76,6 +76,9 @@ class EvaluateConfig(_Section):
 
     plots: bool = True
     report: bool = True
+    # Write model.onnx (checked against torch) so the server and `kiln predict` run ONNX Runtime,
+    # ~4x faster per call on CPU; it adds about 0.1 s to training (legacy exporter, measured).
+    onnx: bool = True
 
 
 class RunConfig(_Section):

@@ -295,6 +295,11 @@ def _save(
         from kiln.evaluate.report import write_report
 
         write_report(folder, metrics, config_mod.to_yaml(cfg))
+    exported: dict[str, Any] = {}
+    if cfg.evaluate.onnx:
+        from kiln.export.onnx import export_onnx
+
+        exported["onnx"] = export_onnx(folder, predictor.module, predictor.schema.inputs)
     write_json(
         folder.model_json,
         {
@@ -307,5 +312,6 @@ def _save(
             "schema": predictor.schema.to_dict(),
             "preprocessing": predictor.preprocessor.to_dict(),
             "weights": {"file": folder.weights.name, "sha256": sha256(weights)},
+            **exported,
         },
     )

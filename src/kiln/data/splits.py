@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -15,12 +16,26 @@ def test_split(
     y: np.ndarray, test_size: float, mode: SplitMode, seed: int, classification: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices of (train pool, test): `train_test_split(test_size, random_state=seed)` as in the article."""
+    if mode == "keras" or not classification:
+        return shuffle_split(len(y), test_size, seed)
     from sklearn.model_selection import train_test_split
 
-    stratify = y if mode == "stratified" and classification else None
-    _check_stratifiable(y, stratify, "test")
-    train, test = train_test_split(np.arange(len(y)), test_size=test_size, random_state=seed, stratify=stratify)
+    _check_stratifiable(y, y, "test")
+    train, test = train_test_split(np.arange(len(y)), test_size=test_size, random_state=seed, stratify=y)
     return np.asarray(train), np.asarray(test)
+
+
+def shuffle_split(n: int, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's unstratified `train_test_split` indices, bit for bit, without importing it (~1.1 s).
+
+    Its ShuffleSplit takes `ceil(test_size * n)` test rows from the front of
+    `RandomState(seed).permutation(n)` and the rest, in order, for training.
+    """
+    n_test = math.ceil(test_size * n)
+    if n_test >= n:
+        raise DataError(f"`data.test_size` {test_size} leaves no training rows out of {n}.")
+    permutation = np.random.RandomState(seed).permutation(n)
+    return permutation[n_test:], permutation[:n_test]
 
 
 def validation_split(

@@ -4,33 +4,37 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kiln.runs import atomic_write
 
-
-def _figure():  # type: ignore[no-untyped-def]
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
-def _save(fig, path: Path) -> None:  # type: ignore[no-untyped-def]
+def _figure(width: float, height: float, columns: int = 1) -> tuple[Figure, list[Axes]]:
+    """A figure drawn by the Agg canvas directly: no pyplot, no GUI backend (and ~0.25 s less import)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig, [fig.add_subplot(1, columns, i + 1) for i in range(columns)]
+
+
+def _save(fig: Figure, path: Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    _figure().close(fig)
     atomic_write(path, buf.getvalue())
 
 
 def plot_curves(history: list[dict[str, float]], path: Path) -> None:
     """curves.png: one panel per metric (loss, accuracy), training vs validation per epoch."""
-    plt = _figure()
     metrics = [m for m in ("loss", "accuracy") if history and m in history[0]]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
+    fig, axes = _figure(5 * len(metrics), 3.6, len(metrics))
     epochs = [row["epoch"] for row in history]
-    for ax, metric in zip(axes[0], metrics):
+    for ax, metric in zip(axes, metrics):
         ax.plot(epochs, [row[metric] for row in history], marker="o", label="train")
         if f"val_{metric}" in history[0]:
             ax.plot(epochs, [row[f"val_{metric}"] for row in history], marker="o", label="validation")
@@ -42,9 +46,8 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> None:
 
 def plot_confusion(matrix: list[list[int]], classes: list[str], path: Path) -> None:
     """confusion_matrix.png: counts of true (rows) vs predicted (columns) classes on the test set."""
-    plt = _figure()
     size = max(4.0, 0.45 * len(classes) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig, (ax,) = _figure(size, size)
     ax.imshow(matrix, cmap="Blues")
     ticks = range(len(classes))
     ax.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="true", title="Confusion matrix (test)")

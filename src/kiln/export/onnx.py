@@ -108,7 +108,7 @@ def export_run(path: str | Path) -> dict[str, Any]:
     start = time.perf_counter()
     predictor = Predictor.load(path, runtime="torch")
     meta = predictor.run.read_model_json()
-    entry = export_onnx(predictor.run, predictor.module, len(predictor.schema.features))
+    entry = export_onnx(predictor.run, predictor.module, predictor.schema.inputs)
     write_json(predictor.run.model_json, {**meta, "onnx": entry})
     return {**entry, "seconds": time.perf_counter() - start}
 

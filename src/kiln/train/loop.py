@@ -19,7 +19,7 @@ from kiln.config import TrainConfig
 from kiln.errors import TrainingError
 from kiln.train.callbacks import Callback
 from kiln.train.device import autocast
-from kiln.train.optim import build_optimizer, build_penalty, build_scheduler
+from kiln.train.optim import build_optimizer, build_penalty, build_scheduler, direct_step
 from kiln.train.state import TrainState
 
 
@@ -45,6 +45,7 @@ class Trainer:
         self.class_weights = class_weights
         self.augment = augment
         self.optimizer = build_optimizer(self.model, cfg, device)
+        self.step = direct_step(self.optimizer)
         self.scheduler = build_scheduler(self.optimizer, cfg)
         self.penalty = build_penalty(self.model, cfg.l1, cfg.l2)
         self.autocast = autocast(device, cfg.precision)
@@ -105,7 +106,7 @@ class Trainer:
             loss.backward()
             if self.cfg.clip_grad_norm:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad_norm)
-            self.optimizer.step()
+            self.step()
             loss_sum += loss.detach() * len(xb)
             if self.classification:
                 correct += (out.argmax(1) == yb).sum()

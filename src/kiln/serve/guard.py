@@ -1,0 +1,94 @@
+"""The gate every HTTP request passes first: auth, body limit, in-flight count and metrics.
+
+A pure ASGI middleware (no BaseHTTPMiddleware: it costs a task per request). It answers 401 and
+413 itself from the headers alone, so an unauthenticated or oversized body is never read.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from typing import Any
+
+import pydantic_core
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kiln.serve.schemas import ApiError
+from kiln.serve.service import ARTIFACTS, Service, too_large
+
+PUBLIC = frozenset({"/", "/health", "/ready", "/docs", "/openapi.json", "/assets/app.js", "/assets/style.css"})
+ROUTES = PUBLIC | {"/v1/predict", "/v1/model", "/metrics"} | {f"/v1/model/{name}" for name in ARTIFACTS}
+
+
+class Gate:
+    """Checks a request before the app sees it, and counts it after."""
+
+    def __init__(self, app: ASGIApp, service: Service) -> None:
+        self.app = app
+        self.service = service
+        key = service.settings.api_key
+        self.key = key.get_secret_value().encode() if key is not None else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        service = self.service
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        service.inflight += 1
+        try:
+            error = self.check(scope)
+            if error is None:
+                await self.app(scope, receive, send_status)
+            else:
+                await respond(send_status, error)
+        finally:
+            service.inflight -= 1
+            path = scope["path"]
+            service.metrics.observe_request(path if path in ROUTES else "other", scope["method"], status, time.perf_counter() - start)
+
+    def check(self, scope: Scope) -> ApiError | None:
+        """The error to answer from the headers alone, or None to let the request in."""
+        auth = length = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                auth = value
+            elif name == b"content-length":
+                length = value
+        if self.key is not None and scope["path"] not in PUBLIC and not self.authorized(auth):
+            return ApiError(
+                401,
+                "unauthorized",
+                "Missing or wrong API key: send the header `Authorization: Bearer <key>`.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if length is not None:
+            limit = self.service.settings.max_body_bytes
+            if not length.isdigit():
+                return ApiError(400, "invalid_header", f"`Content-Length` must be a number of bytes; got {length[:20].decode('latin-1')!r}.")
+            if int(length) > limit:
+                return too_large(limit)
+        return None
+
+    def authorized(self, header: bytes | None) -> bool:
+        """Constant-time comparison of the bearer token with the key."""
+        assert self.key is not None
+        scheme, _, token = (header or b"").partition(b" ")
+        return hmac.compare_digest(token.strip(), self.key) and scheme.lower() == b"bearer"
+
+
+async def respond(send: Send, error: ApiError) -> None:
+    """Answer an `ApiError` as JSON at the ASGI level."""
+    body = pydantic_core.to_json(error.body())
+    headers: list[Any] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in (error.headers or {}).items()]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,90 @@
+"""`kiln serve`: load a run, bind the socket, run uvicorn, and shut down gracefully.
+
+On SIGTERM (or Ctrl-C) the server stops being ready, refuses new predictions with 503, lets the
+requests in flight finish (up to the request timeout), then exits with status 0. A second signal
+stops it at once.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+
+from kiln.errors import ConfigError
+from kiln.predict import Predictor
+from kiln.serve.app import create_app
+from kiln.serve.service import Service
+from kiln.serve.settings import ServeSettings
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server with a drain before its graceful shutdown, and no re-raised signal at exit."""
+
+    def __init__(self, config: uvicorn.Config, service: Service, announce: Callable[[str], None]) -> None:
+        super().__init__(config)
+        self.service = service
+        self.announce = announce
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.service.draining:
+            self.should_exit = self.force_exit = True
+            return
+        self.service.drain(grace_s=self.service.settings.timeout_s + 1)
+
+    async def on_tick(self, counter: int) -> bool:
+        if self.service.drained():
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            host, port = self.servers[0].sockets[0].getsockname()[:2]
+            self.announce(f"http://{f'[{host}]' if ':' in host else host}:{port}")
+
+
+def serve(path: str | Path, settings: ServeSettings, echo: Callable[[str], None] = print) -> None:
+    """Serve the run at `path` until SIGTERM or Ctrl-C."""
+    start = time.perf_counter()
+    predictor = Predictor.load(path, runtime=settings.runtime)
+    sock = _bind(settings.host, settings.port)
+    service = Service(predictor, settings)
+    config = uvicorn.Config(
+        create_app(service),
+        log_level="warning",
+        access_log=settings.access_log,
+        timeout_graceful_shutdown=int(settings.timeout_s) + 1,
+        server_header=False,
+    )
+
+    def announce(url: str) -> None:
+        auth = ", bearer-token auth on" if settings.api_key else ""
+        echo(
+            f"Serving {predictor.name} (version {predictor.version}, {predictor.runtime} runtime{auth}) at {url} "
+            f"after {time.perf_counter() - start:.2f}s; try it at {url}/, API docs at {url}/docs. Ctrl-C stops."
+        )
+
+    _Server(config, service, announce).run(sockets=[sock])
+    echo("kiln: server stopped")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A bound TCP socket, or a ConfigError that says why not (uvicorn would exit with a log line)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror as exc:
+        raise ConfigError(f"`--host {host}` is not an address of this machine ({exc.strerror}).") from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"Cannot listen on {host}:{port}: {exc.strerror}. Pick another `--port` (0 picks a free one).") from None
+    return sock
+

@@ -1,0 +1,188 @@
+"""The served model: the Predictor behind a micro-batcher, with readiness, draining and metrics.
+
+Routes in `app.py` only call into this; it imports nothing from training (no training loop,
+optimizer, dataset readers or plotting), so `kiln serve` starts fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import numpy as np
+import pydantic_core
+from starlette.requests import ClientDisconnect, Request
+
+from kiln.predict import Predictor, softmax
+from kiln.serve.batching import FixedBlocks, MicroBatcher, Overloaded
+from kiln.serve.inputs import InputSpec, parse
+from kiln.serve.metrics import Metrics
+from kiln.serve.schemas import ApiError
+from kiln.serve.settings import ServeSettings
+
+ARTIFACTS = ("curves.png", "confusion_matrix.png")  # the only run-folder files the server reads for clients
+RETRY_AFTER = {"Retry-After": "1"}
+
+
+class Service:
+    """One loaded model and everything needed to answer requests for it."""
+
+    def __init__(self, predictor: Predictor, settings: ServeSettings) -> None:
+        if predictor.runtime == "torch":
+            predictor.forward = FixedBlocks(predictor.forward)
+        self.predictor = predictor
+        self.settings = settings
+        self.spec = InputSpec.of(predictor, settings.max_rows)
+        self.ready = False
+        self.draining = False
+        self.drain_deadline = 0.0
+        self.inflight = 0
+        self.batcher = MicroBatcher(
+            self.outputs,
+            max_batch=settings.max_batch,
+            max_wait_s=settings.max_wait_ms / 1000,
+            max_queue=settings.max_queue,
+            on_batch=self._on_batch,
+        )
+        self.metrics = Metrics(
+            {"model": predictor.name, "version": predictor.version, "runtime": predictor.runtime},
+            {
+                "kiln_queue_depth": ("Requests waiting for the model.", lambda: self.batcher.queued),
+                "kiln_inflight_requests": ("HTTP requests being handled.", lambda: self.inflight),
+                "kiln_ready": ("1 when /ready answers 200.", lambda: float(self.is_ready())),
+            },
+        )
+        self.artifacts = {name: (predictor.run.path / name).read_bytes() for name in ARTIFACTS if (predictor.run.path / name).is_file()}
+        self.info = self._info()
+
+    def outputs(self, encoded: np.ndarray) -> np.ndarray:
+        """`Predictor.outputs` after the encoding step: scale, forward, then softmax or the target's unit.
+
+        Encoding (table categories) runs per request in `parse`, so that one request's bad value
+        fails that request alone; this part runs on the micro-batch.
+        """
+        predictor = self.predictor
+        out = predictor.forward(predictor.preprocessor.scaled(encoded))
+        if predictor.schema.task == "classification":
+            return softmax(out)
+        return predictor.preprocessor.inverse_target(out[:, 0])
+
+    def _on_batch(self, rows: int, requests: int) -> None:
+        self.metrics.observe_batch(rows, requests)
+
+    def _info(self) -> dict[str, Any]:
+        schema, spec = self.predictor.schema, self.spec
+        metrics = {k: v for k, v in self.predictor.run.read_metrics().items() if k != "per_class"}
+        return {
+            "name": self.predictor.name,
+            "version": self.predictor.version,
+            "runtime": self.predictor.runtime,
+            "task": schema.task,
+            "input": {
+                "features": schema.features,
+                "kinds": spec.kinds,
+                "categories": {c.name: list(c.categories) for c in spec.encoder.columns if c.categories} if spec.encoder else {},
+                "image_shape": list(schema.image_shape) if schema.image_shape else None,
+                "pixel_range": spec.pixel_range,
+                "max_rows": spec.max_rows,
+            },
+            "classes": schema.classes,
+            "metrics": metrics,
+            "artifacts": sorted(self.artifacts),
+        }
+
+    async def start(self) -> None:
+        """Start the batcher and warm the model up (first calls allocate); then /ready answers 200."""
+        self.batcher.start()
+        for rows in {1, self.settings.max_batch}:
+            await self.batcher.submit(np.zeros((rows, self.predictor.schema.inputs), np.float32))
+        self.ready = True
+
+    async def stop(self) -> None:
+        await self.batcher.stop()
+
+    def is_ready(self) -> bool:
+        return self.ready and not self.draining
+
+    def drain(self, grace_s: float) -> None:
+        """Stop being ready and refuse new predictions; requests in flight may finish within `grace_s`."""
+        self.draining = True
+        self.drain_deadline = time.monotonic() + grace_s
+
+    def drained(self) -> bool:
+        return self.draining and (self.inflight == 0 or time.monotonic() > self.drain_deadline)
+
+    async def predict(self, request: Request) -> bytes:
+        """A /v1/predict body -> the JSON answer; 4xx/5xx as `ApiError`."""
+        if self.draining:
+            raise ApiError(503, "shutting_down", "The server is shutting down; retry on another instance.", headers=RETRY_AFTER)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.timeout_s
+        with self.batcher.arriving():
+            try:
+                body = await asyncio.wait_for(self._body(request), self.settings.timeout_s)
+            except asyncio.TimeoutError:
+                raise ApiError(408, "timeout", f"The body did not arrive within {self.settings.timeout_s:g}s.") from None
+            request_rows = parse(body, self.spec)
+            try:
+                future = self.batcher.submit(request_rows.x)
+            except Overloaded:
+                raise ApiError(
+                    503, "overloaded", f"{self.settings.max_queue} requests are already waiting for the model "
+                    "(--max-queue); retry shortly.", headers=RETRY_AFTER
+                ) from None
+        try:
+            out = await asyncio.wait_for(future, max(deadline - loop.time(), 0.0))
+        except asyncio.TimeoutError:
+            raise ApiError(504, "timeout", f"The model did not answer within {self.settings.timeout_s:g}s (--timeout-s).") from None
+        answer = {"predictions": self._format(out, request_rows.top_k), "model": self.predictor.name, "version": self.predictor.version}
+        if request_rows.unknown:
+            answer["warnings"] = [
+                f"{count} row(s) have a `{column}` category never seen in training; they were scored with the unknown bucket."
+                for column, count in request_rows.unknown.items()
+            ]
+        return pydantic_core.to_json(answer)
+
+    async def _body(self, request: Request) -> bytes:
+        """The request body, refused with 413 as soon as it outgrows the limit (chunked bodies included)."""
+        limit = self.settings.max_body_bytes
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large(limit)
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise ApiError(400, "disconnected", "The client disconnected before sending the whole body.") from None
+        return b"".join(chunks)
+
+    def _format(self, out: np.ndarray, top_k: int) -> list[dict[str, Any]]:
+        """Model outputs -> one JSON object per row, exactly `Predictor.predict`'s values plus top-k."""
+        bad = ~np.isfinite(out.reshape(len(out), -1)).all(axis=1)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ApiError(
+                422, "non_finite_output", f"inputs[{i}]: the model's output for this row is not finite "
+                "(NaN or infinite); its values are probably far outside the range the model was trained on.", index=i
+            )
+        if self.predictor.schema.task == "regression":
+            return [{"value": v} for v in out.tolist()]
+        classes = self.spec.classes
+        rows = []
+        for p, probs in zip(out, out.tolist()):
+            best = np.argsort(-p, kind="stable")[:top_k].tolist()
+            rows.append(
+                {
+                    "label": classes[best[0]],
+                    "probabilities": dict(zip(classes, probs)),
+                    "top_k": [{"label": classes[k], "probability": probs[k]} for k in best],
+                }
+            )
+        return rows
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(413, "too_large", f"The body is larger than {limit} bytes (--max-body-bytes); send fewer rows per request.")

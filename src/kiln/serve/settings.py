@@ -1,0 +1,46 @@
+"""Server settings: validated once from the CLI flags, then handed to the app (no globals)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from kiln.errors import ConfigError
+
+
+class ServeSettings(BaseModel):
+    """How `kiln serve` listens, batches, limits and authenticates."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"  # loopback: reachable from this machine only, unless asked otherwise
+    port: int = Field(8000, ge=0, le=65535)  # 0 picks a free port
+    runtime: Literal["auto", "onnx", "torch"] = "auto"
+    max_batch: int = Field(64, ge=1, le=4096)
+    max_wait_ms: float = Field(2.0, ge=0.0, le=1000.0)
+    max_queue: int = Field(256, ge=1)
+    timeout_s: float = Field(10.0, gt=0.0)
+    max_body_bytes: int = Field(1 << 20, ge=1024)
+    max_rows: int = Field(1024, ge=1)
+    api_key: SecretStr | None = None
+    access_log: bool = False
+
+    @classmethod
+    def from_cli(cls, api_key_env: str | None = None, **flags: Any) -> ServeSettings:
+        """Validate CLI flags; the API key is read from the environment variable `api_key_env`."""
+        if api_key_env is not None:
+            key = os.environ.get(api_key_env, "")
+            if not key:
+                raise ConfigError(
+                    f"`--api-key-env {api_key_env}`: the environment variable {api_key_env} is not set or empty. "
+                    f"Set it to the key clients must send as `Authorization: Bearer <key>`."
+                )
+            flags["api_key"] = key
+        try:
+            return cls(**flags)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            flag = "--" + str(err["loc"][0]).replace("_", "-")
+            raise ConfigError(f"Invalid value for `{flag}`: {err['msg'].lower()}; got {err.get('input')!r}.") from None
