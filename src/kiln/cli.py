@@ -164,7 +164,7 @@ def predict(
     from kiln.runs import atomic_write
 
     predictor = Predictor.load(run)
-    rows = read_inputs(inputs, predictor.schema, encoding=encoding)
+    rows = read_inputs(inputs, predictor.schema, encoding=encoding, text_columns=predictor.text_columns)
     unknown: dict[str, int] = {}
     out = predictor.outputs(rows.rows, unknown)
     for column, count in unknown.items():
@@ -220,7 +220,7 @@ def inspect(
     from kiln.data.tabular import describe_columns
     from kiln.errors import DataError, closest
 
-    table = read_table(data, encoding=encoding, keep_text=target)
+    table = read_table(data, encoding=encoding, text_columns={target} if target else ())
     if target is not None and target not in table.columns:
         raise DataError(f"`{data}` has no column `{target}`.{closest(target, table.columns)} Columns: {', '.join(table.columns)}.")
     console = Console()

@@ -28,7 +28,7 @@ from kiln.runs import FORMAT_VERSION, RunFolder, atomic_write, history_csv, new_
 from kiln.train.augment import build_augment
 from kiln.train.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar
 from kiln.train.checkpoint import load_checkpoint
-from kiln.train.device import resolve_device
+from kiln.train.device import autocast, resolve_device
 from kiln.train.loop import Trainer
 from kiln.version import __version__
 
@@ -144,7 +144,9 @@ class _Prepared:
 
 def _prepare(dataset: Dataset, cfg: RunConfig) -> _Prepared:
     classification = dataset.schema.task == "classification"
-    train, val = validation_split(dataset.y_train, cfg.data.val_split, dataset.split, cfg.data.seed, classification)  # type: ignore[arg-type]
+    train, val = validation_split(
+        dataset.y_train, cfg.data.val_split, dataset.split, cfg.data.seed, dataset.schema.classes, f"`{dataset.source}`"  # type: ignore[arg-type]
+    )
     if cfg.train.batch_size > len(train):
         raise ConfigError(
             f"`train.batch_size` is {cfg.train.batch_size} but the training split has only {len(train)} rows; "
@@ -162,7 +164,9 @@ def _prepare(dataset: Dataset, cfg: RunConfig) -> _Prepared:
     schema = dataset.schema
     if pre.encoder is not None:
         schema = replace(schema, n_inputs=len(pre.encoder.outputs))
+    build(cfg.model, schema.inputs, schema.n_outputs, schema.image_shape)  # a spec that cannot fit the data fails here
     device = resolve_device(cfg.train.device)
+    autocast(device, cfg.train.precision)  # raises now, before a run folder exists, if the precision cannot run
     if device.type == "cpu" and cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
 
@@ -300,8 +304,7 @@ def _save(
         from kiln.export.onnx import export_onnx
 
         exported["onnx"] = export_onnx(folder, predictor.module, predictor.schema.inputs)
-    write_json(
-        folder.model_json,
+    folder.write_model_json(
         {
             "format": FORMAT_VERSION,
             "kiln_version": __version__,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from kiln.data.encoding import as_float
 from kiln.data.preprocessing import Preprocessor
 from kiln.data.schema import Schema
 from kiln.data.table import Table
@@ -71,8 +72,15 @@ class Predictor:
             version = str(meta["weights"]["sha256"])[:12]
         except (KeyError, TypeError, ValueError) as exc:
             raise RunError(f"`{run.model_json}` is corrupted: {exc!r}.") from None
+        if not len(preprocessor.scale) == len(preprocessor.shift) == schema.inputs:
+            raise RunError(
+                f"`{run.model_json}` is corrupted: preprocessing has {len(preprocessor.scale)} scales for "
+                f"{schema.inputs} model inputs."
+            )
         if runtime == "onnx" or (runtime == "auto" and _onnx_usable(run, meta)):
             from kiln.export.runtime import OnnxForward
+
+            run.read_weights(meta["weights"]["sha256"])  # a damaged artifact fails whichever runtime reads it
 
             return cls(run, schema, preprocessor, OnnxForward.load(run, meta), version, "onnx")
         return cls(run, schema, preprocessor, TorchForward(load_module(run, meta, schema)), version, "torch")
@@ -80,6 +88,12 @@ class Predictor:
     @property
     def name(self) -> str:
         return self.run.name
+
+    @property
+    def text_columns(self) -> list[str]:
+        """Categorical columns, which a reader must keep as text ("1" stays the category "1")."""
+        encoder = self.preprocessor.encoder
+        return [c.name for c in encoder.columns if c.kind == "categorical"] if encoder else []
 
     @property
     def module(self) -> nn.Module:
@@ -102,14 +116,17 @@ class Predictor:
                     f"`{x.path}` is missing feature column(s) {', '.join(f'`{m}`' for m in missing[:5])}; "
                     f"expected the {len(features)} columns the model was trained on."
                 )
-            x = x if self.preprocessor.encoder else np.column_stack([x.columns[f] for f in features])
+            if self.preprocessor.encoder is not None:
+                return x
+            x = np.column_stack([as_float(f, x.columns[f], x.where) for f in features])
         elif isinstance(x, Sequence) and x and isinstance(x[0], Mapping):
             x = [_by_name(row, features, i) for i, row in enumerate(x)]
         if self.preprocessor.encoder is not None:
-            return x if isinstance(x, Table) else _table(x, features)
+            return _table(x, features)
         try:
             arr = np.asarray(x, dtype=np.float32)
         except (TypeError, ValueError):
+            _find_bad_cell(x, features)
             raise InputError(f"Inputs must be numeric rows of {len(features)} features each.") from None
         if arr.ndim == 1:
             arr = arr[None, :]
@@ -157,6 +174,19 @@ def _by_name(row: Mapping[str, Any], features: list[str], index: int) -> list[An
     if missing:
         raise InputError(f"Row {index} is missing feature `{missing[0]}` ({len(missing)} missing in all).")
     return [row[name] for name in features]
+
+
+def _find_bad_cell(rows: Any, features: list[str]) -> None:
+    """Raise an InputError naming the first row and feature that is not a number (or a row of the wrong length)."""
+    for i, row in enumerate(rows):
+        if not isinstance(row, (list, tuple, np.ndarray)) or len(row) != len(features):
+            found = len(row) if isinstance(row, (list, tuple, np.ndarray)) else type(row).__name__
+            raise InputError(f"Row {i}: expected {len(features)} values; found {found}.")
+        for name, value in zip(features, row):
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                raise InputError(f"Row {i}, feature `{name}`: expected a number, found {value!r}.") from None
 
 
 def _table(rows: Any, features: list[str]) -> Table:

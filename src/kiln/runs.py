@@ -32,12 +32,19 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     payload = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a run folder's files are as readable as any other
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -89,7 +96,16 @@ class RunFolder:
             raise RunError(
                 f"`{self.model_json}` has format {meta['format']!r}; this kiln reads format {FORMAT_VERSION}."
             )
+        if "checksum" in meta and meta["checksum"] != _checksum(meta):
+            raise RunError(
+                f"`{self.model_json}` is corrupted: its contents were changed after training (checksum mismatch)."
+            )
         return meta
+
+    def write_model_json(self, meta: dict[str, Any]) -> None:
+        """Write model.json atomically with a checksum of its contents, so an edited file is caught on load."""
+        body = {k: v for k, v in meta.items() if k != "checksum"}
+        write_json(self.model_json, {**body, "checksum": _checksum(body)})
 
     def read_weights(self, expected_sha256: str) -> bytes:
         """The raw safetensors bytes, verified against the hash recorded in model.json."""
@@ -116,6 +132,11 @@ class RunFolder:
         except FileNotFoundError:
             return []
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(io.StringIO(text))]
+
+
+def _checksum(meta: dict[str, Any]) -> str:
+    body = {k: v for k, v in meta.items() if k != "checksum"}
+    return sha256(json.dumps(body, sort_keys=True).encode("utf-8"))
 
 
 def history_csv(rows: list[dict[str, float]]) -> str:

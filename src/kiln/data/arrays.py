@@ -13,7 +13,8 @@ from kiln.data.tabular import MAX_CLASSES_FOR_INTEGERS
 from kiln.errors import DataError
 
 
-def _read(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """X and y from an .npz, or from X.npy and its y.npy partner; never unpickles."""
     try:
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as npz:
@@ -33,7 +34,7 @@ def _read(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def load_arrays(path: Path, *, task: str, test_size: float, split: SplitMode, seed: int) -> Dataset:
     """Rows (n, features) or images (n, H, W) / (n, C, H, W) with labels or targets `y`."""
-    x, y = _read(path)
+    x, y = read_arrays(path)
     if len(x) != len(y):
         raise DataError(f"`{path}`: X has {len(x)} rows but y has {len(y)}; they must match.")
     if x.ndim not in (2, 3, 4) or not np.issubdtype(x.dtype, np.number):
@@ -44,10 +45,10 @@ def load_arrays(path: Path, *, task: str, test_size: float, split: SplitMode, se
     elif x.ndim == 4:
         image_shape = (x.shape[1], x.shape[2], x.shape[3])
     flat = x.reshape(len(x), -1).astype(np.float32)
-    integral = np.issubdtype(y.dtype, np.integer) or (np.issubdtype(y.dtype, np.number) and np.all(np.mod(y, 1) == 0))
-    is_class = task == "classification" or (
-        task == "auto" and (not np.issubdtype(y.dtype, np.number) or (integral and len(np.unique(y)) <= MAX_CLASSES_FOR_INTEGERS))
-    )
+    bad = np.argwhere(~np.isfinite(flat))
+    if len(bad):
+        raise DataError(f"`{path}`: X row {bad[0][0]}, value {bad[0][1]} is {flat[tuple(bad[0])]}; expected finite numbers.")
+    is_class = _is_classification(y, task)
     if is_class:
         labels, codes = np.unique(y.astype(str), return_inverse=True)
         classes = [str(c) for c in labels]
@@ -56,8 +57,18 @@ def load_arrays(path: Path, *, task: str, test_size: float, split: SplitMode, se
         classes, target = [], y.astype(np.float32)
     features = [f"x{i}" for i in range(flat.shape[1])]
     schema = Schema(features, "classification" if is_class else "regression", classes=classes, image_shape=image_shape)
-    train, test = test_split(target, test_size, split, seed, classification=is_class)
+    train, test = test_split(target, test_size, split, seed, classes, f"`{path}`")
     return Dataset(
         path.stem, schema, flat[train], target[train], flat[test], target[test],
         test_size=test_size, split=split, seed=seed,
     )
+
+
+def _is_classification(y: np.ndarray, task: str) -> bool:
+    """Text labels and few distinct integers are classes; other numbers are a regression target."""
+    if task != "auto":
+        return task == "classification"
+    if not np.issubdtype(y.dtype, np.number):
+        return True
+    integral = np.issubdtype(y.dtype, np.integer) or bool(np.all(np.mod(y, 1) == 0))
+    return integral and len(np.unique(y)) <= MAX_CLASSES_FOR_INTEGERS

@@ -55,7 +55,7 @@ def load_builtin(name: str, *, test_size: float = 0.2, split: SplitMode = "keras
         classes=classes,
         image_shape=(1, 8, 8) if name == "digits" else None,
     )
-    train, test = test_split(y, test_size, split, seed, classification=not regression)
+    train, test = test_split(y, test_size, split, seed, classes, f"`{name}`")
     return Dataset(
         name=name,
         schema=schema,

@@ -8,12 +8,13 @@ The fitted state is plain JSON in model.json.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
+from kiln.data.table import Table
 from kiln.errors import DataError, InputError
 
 MISSING = "<missing>"
@@ -45,21 +46,21 @@ class TableEncoder:
     on_missing: OnMissing = "impute"
 
     @classmethod
-    def fit(cls, columns: dict[str, np.ndarray], kinds: dict[str, str], on_missing: OnMissing) -> TableEncoder:
+    def fit(cls, table: Table, on_missing: OnMissing) -> TableEncoder:
         fitted = []
-        for name, values in columns.items():
+        for name, values in table.columns.items():
             missing = missing_mask(values)
             if on_missing == "error" and missing.any():
                 raise DataError(
-                    f"Column `{name}` has {int(missing.sum())} missing value(s), first at row "
-                    f"{int(missing.argmax()) + 1}; fill them or drop `--on-missing error`."
+                    f"{table.where(int(missing.argmax()))}, column `{name}`: value is missing "
+                    f"({int(missing.sum())} missing in all); fill them or drop `--on-missing error`."
                 )
-            if kinds[name] == "categorical":
-                seen = Counter(MISSING if v is None else str(v) for v in values)
+            if table.kinds[name] == "categorical":
+                seen = {category(v) for v in values}
                 fitted.append(Column(name, "categorical", categories=tuple(sorted(seen))))
             else:
                 fill = float(np.nanmedian(values)) if (~missing).any() else 0.0
-                fitted.append(Column(name, kinds[name], fill=fill, indicator=bool(missing.any())))
+                fitted.append(Column(name, table.kinds[name], fill=fill, indicator=bool(missing.any())))
         return cls(tuple(fitted), on_missing)
 
     @property
@@ -72,33 +73,33 @@ class TableEncoder:
         """The encoded feature names, in model input order."""
         return [name for c in self.columns for name in c.outputs()]
 
-    def transform(self, columns: dict[str, Any], n_rows: int) -> tuple[np.ndarray, dict[str, int]]:
+    def transform(self, table: Table) -> tuple[np.ndarray, dict[str, int]]:
         """Encode raw columns; also return how many values per column fell into the unknown bucket."""
         blocks: list[np.ndarray] = []
         unknown: dict[str, int] = {}
         for col in self.columns:
-            values = columns[col.name]
+            values = table.columns[col.name]
             if col.kind == "categorical":
-                block, count = self._one_hot(col, values, n_rows)
+                block, count = self._one_hot(col, values, table.n_rows)
                 if count:
                     unknown[col.name] = count
             else:
-                block = self._number(col, values)
+                block = self._number(col, values, table)
             blocks.append(block)
         return np.concatenate(blocks, axis=1).astype(np.float32, copy=False), unknown
 
-    def _number(self, col: Column, values: Any) -> np.ndarray:
-        x = _as_float(col.name, values)
+    def _number(self, col: Column, values: Any, table: Table) -> np.ndarray:
+        x = as_float(col.name, values, table.where)
         missing = np.isnan(x)
         if missing.any() and self.on_missing == "error":
-            raise InputError(f"Row {int(missing.argmax())}, column `{col.name}`: value is missing.")
+            raise InputError(f"{table.where(int(missing.argmax()))}, column `{col.name}`: value is missing.")
         filled = np.where(missing, col.fill, x)[:, None]
         return np.concatenate([filled, missing[:, None]], axis=1) if col.indicator else filled
 
     def _one_hot(self, col: Column, values: Any, n_rows: int) -> tuple[np.ndarray, int]:
         index = {c: i for i, c in enumerate(col.categories)}
         block = np.zeros((n_rows, len(col.categories) + 1), dtype=np.float32)
-        codes = np.array([index.get(MISSING if _is_missing(v) else str(v), len(col.categories)) for v in values])
+        codes = np.array([index.get(category(v), len(col.categories)) for v in values])
         block[np.arange(n_rows), codes] = 1.0
         return block, int((codes == len(col.categories)).sum())
 
@@ -123,6 +124,15 @@ class TableEncoder:
         return cls(cols, raw.get("on_missing", "impute"))
 
 
+def category(v: Any) -> str:
+    """A raw value as category text: `<missing>` for gaps, 2.0 as "2" (a JSON client may send 2 for "2")."""
+    if _is_missing(v):
+        return MISSING
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
 def _is_missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and np.isnan(v))
 
@@ -137,8 +147,8 @@ def missing_mask(values: np.ndarray) -> np.ndarray:
 _BOOLS = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}
 
 
-def _as_float(name: str, values: Any) -> np.ndarray:
-    """Numbers (or booleans, or their text) as float64 with NaN for missing; InputError names the bad row."""
+def as_float(name: str, values: Any, where: Callable[[int], str]) -> np.ndarray:
+    """Numbers (or booleans, or their text) as float64 with NaN for missing; InputError names the row and column."""
     try:
         return np.asarray(values, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):
@@ -153,5 +163,5 @@ def _as_float(name: str, values: Any) -> np.ndarray:
             try:
                 out[i] = float(v)
             except (TypeError, ValueError):
-                raise InputError(f"Row {i}, column `{name}`: expected a number, found {v!r}.") from None
+                raise InputError(f"{where(i)}, column `{name}`: expected a number, found {v!r}.") from None
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 from kiln.data.dataset import Dataset
 from kiln.data.schema import Schema
 from kiln.data.splits import SplitMode, test_split
-from kiln.errors import DataError
+from kiln.errors import DataError, KilnWarning
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 
@@ -72,6 +73,9 @@ def load_image_folder(
         raise DataError(
             f"{len(bad)} unreadable image file(s): {listed}{more}. Fix or remove them, or pass --skip-bad-files."
         )
+    if bad:
+        listed = ", ".join(f"{p} ({reason})" for p, reason in bad.items())
+        warnings.warn(KilnWarning(f"Skipped {len(bad)} unreadable image file(s): {listed}."), stacklevel=2)
     gray = all(mode in ("1", "L", "LA", "I", "I;16", "F") for mode, _ in info.values())
     mode = "L" if gray else "RGB"
     size = (image_size, image_size) if image_size else Counter(s for _, s in info.values()).most_common(1)[0][0]
@@ -86,7 +90,7 @@ def load_image_folder(
     width, height = size
     features = [f"c{c}_{r}_{k}" for c in range(channels) for r in range(height) for k in range(width)]
     schema = Schema(features, "classification", classes=classes, image_shape=(channels, height, width))
-    train, test = test_split(y, test_size, split, seed, classification=True)
+    train, test = test_split(y, test_size, split, seed, classes, f"`{folder}`")
     return Dataset(
         folder.name, schema, x[train], y[train], x[test], y[test],
         test_size=test_size, split=split, seed=seed,

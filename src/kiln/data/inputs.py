@@ -3,11 +3,13 @@ headerless numeric CSVs by position, images by the run's image mode and size."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from kiln.data.arrays import read_arrays
 from kiln.data.images import IMAGE_SUFFIXES, read_image
 from kiln.data.rows import read_rows
 from kiln.data.schema import Schema
@@ -26,18 +28,34 @@ class Inputs:
         return self.rows.n_rows if isinstance(self.rows, Table) else len(self.rows)
 
 
-def read_inputs(path: str | Path, schema: Schema, *, encoding: str = "utf-8") -> Inputs:
-    """Read `path` (a table file, an image file or a folder of images) as rows for a model with `schema`."""
+def read_inputs(
+    path: str | Path, schema: Schema, *, encoding: str = "utf-8", text_columns: Collection[str] = ()
+) -> Inputs:
+    """Read `path` (a table file, an image file or a folder of images) as rows for a model with `schema`.
+
+    `text_columns` (the model's categorical columns) are read as written, never as numbers or booleans.
+    """
     path = Path(path)
     if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
         return _images(path, schema)
     if not path.is_file():
         raise InputError(f"Input file `{path}` does not exist.")
+    if path.suffix.lower() in (".npz", ".npy"):
+        return Inputs(_array_rows(path))
     if path.suffix.lower() == ".csv" and _headerless(path, encoding):
         return Inputs(read_rows(path, schema.features))
-    table = read_table(path, encoding=encoding)
+    table = read_table(path, encoding=encoding, text_columns=text_columns)
     extra = {k: v for k, v in table.columns.items() if k not in schema.features and k != schema.target}
     return Inputs(table, extra)
+
+
+def _array_rows(path: Path) -> np.ndarray:
+    """Rows from an .npz (its X) or an .npy file of features, flattened per sample."""
+    if path.suffix.lower() == ".npz":
+        x, _ = read_arrays(path)
+    else:
+        x = np.load(path, allow_pickle=False)
+    return x.reshape(len(x), -1)
 
 
 def _headerless(path: Path, encoding: str) -> bool:
@@ -68,7 +86,9 @@ def _images(path: Path, schema: Schema, files: list[Path] | None = None) -> Inpu
     return Inputs(np.stack(rows), {"file": np.array([str(f) for f in files], dtype=object)})
 
 
-def read_labelled(path: str | Path, schema: Schema, *, encoding: str = "utf-8") -> tuple[np.ndarray | Table, np.ndarray]:
+def read_labelled(
+    path: str | Path, schema: Schema, *, encoding: str = "utf-8", text_columns: Collection[str] = ()
+) -> tuple[np.ndarray | Table, np.ndarray]:
     """Rows and targets of a labelled file or image folder, with labels mapped to the model's classes."""
     path = Path(path)
     if path.is_dir():
@@ -78,7 +98,13 @@ def read_labelled(path: str | Path, schema: Schema, *, encoding: str = "utf-8") 
         inputs = _images(path, schema, [p for group in files.values() for p in group])
         labels = np.array([c for c, group in files.items() for _ in group], dtype=object)
         return inputs.rows, _codes(labels, schema, f"`{path}`", "folder")
-    table = read_table(path, encoding=encoding, keep_text=schema.target)
+    if path.suffix.lower() in (".npz", ".npy"):
+        x, y = read_arrays(path)
+        rows = x.reshape(len(x), -1)
+        if schema.task == "regression":
+            return rows, y.astype(np.float32)
+        return rows, _codes(y.astype(str).astype(object), schema, f"`{path}` array y", "label")
+    table = read_table(path, encoding=encoding, text_columns={schema.target, *text_columns})
     if schema.target not in table.columns:
         raise InputError(f"`{path}` has no target column `{schema.target}`; it is needed to score the model.")
     y = table.columns.pop(schema.target)

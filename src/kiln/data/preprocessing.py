@@ -42,8 +42,8 @@ class Preprocessor:
         """
         encoder = None
         if isinstance(x, Table):
-            encoder = TableEncoder.fit(x.columns, x.kinds, on_missing)
-            x, _ = encoder.transform(x.columns, x.n_rows)
+            encoder = TableEncoder.fit(x, on_missing)
+            x, _ = encoder.transform(x)
         if value_range is not None:
             scale = np.full(x.shape[1], 1.0 / value_range)
             shift = np.zeros(x.shape[1])
@@ -67,7 +67,7 @@ class Preprocessor:
         """Raw rows -> unscaled float32 features, plus per-column counts of unseen categories."""
         if isinstance(x, Table):
             assert self.encoder is not None, "a table needs a fitted encoder"
-            return self.encoder.transform(x.columns, x.n_rows)
+            return self.encoder.transform(x)
         return np.asarray(x, dtype=np.float32), {}
 
     def transform(self, x: np.ndarray | Table) -> np.ndarray:

@@ -7,6 +7,7 @@ array: float64 (NaN for missing) for numbers and booleans, object (None for miss
 from __future__ import annotations
 
 import csv
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -33,12 +34,21 @@ class Table:
     def n_rows(self) -> int:
         return len(next(iter(self.columns.values()))) if self.columns else 0
 
+    def where(self, row: int) -> str:
+        """Where row `row` (0-based) is, for messages: a file line, a Parquet row, or a row of an in-memory batch."""
+        if self.path.suffix.lower() in (".csv", ".tsv", ".txt"):
+            return f"`{self.path}` line {row + 2}"
+        if self.path.suffix.lower() in (".parquet", ".pq"):
+            return f"`{self.path}` row {row + 1}"
+        return f"Row {row}"
+
     def take(self, rows: np.ndarray) -> Table:
         return Table(self.path, {k: v[rows] for k, v in self.columns.items()}, dict(self.kinds))
 
 
-def read_table(path: str | Path, *, encoding: str = "utf-8", keep_text: str | None = None) -> Table:
-    """Read a CSV/TSV/Parquet file into typed columns; the `keep_text` column stays as written (a target's labels).
+def read_table(path: str | Path, *, encoding: str = "utf-8", text_columns: Collection[str] = ()) -> Table:
+    """Read a CSV/TSV/Parquet file into typed columns; `text_columns` stay text as written (a target's
+    labels, or a model's categorical columns, which must not turn into numbers or booleans in a new file).
 
     Raises:
         DataError: empty file, header only, ragged rows (with the line), bad encoding (with the column).
@@ -57,7 +67,7 @@ def read_table(path: str | Path, *, encoding: str = "utf-8", keep_text: str | No
     columns: dict[str, np.ndarray] = {}
     kinds: dict[str, Kind] = {}
     for name, col in zip(arrow.column_names, arrow.columns):
-        columns[name], kinds[name] = _to_numpy(path, name, col, encoding, as_text=name == keep_text)
+        columns[name], kinds[name] = _to_numpy(path, name, col, encoding, as_text=name in text_columns)
     return Table(path, columns, kinds)
 
 
@@ -113,7 +123,7 @@ def _to_numpy(path: Path, name: str, col, encoding: str, as_text: bool) -> tuple
     import pyarrow.compute as pc
 
     kind = col.type
-    if pa.types.is_boolean(kind) and as_text:
+    if as_text and (pa.types.is_boolean(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind)):
         col = col.cast(pa.string())
     elif pa.types.is_boolean(kind):
         return col.cast(pa.float64()).to_numpy(zero_copy_only=False), "boolean"

@@ -29,7 +29,7 @@ def load_table_dataset(
     encoding: str = "utf-8",
 ) -> Dataset:
     """Read a CSV/TSV/Parquet table, encode its target and split off the test rows."""
-    table = read_table(path, encoding=encoding, keep_text=target)
+    table = read_table(path, encoding=encoding, text_columns={target} if target else ())
     names = list(table.columns)
     if target is None:
         raise DataError(f"`{table.path}` is a table: name its target column with `--target` (columns: {', '.join(names)}).")
@@ -37,7 +37,9 @@ def load_table_dataset(
         raise DataError(
             f"`{table.path}` has no column `{target}`.{closest(target, names)} Columns: {', '.join(names)}."
         )
-    y_raw, y_kind = table.columns.pop(target), table.kinds.pop(target)
+    y_raw, y_kind = _target_values(table.columns.pop(target)), table.kinds.pop(target)
+    if y_raw.dtype != object:
+        y_kind = "numeric"
     keep = ~missing_mask(y_raw)
     if not keep.any():
         raise DataError(f"`{table.path}` target column `{target}` has no values.")
@@ -57,13 +59,21 @@ def load_table_dataset(
         y = np.array([index[v] for v in labels], dtype=np.int64)
     else:
         classes, y = [], np.asarray(y_raw, dtype=np.float32)
-    train, test = test_split(y, test_size, split, seed, classification=resolved == "classification")
+    train, test = test_split(y, test_size, split, seed, classes, f"`{table.path}`")
     schema = Schema(features=list(table.columns), task=resolved, target=target, classes=classes)
     name = Path(path).stem
     return Dataset(
         name, schema, table.take(train), y[train], table.take(test), y[test],
         test_size=test_size, split=split, seed=seed,
     )
+
+
+def _target_values(text: np.ndarray) -> np.ndarray:
+    """The target as read (text): numbers when every value is one (for task inference), else the labels."""
+    try:
+        return np.array([np.nan if v is None else float(v) for v in text])
+    except ValueError:
+        return text
 
 
 def _label(v: object) -> str:

@@ -23,7 +23,7 @@ def evaluate_run(path: str | Path, data: str | Path | None = None) -> dict[str, 
         dataset = load_configured(cfg.data)
         rows, y = dataset.x_test, dataset.y_test
     else:
-        rows, y = read_labelled(data, predictor.schema, encoding=cfg.data.encoding)
+        rows, y = read_labelled(data, predictor.schema, encoding=cfg.data.encoding, text_columns=predictor.text_columns)
     return score(predictor, rows, y)
 
 

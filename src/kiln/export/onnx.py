@@ -18,7 +18,7 @@ import numpy as np
 
 from kiln.errors import RunError
 from kiln.export.runtime import ONNX_FILE, session
-from kiln.runs import RunFolder, atomic_write, sha256, write_json
+from kiln.runs import RunFolder, atomic_write, sha256
 
 if TYPE_CHECKING:
     from torch import nn
@@ -109,7 +109,7 @@ def export_run(path: str | Path) -> dict[str, Any]:
     predictor = Predictor.load(path, runtime="torch")
     meta = predictor.run.read_model_json()
     entry = export_onnx(predictor.run, predictor.module, predictor.schema.inputs)
-    write_json(predictor.run.model_json, {**meta, "onnx": entry})
+    predictor.run.write_model_json({**meta, "onnx": entry})
     return {**entry, "seconds": time.perf_counter() - start}
 
 

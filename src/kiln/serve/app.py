@@ -2,23 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pydantic_core
 from fastapi import FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
+from starlette.routing import Route
 
 from kiln.serve import page
 from kiln.serve.guard import Gate
 from kiln.serve.metrics import CONTENT_TYPE
-from kiln.serve.schemas import ApiError, ErrorResponse, ModelInfo, PredictRequest, PredictResponse
-from kiln.serve.service import Service
+from kiln.serve.schemas import ErrorResponse, ModelInfo, PredictRequest, PredictResponse
+from kiln.serve.service import PredictEndpoint, Service
 from kiln.version import __version__
 
 JSON = "application/json"
-ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 408, 413, 422, 503, 504)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (400, 401, 408, 413, 422, 503, 504)}
+
+
+async def _predict() -> None:
+    """Labels, class probabilities and top-k (or values) for a batch of raw rows.
+
+    Rows go through the run's saved preprocessing, exactly as in `kiln predict`. Concurrent
+    requests are micro-batched; errors name the row (`index`) and the feature (`field`).
+    """
+
+
+# /v1/predict is served by `PredictEndpoint` (plain ASGI, for speed); this route only documents it.
+PREDICT_DOC = APIRoute(
+    "/v1/predict",
+    _predict,
+    methods=["POST"],
+    tags=["model"],
+    response_model=PredictResponse,
+    responses=ERRORS,
+    openapi_extra={"requestBody": {"content": {JSON: {"schema": PredictRequest.model_json_schema()}}, "required": True}},
+)
 
 
 def create_app(service: Service) -> FastAPI:
@@ -38,7 +62,6 @@ def create_app(service: Service) -> FastAPI:
         redoc_url=None,
     )
     app.add_middleware(Gate, service=service)
-    app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
 
     @app.get("/health", tags=["probes"], summary="Liveness: the process answers.")
@@ -61,16 +84,8 @@ def create_app(service: Service) -> FastAPI:
             f"/v1/model/{name}", page.static(data, "image/png"), methods=["GET"], tags=["model"], summary=f"The run's {name}."
         )
 
-    @app.post(
-        "/v1/predict",
-        tags=["model"],
-        response_model=PredictResponse,
-        responses=ERRORS,
-        openapi_extra={"requestBody": {"content": {JSON: {"schema": PredictRequest.model_json_schema()}}, "required": True}},
-    )
-    async def predict(request: Request) -> Response:
-        """Labels, class probabilities and top-k (or values) for a batch of raw rows."""
-        return Response(await service.predict(request), media_type=JSON)
+    app.router.routes.insert(0, Route("/v1/predict", PredictEndpoint(service), methods=["POST"]))  # first: matched first
+    app.openapi = _openapi(app, [PREDICT_DOC])  # type: ignore[method-assign]
 
     @app.get("/metrics", tags=["probes"], summary="Prometheus metrics (text format).")
     async def metrics() -> Response:
@@ -80,11 +95,20 @@ def create_app(service: Service) -> FastAPI:
     return app
 
 
-async def _api_error(request: Request, exc: ApiError) -> Response:
-    return Response(pydantic_core.to_json(exc.body()), exc.status, exc.headers, media_type=JSON)
-
-
 async def _http_error(request: Request, exc: HTTPException) -> Response:
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     message = f"No route {request.method} {request.url.path}; see /docs." if exc.status_code in (404, 405) else str(exc.detail)
     return Response(pydantic_core.to_json({"error": code, "message": message}), exc.status_code, exc.headers, media_type=JSON)
+
+
+def _openapi(app: FastAPI, documented: list[APIRoute]) -> Callable[[], dict[str, Any]]:
+    """FastAPI's OpenAPI schema of the app's routes plus `documented` ones served outside FastAPI."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=[*app.routes, *documented]
+            )
+        return app.openapi_schema
+
+    return openapi

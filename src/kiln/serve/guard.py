@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import hmac
 import time
-from typing import Any
 
-import pydantic_core
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kiln.serve.schemas import ApiError
-from kiln.serve.service import ARTIFACTS, Service, too_large
+from kiln.serve.service import ARTIFACTS, Service, respond, too_large
 
 PUBLIC = frozenset({"/", "/health", "/ready", "/docs", "/openapi.json", "/assets/app.js", "/assets/style.css"})
 ROUTES = PUBLIC | {"/v1/predict", "/v1/model", "/metrics"} | {f"/v1/model/{name}" for name in ARTIFACTS}
@@ -84,11 +82,3 @@ class Gate:
         scheme, _, token = (header or b"").partition(b" ")
         return hmac.compare_digest(token.strip(), self.key) and scheme.lower() == b"bearer"
 
-
-async def respond(send: Send, error: ApiError) -> None:
-    """Answer an `ApiError` as JSON at the ASGI level."""
-    body = pydantic_core.to_json(error.body())
-    headers: list[Any] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in (error.headers or {}).items()]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

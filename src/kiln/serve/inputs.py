@@ -201,7 +201,7 @@ def _nested(row: list[Any], i: int, spec: InputSpec) -> list[Any]:
 
     def walk(node: Any, path: str, dims: tuple[int, ...]) -> None:
         if not isinstance(node, list) or len(node) != dims[0]:
-            found = f"{len(node)} values" if isinstance(node, list) else _kind(node)
+            found = f"{len(node)} value{'' if len(node) == 1 else 's'}" if isinstance(node, list) else _kind(node)
             raise invalid(f"{path}: expected {dims[0]} values (image of {'x'.join(map(str, shape))}), got {found}.", index=i)
         for k, child in enumerate(node):
             if len(dims) > 1:

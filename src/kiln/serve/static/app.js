@@ -1,1 +1,249 @@
+// The try-it page: reads /v1/model, builds an input from the schema, posts to /v1/predict.
+// Plain JS, no build step. The API key (when the server asks for one) stays in memory only.
+"use strict";
 
+const state = { key: null, info: null, input: null };
+const $ = (id) => document.getElementById(id);
+
+function element(tag, props = {}, children = []) {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children);
+  return node;
+}
+
+async function api(path, options = {}) {
+  const headers = Object.assign({}, options.headers);
+  if (state.key) headers.Authorization = "Bearer " + state.key;
+  const response = await fetch(path, Object.assign({}, options, { headers }));
+  if (response.status === 401) {
+    $("auth").hidden = false;
+    throw new Error("This server requires an API key.");
+  }
+  return response;
+}
+
+async function load() {
+  let info;
+  try {
+    info = await (await api("/v1/model")).json();
+  } catch (error) {
+    $("subtitle").textContent = error.message;
+    return;
+  }
+  state.info = info;
+  document.title = "kiln: " + info.name;
+  $("title").textContent = info.name;
+  const shape = info.input.image_shape ? `${info.input.image_shape.join("×")} images` : `${info.input.features.length} features`;
+  $("subtitle").textContent = `${info.task} on ${shape} · version ${info.version} · ${info.runtime} runtime`;
+  renderMetrics(info.metrics);
+  renderPlots(info.artifacts);
+  const area = $("input-area");
+  area.replaceChildren();
+  state.input = buildInput(area, info);
+  $("clear").hidden = !state.input.reset;
+  $("predict").disabled = false;
+}
+
+function buildInput(area, info) {
+  const shape = info.input.image_shape;
+  if (shape && shape[0] === 1 && shape[1] <= 32 && shape[2] <= 32) return drawing(area, shape, info.input.pixel_range);
+  if (shape) return upload(area);
+  return tableForm(area, info.input);
+}
+
+// A canvas to draw on (white ink on black, like the digits), downsampled to the model's H x W.
+function drawing(area, [, height, width], range) {
+  const size = 224;
+  const canvas = element("canvas", { id: "canvas", width: size, height: size });
+  const preview = element("canvas", { id: "preview", width, height });
+  preview.style.width = "112px";
+  area.append(element("div", { className: "draw" }, [canvas, element("div", {}, [preview, element("p", { className: "hint", textContent: `what the model sees (${width}×${height})` })])]));
+  area.append(element("p", { className: "hint", textContent: "Draw a digit with the mouse or a finger, then Predict." }));
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  let down = false;
+  const at = (event) => {
+    const box = canvas.getBoundingClientRect();
+    return [(event.clientX - box.left) * (size / box.width), (event.clientY - box.top) * (size / box.height)];
+  };
+  const reset = () => {
+    ctx.fillStyle = "black";
+    ctx.fillRect(0, 0, size, size);
+    Object.assign(ctx, { strokeStyle: "white", lineWidth: size / 10, lineCap: "round", lineJoin: "round" });
+    show();
+  };
+  canvas.addEventListener("pointerdown", (event) => {
+    down = true;
+    canvas.setPointerCapture(event.pointerId);
+    ctx.beginPath();
+    ctx.moveTo(...at(event));
+    ctx.lineTo(...at(event));
+    ctx.stroke();
+  });
+  canvas.addEventListener("pointermove", (event) => {
+    if (!down) return;
+    ctx.lineTo(...at(event));
+    ctx.stroke();
+  });
+  const up = () => { down = false; show(); };
+  canvas.addEventListener("pointerup", up);
+  canvas.addEventListener("pointercancel", up);
+
+  // Crop to the ink, centre it in a square, and average blocks of pixels into H x W cells.
+  function values() {
+    const pixels = ctx.getImageData(0, 0, size, size).data;
+    let [top, left, bottom, right] = [size, size, -1, -1];
+    for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) {
+      if (pixels[(y * size + x) * 4] > 32) {
+        top = Math.min(top, y); bottom = Math.max(bottom, y);
+        left = Math.min(left, x); right = Math.max(right, x);
+      }
+    }
+    const out = new Array(width * height).fill(0);
+    if (bottom < 0) return out;
+    const side = Math.max(bottom - top, right - left) + 1;
+    const y0 = (top + bottom + 1) / 2 - side / 2, x0 = (left + right + 1) / 2 - side / 2;
+    for (let r = 0; r < height; r++) for (let c = 0; c < width; c++) {
+      let sum = 0, count = 0;
+      for (let y = Math.floor(y0 + r * side / height); y < y0 + (r + 1) * side / height; y++) {
+        for (let x = Math.floor(x0 + c * side / width); x < x0 + (c + 1) * side / width; x++) {
+          count++;
+          if (y >= 0 && y < size && x >= 0 && x < size) sum += pixels[(y * size + x) * 4];
+        }
+      }
+      out[r * width + c] = count ? (sum / count / 255) * range : 0;
+    }
+    return out;
+  }
+  function show() {
+    const cells = values();
+    const image = preview.getContext("2d").createImageData(width, height);
+    cells.forEach((v, i) => {
+      const level = Math.round((v / range) * 255);
+      image.data.set([level, level, level, 255], i * 4);
+    });
+    preview.getContext("2d").putImageData(image, 0, 0);
+  }
+  reset();
+  return { rows: () => [values()], reset };
+}
+
+// An image file, re-encoded as PNG; the server resizes it as `kiln predict` would.
+function upload(area) {
+  const file = element("input", { id: "file", type: "file", accept: "image/*" });
+  const img = element("img", { id: "upload-preview", alt: "" });
+  area.append(file, img);
+  let png = null;
+  file.addEventListener("change", async () => {
+    if (!file.files.length) return;
+    const bitmap = await createImageBitmap(file.files[0]);
+    const canvas = element("canvas", { width: bitmap.width, height: bitmap.height });
+    canvas.getContext("2d").drawImage(bitmap, 0, 0);
+    png = canvas.toDataURL("image/png");
+    img.src = png;
+  });
+  return { rows: () => { if (!png) throw new Error("Choose an image file first."); return [png]; } };
+}
+
+// One field per feature: numbers, true/false, or a category (known ones suggested).
+function tableForm(area, input) {
+  const grid = element("div", { className: "fields" });
+  const controls = input.features.map((name, i) => {
+    const kind = input.kinds[i] || "numeric";
+    let control;
+    if (kind === "boolean") {
+      control = element("select", {}, ["true", "false", "missing"].map((v) => element("option", { value: v, textContent: v })));
+    } else if (kind === "categorical") {
+      const options = element("datalist", { id: "options-" + i }, (input.categories[name] || []).map((v) => element("option", { value: v })));
+      control = element("input", { type: "text", value: (input.categories[name] || [""])[0] });
+      control.setAttribute("list", options.id);
+      grid.append(options);
+    } else {
+      control = element("input", { type: "number", step: "any", value: "0", required: true });
+    }
+    control.name = name;
+    grid.append(element("label", { textContent: name, htmlFor: "f" + i }), Object.assign(control, { id: "f" + i }));
+    return [name, kind, control];
+  });
+  area.append(grid);
+  const read = ([, kind, control]) => {
+    if (kind === "boolean") return control.value === "missing" ? null : control.value === "true";
+    if (kind === "categorical") return control.value === "" ? null : control.value;
+    return Number(control.value);
+  };
+  return { rows: () => [Object.fromEntries(controls.map((c) => [c[0], read(c)]))] };
+}
+
+async function predict(event) {
+  event.preventDefault();
+  const info = state.info;
+  $("error").hidden = true;
+  let body;
+  try {
+    body = { inputs: state.input.rows() };
+  } catch (error) {
+    return showError(error.message);
+  }
+  if (info.classes.length) body.top_k = Math.min(3, info.classes.length);
+  $("predict").disabled = true;
+  try {
+    const response = await api("/v1/predict", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    const data = await response.json();
+    if (!response.ok) return showError(data.message || response.statusText);
+    render(data.predictions[0]);
+  } catch (error) {
+    showError(error.message);
+  } finally {
+    $("predict").disabled = false;
+  }
+}
+
+function render(prediction) {
+  const label = $("label");
+  const text = prediction.value !== undefined ? prediction.value.toPrecision(5) : prediction.label;
+  label.textContent = text;
+  label.dataset.label = text;
+  $("prediction").hidden = false;
+  const bars = Object.entries(prediction.probabilities || {}).map(([name, p]) => {
+    const fill = element("div", { className: "fill" });
+    fill.style.width = (100 * p).toFixed(1) + "%";
+    return element("div", { className: "bar" }, [
+      element("span", { textContent: name }),
+      element("div", { className: "track" }, [fill]),
+      element("span", { textContent: (100 * p).toFixed(1) + "%" }),
+    ]);
+  });
+  $("bars").replaceChildren(...bars);
+}
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = false;
+  $("prediction").hidden = true;
+}
+
+function renderMetrics(metrics) {
+  const rows = Object.entries(metrics)
+    .filter(([, v]) => typeof v === "number")
+    .map(([k, v]) => element("tr", {}, [element("td", { textContent: k }), element("td", { textContent: Number.isInteger(v) ? String(v) : v.toFixed(4) })]));
+  $("metrics").replaceChildren(...rows);
+}
+
+async function renderPlots(names) {
+  const plots = $("plots");
+  plots.replaceChildren();
+  for (const name of names) {
+    const response = await api("/v1/model/" + name);
+    if (!response.ok) continue;
+    plots.append(element("img", { src: URL.createObjectURL(await response.blob()), alt: name.replace(".png", "").replace("_", " ") }));
+  }
+}
+
+$("input-form").addEventListener("submit", predict);
+$("clear").addEventListener("click", () => state.input.reset());
+$("auth-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  state.key = $("api-key").value;
+  $("auth").hidden = true;
+  load();
+});
+load();
