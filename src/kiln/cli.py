@@ -83,31 +83,37 @@ def train(
     """Train a model (default: the article's digits MLP) and write a run folder."""
     from kiln import config as config_mod
     from kiln import lifecycle
+    from kiln.errors import ConfigError
 
+    flags = {
+        "data.source": data,
+        "data.target": target,
+        "data.task": task,
+        "data.image_size": image_size,
+        "data.on_missing": on_missing,
+        "data.encoding": encoding,
+        "data.skip_bad_files": skip_bad_files or None,
+        "data.augment": augment or None,
+        "model.name": model,
+        "train.epochs": epochs,
+        "train.batch_size": batch_size,
+        "train.lr": lr,
+        "train.optimizer": optimizer,
+        "train.early_stopping": early_stopping,
+        "train.class_weight": class_weight,
+        "train.repeats": repeats,
+        "train.seed": seed,
+        "train.device": device,
+    }
+    values = {k: v for k, v in flags.items() if v is not None}
     if resume is not None:
+        if values or set_ or config or name:
+            raise ConfigError(
+                "`--resume` continues a run with the config it started with; drop the other options "
+                "(to train longer or differently, start a new run with `--config <run>/config.yaml`)."
+            )
         run = lifecycle.resume(resume, quiet=quiet)
     else:
-        flags = {
-            "data.source": data,
-            "data.target": target,
-            "data.task": task,
-            "data.image_size": image_size,
-            "data.on_missing": on_missing,
-            "data.encoding": encoding,
-            "data.skip_bad_files": skip_bad_files or None,
-            "data.augment": augment or None,
-            "model.name": model,
-            "train.epochs": epochs,
-            "train.batch_size": batch_size,
-            "train.lr": lr,
-            "train.optimizer": optimizer,
-            "train.early_stopping": early_stopping,
-            "train.class_weight": class_weight,
-            "train.repeats": repeats,
-            "train.seed": seed,
-            "train.device": device,
-        }
-        values = {k: v for k, v in flags.items() if v is not None}
         cfg = config_mod.load(config, list(set_), values)
         run = lifecycle.fit(config=cfg, runs_dir=runs_dir, name=name, quiet=quiet)
     _print_result(run.metrics)
@@ -254,24 +260,24 @@ def inspect(
 def runs(
     runs_dir: Annotated[Path, typer.Argument(help="Where run folders are.")] = Path("runs"),
 ) -> None:
-    """List runs: name, data, model, epochs, test accuracy, fit time."""
+    """List runs: name, data, model, epochs, test accuracy (R² for regression), fit time."""
     import yaml
     from rich.console import Console
     from rich.table import Table
 
     from kiln.runs import list_runs
 
-    table = Table("name", "data", "model", "epochs", "test accuracy", "fit time", "status")
+    table = Table("name", "data", "model", "epochs", "test score", "fit time", "status")
     for folder in list_runs(runs_dir):
         cfg = yaml.safe_load(folder.config.read_text(encoding="utf-8")) or {}
         metrics = folder.read_metrics()
-        score = metrics.get("accuracy", metrics.get("r2"))
+        key = "accuracy" if "accuracy" in metrics else "r2"
         table.add_row(
             folder.name,
             str(cfg.get("data", {}).get("source", "?")),
             str(cfg.get("model", {}).get("name", "?")),
             str(int(metrics["epochs_run"])) if "epochs_run" in metrics else "-",
-            f"{score:.4f}" if score is not None else "-",
+            f"{key} {metrics[key]:.4f}" if key in metrics else "-",
             f"{metrics['fit_seconds']:.2f}s" if "fit_seconds" in metrics else "-",
             "finished" if folder.is_finished() else "unfinished",
         )

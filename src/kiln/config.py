@@ -77,7 +77,7 @@ class EvaluateConfig(_Section):
     plots: bool = True
     report: bool = True
     # Write model.onnx (checked against torch) so the server and `kiln predict` run ONNX Runtime,
-    # ~4x faster per call on CPU; it adds about 0.1 s to training (legacy exporter, measured).
+    # ~4x faster per call on CPU; it adds 0.1-0.2 s to a training run (measured, TorchScript exporter).
     onnx: bool = True
 
 

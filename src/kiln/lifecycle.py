@@ -27,7 +27,7 @@ from kiln.predict import Predictor, TorchForward
 from kiln.runs import FORMAT_VERSION, RunFolder, atomic_write, history_csv, new_run, sha256, write_json
 from kiln.train.augment import build_augment
 from kiln.train.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar
-from kiln.train.checkpoint import load_checkpoint
+from kiln.train.checkpoint import LAST, load_checkpoint
 from kiln.train.device import autocast, resolve_device
 from kiln.train.loop import Trainer
 from kiln.version import __version__
@@ -125,6 +125,8 @@ def resume(path: str | Path, *, quiet: bool = False, callbacks: Sequence[Callbac
         raise RunError(f"`{folder.path}` is already finished (model.json exists); nothing to resume.")
     cfg = config_mod.load(folder.config)
     dataset = load_configured(cfg.data)
+    for stale in [*folder.path.glob(".*.tmp"), *folder.checkpoints.glob(".*.tmp")]:
+        stale.unlink()  # a temp file an interrupt left between its creation and its rename
     return _train_and_save(folder, cfg, dataset, _prepare(dataset, cfg), resume=True, quiet=quiet, extra=callbacks)
 
 
@@ -215,7 +217,7 @@ def _train_and_save(
         if r == 0:
             callbacks.append(Checkpoint(folder.checkpoints))
         callbacks += extra
-        trainer, predictor, fit_seconds = _train_one(folder, cfg, dataset, prep, seed, callbacks, resume and r == 0)
+        trainer, predictor, fit_seconds = _train_one(folder, cfg, prep, r, callbacks, resume and r == 0)
         metrics = {**score(predictor, dataset.x_test, dataset.y_test), "fit_seconds": fit_seconds}
         if r == 0:
             main, main_trainer, main_predictor = metrics, trainer, predictor
@@ -231,14 +233,10 @@ def _train_and_save(
 
 
 def _train_one(
-    folder: RunFolder,
-    cfg: RunConfig,
-    dataset: Dataset,
-    prep: _Prepared,
-    seed: int,
-    callbacks: list[Callback],
-    resume: bool,
+    folder: RunFolder, cfg: RunConfig, prep: _Prepared, repeat: int, callbacks: list[Callback], resume: bool
 ) -> tuple[Trainer, Predictor, float]:
+    """Train repeat number `repeat` (seed `train.seed + repeat`), from the checkpoint when resuming."""
+    seed = cfg.train.seed + repeat
     schema = prep.schema
     torch.manual_seed(seed)
     net = build(cfg.model, schema.inputs, schema.n_outputs, schema.image_shape)
@@ -252,14 +250,19 @@ def _train_one(
         class_weights=prep.class_weights,
         augment=build_augment(cfg.data.augment, schema.image_shape),
     )
-    if resume:
+    if resume and (folder.checkpoints / LAST).is_file():
         trainer.state = load_checkpoint(folder.checkpoints, trainer)
     start = time.perf_counter()
     try:
         trainer.fit(prep.x, prep.y, prep.x_val, prep.y_val)
     except KeyboardInterrupt:
         done = trainer.state.epoch
-        saved = f"the checkpoint of epoch {done} is saved" if done else "no epoch finished, so nothing was saved"
+        if repeat:
+            saved = f"repeat {repeat + 1}/{cfg.train.repeats} starts over on resume (repeat 1 is saved)"
+        elif done:
+            saved = f"the checkpoint of epoch {done} is saved"
+        else:
+            saved = "no epoch finished, so resuming starts from epoch 1"
         raise TrainingInterrupted(
             f"Interrupted in epoch {done + 1}/{cfg.train.epochs}; {saved}. "
             f"Continue with: kiln train --resume {folder.path}"

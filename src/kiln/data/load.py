@@ -25,6 +25,7 @@ def load_data(
     encoding: str = "utf-8",
     image_size: int | None = None,
     skip_bad_files: bool = False,
+    on_missing: str = "impute",
 ) -> Dataset:
     """Load a dataset and split off the test set.
 
@@ -36,7 +37,7 @@ def load_data(
         >>> data = kiln.load_data("digits")  # X/16, test_size=0.2, random_state=42, like the article
         >>> data = kiln.load_data("customers.csv", target="churned")
     """
-    dataset = _load(source, target, task, test_size, split, seed, encoding, image_size, skip_bad_files)
+    dataset = _load(source, target, task, test_size, split, seed, encoding, image_size, skip_bad_files, on_missing)
     dataset.source = source
     return dataset
 
@@ -51,6 +52,7 @@ def _load(
     encoding: str,
     image_size: int | None,
     skip_bad_files: bool,
+    on_missing: str,
 ) -> Dataset:
     if source in BUILTIN:
         return load_builtin(source, test_size=test_size, split="keras" if split == "auto" else split, seed=seed)  # type: ignore[arg-type]
@@ -70,7 +72,8 @@ def _load(
         from kiln.data.tabular import load_table_dataset
 
         return load_table_dataset(
-            path, target=target, task=task, test_size=test_size, split=mode, seed=seed, encoding=encoding  # type: ignore[arg-type]
+            path, target=target, task=task, test_size=test_size, split=mode, seed=seed, encoding=encoding,  # type: ignore[arg-type]
+            on_missing=on_missing,
         )
     if path.exists():
         raise DataError(f"`{path}` is not a dataset kiln reads: expected {', '.join(TABLE_SUFFIXES)}, .npz, .npy or a folder.")
@@ -92,4 +95,5 @@ def load_configured(data: DataConfig) -> Dataset:
         encoding=data.encoding,
         image_size=data.image_size,
         skip_bad_files=data.skip_bad_files,
+        on_missing=data.on_missing,
     )

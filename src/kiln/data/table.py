@@ -24,11 +24,15 @@ _FALSE = {"false", "no", "n", "f", "0"}
 
 @dataclass
 class Table:
-    """Named columns of equal length, read from `path`; `kinds` says how each was read."""
+    """Named columns of equal length, read from `path`; `kinds` says how each was read.
+
+    `origin` maps each row to its row in the file, so a split's messages still name the file's line.
+    """
 
     path: Path
     columns: dict[str, np.ndarray]
     kinds: dict[str, Kind]
+    origin: np.ndarray | None = None
 
     @property
     def n_rows(self) -> int:
@@ -36,6 +40,8 @@ class Table:
 
     def where(self, row: int) -> str:
         """Where row `row` (0-based) is, for messages: a file line, a Parquet row, or a row of an in-memory batch."""
+        if self.origin is not None:
+            row = int(self.origin[row])
         if self.path.suffix.lower() in (".csv", ".tsv", ".txt"):
             return f"`{self.path}` line {row + 2}"
         if self.path.suffix.lower() in (".parquet", ".pq"):
@@ -43,7 +49,8 @@ class Table:
         return f"Row {row}"
 
     def take(self, rows: np.ndarray) -> Table:
-        return Table(self.path, {k: v[rows] for k, v in self.columns.items()}, dict(self.kinds))
+        origin = (self.origin if self.origin is not None else np.arange(self.n_rows))[rows]
+        return Table(self.path, {k: v[rows] for k, v in self.columns.items()}, dict(self.kinds), origin)
 
 
 def read_table(path: str | Path, *, encoding: str = "utf-8", text_columns: Collection[str] = ()) -> Table:
@@ -125,6 +132,7 @@ def _to_numpy(path: Path, name: str, col, encoding: str, as_text: bool) -> tuple
     kind = col.type
     if as_text and (pa.types.is_boolean(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind)):
         col = col.cast(pa.string())
+        kind = col.type
     elif pa.types.is_boolean(kind):
         return col.cast(pa.float64()).to_numpy(zero_copy_only=False), "boolean"
     if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind):

@@ -27,6 +27,7 @@ def load_table_dataset(
     split: SplitMode = "stratified",
     seed: int = 42,
     encoding: str = "utf-8",
+    on_missing: str = "impute",
 ) -> Dataset:
     """Read a CSV/TSV/Parquet table, encode its target and split off the test rows."""
     table = read_table(path, encoding=encoding, text_columns={target} if target else ())
@@ -48,6 +49,8 @@ def load_table_dataset(
         table, y_raw = table.take(np.flatnonzero(keep)), y_raw[keep]
     resolved = _task(y_raw, y_kind, task)
     _check_features(table)
+    if on_missing == "error":
+        _refuse_missing(table)
     if resolved == "classification":
         labels = np.array([_label(v) for v in y_raw], dtype=object)
         classes = sorted(set(labels), key=_natural)
@@ -125,6 +128,17 @@ def describe_columns(table: Table) -> list[ColumnInfo]:
             drop = "every value is distinct (an ID)"
         infos.append(ColumnInfo(name, kind, int(missing.sum()), distinct, drop))
     return infos
+
+
+def _refuse_missing(table: Table) -> None:
+    """`--on-missing error`: the first gap in the file, by line and column, with the column's count."""
+    for name, values in table.columns.items():
+        missing = missing_mask(values)
+        if missing.any():
+            raise DataError(
+                f"{table.where(int(missing.argmax()))}, column `{name}`: value is missing "
+                f"({int(missing.sum())} missing value(s) in the column); fill them or drop `--on-missing error`."
+            )
 
 
 def _check_features(table: Table) -> None:

@@ -71,7 +71,7 @@ def to_onnx(module: nn.Module, n_features: int) -> bytes:
             torch.onnx.export(
                 module.eval(),
                 (example,),
-                buffer,
+                buffer,  # type: ignore[arg-type]  # a file object is documented and works
                 dynamo=False,
                 opset_version=OPSET,
                 input_names=["x"],
@@ -120,4 +120,3 @@ def describe(entry: dict[str, Any], path: Path) -> str:
         f"Wrote {path / entry['file']} (opset {entry['opset']}, {size:.1f} kB) in {entry.get('seconds', 0):.2f}s; "
         f"ONNX Runtime vs torch max abs diff {entry['max_abs_diff']:.2e} (limit {PARITY_TOLERANCE:g})"
     )
-

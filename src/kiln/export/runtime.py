@@ -54,7 +54,9 @@ class OnnxForward:
                 f"Write one with `kiln export {run.path} --format onnx`, or use `--runtime torch`."
             )
         if entry.get("file", ONNX_FILE) != ONNX_FILE:
-            raise RunError(f"`{run.model_json}` is corrupted: `onnx.file` must be {ONNX_FILE!r}; got {entry['file']!r}.")
+            raise RunError(
+                f"`{run.model_json}` is corrupted: `onnx.file` must be {ONNX_FILE!r}; got {entry['file']!r}."
+            )
         path = run.path / ONNX_FILE
         try:
             data = path.read_bytes()

@@ -1,4 +1,4 @@
-"""The FastAPI app: routes wired to a `Service`, the gate middleware, JSON errors, the try-it page."""
+"""The ASGI app: the gate in front, /v1/predict's endpoint, FastAPI for the rest (probes, model card, docs, page)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
-from starlette.routing import Route
 
 from kiln.serve import page
 from kiln.serve.guard import Gate
@@ -22,7 +21,9 @@ from kiln.serve.service import PredictEndpoint, Service
 from kiln.version import __version__
 
 JSON = "application/json"
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (400, 401, 408, 413, 422, 503, 504)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 408, 413, 422, 503, 504)
+}
 
 
 async def _predict() -> None:
@@ -33,7 +34,7 @@ async def _predict() -> None:
     """
 
 
-# /v1/predict is served by `PredictEndpoint` (plain ASGI, for speed); this route only documents it.
+# /v1/predict is served by `PredictEndpoint` behind the gate (plain ASGI, for speed); this route documents it.
 PREDICT_DOC = APIRoute(
     "/v1/predict",
     _predict,
@@ -41,12 +42,17 @@ PREDICT_DOC = APIRoute(
     tags=["model"],
     response_model=PredictResponse,
     responses=ERRORS,
-    openapi_extra={"requestBody": {"content": {JSON: {"schema": PredictRequest.model_json_schema()}}, "required": True}},
+    openapi_extra={
+        "requestBody": {"content": {JSON: {"schema": PredictRequest.model_json_schema()}}, "required": True}
+    },
 )
 
 
-def create_app(service: Service) -> FastAPI:
-    """The app for one loaded model; its lifespan starts the batcher and warms the model up."""
+def create_app(service: Service) -> Gate:
+    """The ASGI app for one loaded model: the gate, then /v1/predict or FastAPI for the other routes.
+
+    FastAPI's lifespan starts the batcher and warms the model up.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,7 +67,6 @@ def create_app(service: Service) -> FastAPI:
         lifespan=lifespan,
         redoc_url=None,
     )
-    app.add_middleware(Gate, service=service)
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
 
     @app.get("/health", tags=["probes"], summary="Liveness: the process answers.")
@@ -81,10 +86,13 @@ def create_app(service: Service) -> FastAPI:
 
     for name, data in service.artifacts.items():
         app.add_api_route(
-            f"/v1/model/{name}", page.static(data, "image/png"), methods=["GET"], tags=["model"], summary=f"The run's {name}."
+            f"/v1/model/{name}",
+            page.static(data, "image/png"),
+            methods=["GET"],
+            tags=["model"],
+            summary=f"The run's {name}.",
         )
 
-    app.router.routes.insert(0, Route("/v1/predict", PredictEndpoint(service), methods=["POST"]))  # first: matched first
     app.openapi = _openapi(app, [PREDICT_DOC])  # type: ignore[method-assign]
 
     @app.get("/metrics", tags=["probes"], summary="Prometheus metrics (text format).")
@@ -92,13 +100,19 @@ def create_app(service: Service) -> FastAPI:
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
     page.mount(app)
-    return app
+    return Gate(app, PredictEndpoint(service), service)
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    message = f"No route {request.method} {request.url.path}; see /docs." if exc.status_code in (404, 405) else str(exc.detail)
-    return Response(pydantic_core.to_json({"error": code, "message": message}), exc.status_code, exc.headers, media_type=JSON)
+    message = (
+        f"No route {request.method} {request.url.path}; see /docs."
+        if exc.status_code in (404, 405)
+        else str(exc.detail)
+    )
+    return Response(
+        pydantic_core.to_json({"error": code, "message": message}), exc.status_code, exc.headers, media_type=JSON
+    )
 
 
 def _openapi(app: FastAPI, documented: list[APIRoute]) -> Callable[[], dict[str, Any]]:

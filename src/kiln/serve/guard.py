@@ -1,7 +1,8 @@
-"""The gate every HTTP request passes first: auth, body limit, in-flight count and metrics.
+"""The gate, the outermost ASGI app: auth, body limit, in-flight count and metrics for every request.
 
-A pure ASGI middleware (no BaseHTTPMiddleware: it costs a task per request). It answers 401 and
-413 itself from the headers alone, so an unauthenticated or oversized body is never read.
+It answers 401 and 413 itself from the headers alone, so an unauthenticated or oversized body is
+never read. It sends POST /v1/predict straight to its endpoint and everything else to FastAPI:
+FastAPI's middleware stack and request handling cost ~60 us a request, a third of a prediction.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ ROUTES = PUBLIC | {"/v1/predict", "/v1/model", "/metrics"} | {f"/v1/model/{name}
 
 
 class Gate:
-    """Checks a request before the app sees it, and counts it after."""
+    """Checks a request before the app sees it, routes it, and counts it after."""
 
-    def __init__(self, app: ASGIApp, service: Service) -> None:
+    def __init__(self, app: ASGIApp, predict: ASGIApp, service: Service) -> None:
         self.app = app
+        self.predict = predict
         self.service = service
         key = service.settings.api_key
         self.key = key.get_secret_value().encode() if key is not None else None
@@ -44,14 +46,20 @@ class Gate:
         service.inflight += 1
         try:
             error = self.check(scope)
-            if error is None:
-                await self.app(scope, receive, send_status)
-            else:
+            if error is not None:
                 await respond(send_status, error)
+            elif scope["path"] != "/v1/predict":
+                await self.app(scope, receive, send_status)
+            elif scope["method"] == "POST":
+                await self.predict(scope, receive, send_status)
+            else:
+                await respond(send_status, ApiError(405, "method_not_allowed", "Use POST for /v1/predict; see /docs."))
         finally:
             service.inflight -= 1
             path = scope["path"]
-            service.metrics.observe_request(path if path in ROUTES else "other", scope["method"], status, time.perf_counter() - start)
+            service.metrics.observe_request(
+                path if path in ROUTES else "other", scope["method"], status, time.perf_counter() - start
+            )
 
     def check(self, scope: Scope) -> ApiError | None:
         """The error to answer from the headers alone, or None to let the request in."""
@@ -71,7 +79,11 @@ class Gate:
         if length is not None:
             limit = self.service.settings.max_body_bytes
             if not length.isdigit():
-                return ApiError(400, "invalid_header", f"`Content-Length` must be a number of bytes; got {length[:20].decode('latin-1')!r}.")
+                return ApiError(
+                    400,
+                    "invalid_header",
+                    f"`Content-Length` must be a number of bytes; got {length[:20].decode('latin-1')!r}.",
+                )
             if int(length) > limit:
                 return too_large(limit)
         return None
@@ -81,4 +93,3 @@ class Gate:
         assert self.key is not None
         scheme, _, token = (header or b"").partition(b" ")
         return hmac.compare_digest(token.strip(), self.key) and scheme.lower() == b"bearer"
-

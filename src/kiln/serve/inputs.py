@@ -16,6 +16,7 @@ import io
 import math
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,8 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict
 
 from kiln.data.encoding import TableEncoder
+from kiln.data.preprocessing import Preprocessor
+from kiln.data.table import Table
 from kiln.errors import InputError, closest
 from kiln.predict import Predictor
 from kiln.serve.schemas import ApiError, invalid
@@ -51,6 +54,7 @@ class InputSpec:
     pixel_range: float
     classes: list[str]
     max_rows: int
+    preprocessor: Preprocessor
     encoder: TableEncoder | None = None
     kinds: list[str] = field(default_factory=list)
     columns: dict[str, int] = field(default_factory=dict, repr=False)
@@ -68,6 +72,7 @@ class InputSpec:
             pixel_range=float(1.0 / pre.scale[0]) if uniform else 255.0,
             classes=predictor.schema.classes,
             max_rows=max_rows,
+            preprocessor=pre,
             encoder=pre.encoder,
             kinds=[kinds.get(name, "numeric") for name in features],
             columns={name: j for j, name in enumerate(features)},
@@ -110,7 +115,10 @@ def _explain(body: bytes, spec: InputSpec) -> Parsed:
     unknown = [key for key in data if key not in ("inputs", "top_k")]
     if unknown:
         hint = closest(unknown[0], ["inputs", "top_k"])
-        raise invalid(f"Unknown field `{unknown[0]}` in the body; expected `inputs` and optionally `top_k`.{hint}", field=unknown[0])
+        raise invalid(
+            f"Unknown field `{unknown[0]}` in the body; expected `inputs` and optionally `top_k`.{hint}",
+            field=unknown[0],
+        )
     if "inputs" not in data:
         raise invalid("The body has no `inputs`: send a list of rows.", field="inputs")
     top_k = _top_k(data.get("top_k"), spec)
@@ -129,7 +137,6 @@ def _explain(body: bytes, spec: InputSpec) -> Parsed:
 
 def _encode(cells: list[list[Any]], spec: InputSpec, top_k: int) -> Parsed:
     """Validated table cells -> the run's encoding (categories one-hot, missing values filled)."""
-    assert spec.encoder is not None
     columns: dict[str, Any] = {}
     for j, name in enumerate(spec.features):
         values = [row[j] for row in cells]
@@ -138,7 +145,7 @@ def _encode(cells: list[list[Any]], spec: InputSpec, top_k: int) -> Parsed:
         else:
             columns[name] = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
     try:
-        encoded, unseen = spec.encoder.transform(columns, len(cells))
+        encoded, unseen = spec.preprocessor.encode(Table(Path("<request>"), columns, {}))
     except InputError as exc:
         raise invalid(str(exc)) from None
     return Parsed(encoded, top_k, unseen)
@@ -202,7 +209,9 @@ def _nested(row: list[Any], i: int, spec: InputSpec) -> list[Any]:
     def walk(node: Any, path: str, dims: tuple[int, ...]) -> None:
         if not isinstance(node, list) or len(node) != dims[0]:
             found = f"{len(node)} value{'' if len(node) == 1 else 's'}" if isinstance(node, list) else _kind(node)
-            raise invalid(f"{path}: expected {dims[0]} values (image of {'x'.join(map(str, shape))}), got {found}.", index=i)
+            raise invalid(
+                f"{path}: expected {dims[0]} values (image of {'x'.join(map(str, shape))}), got {found}.", index=i
+            )
         for k, child in enumerate(node):
             if len(dims) > 1:
                 walk(child, f"{path}[{k}]", dims[1:])
@@ -251,14 +260,18 @@ def _cell(value: Any, where: str, i: int, j: int, spec: InputSpec) -> Any:
         if kind == "categorical":
             if isinstance(value, str):
                 return value
-            raise invalid(f"{where} (`{feature}`): expected a category (a string), got {_kind(value)}.", index=i, field=feature)
+            raise invalid(
+                f"{where} (`{feature}`): expected a category (a string), got {_kind(value)}.", index=i, field=feature
+            )
         if kind == "boolean" and isinstance(value, bool):
             return float(value)
     if type(value) is float or type(value) is int:
         if abs(value) <= FLOAT32_MAX:  # False for NaN
             return float(value)
         shown = f"{value:.6g}" if type(value) is float else "the integer"
-        reason = "is outside the float32 range" if type(value) is int or math.isfinite(value) else "is not a finite number"
+        reason = (
+            "is outside the float32 range" if type(value) is int or math.isfinite(value) else "is not a finite number"
+        )
         raise invalid(f"{where} (`{feature}`): {shown} {reason}.", index=i, field=feature)
     expected = "a number or true/false" if kind == "boolean" else "a number"
     raise invalid(f"{where} (`{feature}`): expected {expected}, got {_kind(value)}.", index=i, field=feature)
@@ -270,7 +283,9 @@ def _finite(x: np.ndarray, spec: InputSpec) -> np.ndarray:
     if bad.any():
         i, j = (int(k) for k in np.argwhere(bad)[0])
         reason = "is not a finite number" if not math.isfinite(x[i, j]) else "is outside the float32 range"
-        raise invalid(f"inputs[{i}][{j}] (`{spec.features[j]}`): {x[i, j]:.6g} {reason}.", index=i, field=spec.features[j])
+        raise invalid(
+            f"inputs[{i}][{j}] (`{spec.features[j]}`): {x[i, j]:.6g} {reason}.", index=i, field=spec.features[j]
+        )
     return x.astype(np.float32)
 
 

@@ -72,7 +72,9 @@ class Metrics:
         out.append(f"kiln_model_info{{{_labels(self.info)}}} 1")
         family("kiln_http_requests_total", "counter", "HTTP requests answered, by route, method and status code.")
         for (route, method, status), n in sorted(self.requests.items()):
-            out.append(f"kiln_http_requests_total{{{_labels({'route': route, 'method': method, 'status': str(status)})}}} {n}")
+            out.append(
+                f"kiln_http_requests_total{{{_labels({'route': route, 'method': method, 'status': str(status)})}}} {n}"
+            )
         family("kiln_http_errors_total", "counter", "HTTP requests answered with a 4xx or 5xx status, by route.")
         errors: defaultdict[str, int] = defaultdict(int)
         for (route, _, status), n in self.requests.items():

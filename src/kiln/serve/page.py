@@ -13,7 +13,11 @@ from importlib.resources import files
 
 from fastapi import FastAPI, Response
 
-ASSETS = {"/": ("index.html", "text/html; charset=utf-8"), "/assets/app.js": ("app.js", "text/javascript"), "/assets/style.css": ("style.css", "text/css")}
+ASSETS = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/assets/app.js": ("app.js", "text/javascript"),
+    "/assets/style.css": ("style.css", "text/css"),
+}
 HEADERS = {
     # Only this origin's own script, styles and images (plots arrive as blob: URLs); no inline code.
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; frame-ancestors 'none'",
@@ -35,4 +39,6 @@ def mount(app: FastAPI) -> None:
     """Add the page and its assets as fixed routes."""
     folder = files("kiln.serve") / "static"
     for route, (name, media_type) in ASSETS.items():
-        app.add_api_route(route, static((folder / name).read_bytes(), media_type), methods=["GET"], include_in_schema=False)
+        app.add_api_route(
+            route, static((folder / name).read_bytes(), media_type), methods=["GET"], include_in_schema=False
+        )

@@ -6,11 +6,11 @@ and feature; the request model here documents that body and must describe the sa
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Row = Union[list[float], dict[str, float], list[list[float]], list[list[list[float]]], str]
+Row = list[float] | dict[str, float] | list[list[float]] | list[list[list[float]]] | str
 
 
 class ApiError(Exception):
@@ -51,12 +51,15 @@ class ErrorResponse(BaseModel):
     field: str | None = Field(None, description="The feature (or body key) at fault.")
 
 
+EXAMPLE: dict[str, Any] = {"inputs": [[0, 0, 5, 13, 9, 1, 0, 0, *[0] * 56]], "top_k": 3}  # a digits row
+
+
 class PredictRequest(BaseModel):
     """A batch of raw rows; the server applies the run's saved preprocessing."""
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"inputs": [[0, 0, 5, 13, 9, 1, 0, 0] + [0] * 56], "top_k": 3}]},
+        json_schema_extra={"examples": [EXAMPLE]},
     )
     inputs: list[Row] = Field(
         min_length=1,

@@ -31,24 +31,31 @@ class _Server(uvicorn.Server):
         self.announce = announce
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """SIGTERM/SIGINT start the drain; uvicorn's own handler stops at once and re-raises the signal (exit 143)."""
         if self.service.draining:
             self.should_exit = self.force_exit = True
             return
         self.service.drain(grace_s=self.service.settings.timeout_s + 1)
 
     async def on_tick(self, counter: int) -> bool:
+        """uvicorn's 0.1 s housekeeping tick: begin the graceful shutdown once drained."""
         if self.service.drained():
             self.should_exit = True
         return await super().on_tick(counter)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Listen, then announce the URL (with the real port when --port 0 picked one)."""
         await super().startup(sockets)
         if self.started:
             host, port = self.servers[0].sockets[0].getsockname()[:2]
             self.announce(f"http://{f'[{host}]' if ':' in host else host}:{port}")
 
 
-def serve(path: str | Path, settings: ServeSettings, echo: Callable[[str], None] = print) -> None:
+def _say(line: str) -> None:
+    print(line, flush=True)  # at once, also into a pipe: scripts wait for the URL line
+
+
+def serve(path: str | Path, settings: ServeSettings, echo: Callable[[str], None] = _say) -> None:
     """Serve the run at `path` until SIGTERM or Ctrl-C."""
     start = time.perf_counter()
     predictor = Predictor.load(path, runtime=settings.runtime)
@@ -85,6 +92,7 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise ConfigError(f"Cannot listen on {host}:{port}: {exc.strerror}. Pick another `--port` (0 picks a free one).") from None
+        raise ConfigError(
+            f"Cannot listen on {host}:{port}: {exc.strerror}. Pick another `--port` (0 picks a free one)."
+        ) from None
     return sock
-

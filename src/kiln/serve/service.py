@@ -1,15 +1,19 @@
 """The served model: the Predictor behind a micro-batcher, with readiness, draining and metrics.
 
-Routes in `app.py` only call into this; it imports nothing from training (no training loop,
-optimizer, dataset readers or plotting), so `kiln serve` starts fast.
+The gate and the routes in `app.py` only call into this. It imports nothing from training (no
+training loop, optimizer, dataset readers or plotting), so `kiln serve` starts fast.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import logging
+import sys
 import time
-from typing import Any
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import pydantic_core
@@ -24,18 +28,27 @@ from kiln.serve.settings import ServeSettings
 
 ARTIFACTS = ("curves.png", "confusion_matrix.png")  # the only run-folder files the server reads for clients
 RETRY_AFTER = {"Retry-After": "1"}
+T = TypeVar("T")
+
+
+@dataclass
+class _Progress:
+    """How far a request got, to tell a late body (408) from a late model (504)."""
+
+    body_received: bool = False
 
 
 class Service:
     """One loaded model and everything needed to answer requests for it."""
 
     def __init__(self, predictor: Predictor, settings: ServeSettings) -> None:
-        if predictor.runtime == "torch":
+        if predictor.runtime == "torch":  # the service owns its predictor: batch-independent rows (batching.py)
             predictor.forward = FixedBlocks(predictor.forward)
         self.predictor = predictor
         self.settings = settings
         self.spec = InputSpec.of(predictor, settings.max_rows)
         self.ready = False
+        self._warming: asyncio.Task[None] | None = None
         self.draining = False
         self.drain_deadline = 0.0
         self.inflight = 0
@@ -54,7 +67,11 @@ class Service:
                 "kiln_ready": ("1 when /ready answers 200.", lambda: float(self.is_ready())),
             },
         )
-        self.artifacts = {name: (predictor.run.path / name).read_bytes() for name in ARTIFACTS if (predictor.run.path / name).is_file()}
+        self.artifacts = {
+            name: (predictor.run.path / name).read_bytes()
+            for name in ARTIFACTS
+            if (predictor.run.path / name).is_file()
+        }
         self.info = self._info()
 
     def outputs(self, encoded: np.ndarray) -> np.ndarray:
@@ -83,7 +100,9 @@ class Service:
             "input": {
                 "features": schema.features,
                 "kinds": spec.kinds,
-                "categories": {c.name: list(c.categories) for c in spec.encoder.columns if c.categories} if spec.encoder else {},
+                "categories": {c.name: list(c.categories) for c in spec.encoder.columns if c.categories}
+                if spec.encoder
+                else {},
                 "image_shape": list(schema.image_shape) if schema.image_shape else None,
                 "pixel_range": spec.pixel_range,
                 "max_rows": spec.max_rows,
@@ -94,9 +113,12 @@ class Service:
         }
 
     async def start(self) -> None:
-        """Start the batcher and warm the model up (first calls allocate); then /ready answers 200."""
+        """Start the batcher and warm the model up in the background: /health answers at once, /ready once warm."""
         self.batcher.start()
-        for rows in {1, self.settings.max_batch}:
+        self._warming = asyncio.get_running_loop().create_task(self._warm_up())
+
+    async def _warm_up(self) -> None:
+        for rows in {1, self.settings.max_batch}:  # first calls allocate
             await self.batcher.submit(np.zeros((rows, self.predictor.schema.inputs), np.float32))
         # Start-up objects (modules, the model) never die: keep them out of the collector's scans,
         # which otherwise walk them on every full collection under load (p99 latency).
@@ -105,6 +127,8 @@ class Service:
         self.ready = True
 
     async def stop(self) -> None:
+        if self._warming is not None:
+            self._warming.cancel()
         await self.batcher.stop()
 
     def is_ready(self) -> bool:
@@ -119,29 +143,43 @@ class Service:
         return self.draining and (self.inflight == 0 or time.monotonic() > self.drain_deadline)
 
     async def predict(self, receive: Receive) -> bytes:
-        """A /v1/predict body -> the JSON answer; 4xx/5xx as `ApiError`."""
+        """A /v1/predict body -> the JSON answer; 4xx/5xx as `ApiError`. --timeout-s bounds the whole request."""
         if self.draining:
-            raise ApiError(503, "shutting_down", "The server is shutting down; retry on another instance.", headers=RETRY_AFTER)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.timeout_s
+            raise ApiError(
+                503, "shutting_down", "The server is shutting down; retry on another instance.", headers=RETRY_AFTER
+            )
+        progress = _Progress()
+        try:
+            return await within(self.settings.timeout_s, self._answer(receive, progress))
+        except asyncio.TimeoutError:
+            what = "the model did not answer" if progress.body_received else "the body did not arrive"
+            raise ApiError(
+                504 if progress.body_received else 408,
+                "timeout",
+                f"Timed out: {what} within {self.settings.timeout_s:g}s (--timeout-s).",
+            ) from None
+
+    async def _answer(self, receive: Receive, progress: _Progress) -> bytes:
         with self.batcher.arriving():
-            try:
-                body = await asyncio.wait_for(self._body(receive), self.settings.timeout_s)
-            except asyncio.TimeoutError:
-                raise ApiError(408, "timeout", f"The body did not arrive within {self.settings.timeout_s:g}s (--timeout-s).") from None
+            body = await self._body(receive)
+            progress.body_received = True
             request = parse(body, self.spec)
             try:
                 future = self.batcher.submit(request.x)
             except Overloaded:
                 raise ApiError(
-                    503, "overloaded", f"{self.settings.max_queue} requests are already waiting for the model "
-                    "(--max-queue); retry shortly.", headers=RETRY_AFTER
+                    503,
+                    "overloaded",
+                    f"{self.settings.max_queue} requests are already waiting for the model "
+                    "(--max-queue); retry shortly.",
+                    headers=RETRY_AFTER,
                 ) from None
-        try:
-            out = await asyncio.wait_for(future, max(deadline - loop.time(), 0.0))
-        except asyncio.TimeoutError:
-            raise ApiError(504, "timeout", f"The model did not answer within {self.settings.timeout_s:g}s (--timeout-s).") from None
-        answer: dict[str, Any] = {"predictions": self._format(out, request.top_k), "model": self.predictor.name, "version": self.predictor.version}
+        out = await future
+        answer: dict[str, Any] = {
+            "predictions": self._format(out, request.top_k),
+            "model": self.predictor.name,
+            "version": self.predictor.version,
+        }
         if request.unknown:
             answer["warnings"] = [
                 f"{count} row(s) have a `{column}` category never seen in training; they were scored with the unknown bucket."
@@ -168,36 +206,45 @@ class Service:
 
     def _format(self, out: np.ndarray, top_k: int) -> list[dict[str, Any]]:
         """Model outputs -> one JSON object per row, exactly `Predictor.predict`'s values plus top-k."""
-        bad = ~np.isfinite(out.reshape(len(out), -1)).all(axis=1)
-        if bad.any():
-            i = int(np.argmax(bad))
+        if not np.isfinite(out).all():
+            i = int(np.argmin(np.isfinite(out.reshape(len(out), -1)).all(axis=1)))
             raise ApiError(
-                422, "non_finite_output", f"inputs[{i}]: the model's output for this row is not finite "
-                "(NaN or infinite); its values are probably far outside the range the model was trained on.", index=i
+                422,
+                "non_finite_output",
+                f"inputs[{i}]: the model's output for this row is not finite "
+                "(NaN or infinite); its values are probably far outside the range the model was trained on.",
+                index=i,
             )
         if self.predictor.schema.task == "regression":
             return [{"value": v} for v in out.tolist()]
         classes = self.spec.classes
-        rows = []
-        for p, probs in zip(out, out.tolist()):
-            best = np.argsort(-p, kind="stable")[:top_k].tolist()
-            rows.append(
-                {
-                    "label": classes[best[0]],
-                    "probabilities": dict(zip(classes, probs)),
-                    "top_k": [{"label": classes[k], "probability": probs[k]} for k in best],
-                }
-            )
-        return rows
+        best = (-out).argsort(axis=1, kind="stable")[:, :top_k].tolist()  # ties: the first class, as argmax
+        return [
+            {
+                "label": classes[order[0]],
+                "probabilities": dict(zip(classes, probs)),
+                "top_k": [{"label": classes[k], "probability": probs[k]} for k in order],
+            }
+            for probs, order in zip(out.tolist(), best)
+        ]
+
+
+async def within(seconds: float, awaitable: Awaitable[T]) -> T:
+    """`asyncio.wait_for` without its extra task per call where Python has `asyncio.timeout` (3.11+)."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(max(seconds, 0.0)):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, max(seconds, 0.0))
 
 
 def too_large(limit: int) -> ApiError:
-    return ApiError(413, "too_large", f"The body is larger than {limit} bytes (--max-body-bytes); send fewer rows per request.")
+    return ApiError(
+        413, "too_large", f"The body is larger than {limit} bytes (--max-body-bytes); send fewer rows per request."
+    )
 
 
 class PredictEndpoint:
-    """POST /v1/predict as a plain ASGI app: FastAPI's per-request machinery (request object,
-    dependency solving, exit stacks) cost ~60 us here, a third of a whole prediction."""
+    """POST /v1/predict as a plain ASGI app (the gate routes it here, past FastAPI, for speed)."""
 
     def __init__(self, service: Service) -> None:
         self.service = service
@@ -207,6 +254,12 @@ class PredictEndpoint:
             body = await self.service.predict(receive)
         except ApiError as error:
             await respond(send, error)
+            return
+        except Exception:  # a bug: logged with its traceback, answered as JSON like every other error
+            logging.getLogger("uvicorn.error").exception("kiln: /v1/predict failed")
+            await respond(
+                send, ApiError(500, "internal", "The server failed on this request; its log has the details.")
+            )
             return
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
