@@ -4,6 +4,7 @@
     data = kiln.load_data("digits")
     run = kiln.fit(kiln.mlp(hidden=[64, 64]), data, epochs=10)
     predictor = kiln.load(run.path)
+    kiln.serve(run.path, port=8000)
 
 Names resolve on first use, so `import kiln` (and `kiln --help`) stays fast and loads no torch.
 """
@@ -38,7 +39,7 @@ _EXPORTS = {
     "rnn": "kiln.models.spec",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__", "load"])
+__all__ = sorted([*_EXPORTS, "__version__", "load", "serve"])
 
 
 def load(path: str) -> Predictor:
@@ -46,6 +47,18 @@ def load(path: str) -> Predictor:
     from kiln.predict import Predictor
 
     return Predictor.load(path)
+
+
+def serve(path: str, *, api_key_env: str | None = None, **settings: Any) -> None:
+    """Serve a run folder over HTTP until SIGTERM or Ctrl-C; `settings` are `kiln serve`'s options.
+
+    Example:
+        >>> kiln.serve("runs/digits-mlp", port=8000, max_batch=64)
+    """
+    from kiln.serve.server import serve as serve_run
+    from kiln.serve.settings import ServeSettings
+
+    serve_run(path, ServeSettings.from_cli(api_key_env, **settings))
 
 
 def __getattr__(name: str) -> Any:
