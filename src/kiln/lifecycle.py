@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,7 +19,7 @@ from kiln.data.schema import Schema
 from kiln.data.load import load_configured
 from kiln.data.preprocessing import Preprocessor
 from kiln.data.splits import validation_split
-from kiln.errors import ConfigError, RunError, TrainingInterrupted, closest
+from kiln.errors import ConfigError, KilnWarning, RunError, TrainingInterrupted, closest
 from kiln.evaluate.folder import score
 from kiln.evaluate.metrics import scalar_metrics, spread
 from kiln.models.registry import build
@@ -130,6 +131,9 @@ def resume(path: str | Path, *, quiet: bool = False, callbacks: Sequence[Callbac
     return _train_and_save(folder, cfg, dataset, _prepare(dataset, cfg), resume=True, quiet=quiet, extra=callbacks)
 
 
+IMBALANCE = 3.0  # largest / smallest class count that earns a warning
+
+
 @dataclass
 class _Prepared:
     """Tensors for training and validation, the preprocessing fitted on the training rows, the final schema."""
@@ -155,7 +159,7 @@ def _prepare(dataset: Dataset, cfg: RunConfig) -> _Prepared:
             f"use a batch size of at most {len(train)}."
         )
     x, y = take(dataset.x_train, train), dataset.y_train[train]
-    pre = Preprocessor.fit(
+    pre, x_ready = Preprocessor.fit_transform(
         x,
         y,
         value_range=dataset.value_range,
@@ -176,15 +180,25 @@ def _prepare(dataset: Dataset, cfg: RunConfig) -> _Prepared:
         return torch.from_numpy(np.ascontiguousarray(a)).to(device)
 
     weights = None
-    if classification and cfg.train.class_weight == "balanced":
+    if classification:
         counts = np.bincount(y, minlength=len(schema.classes)).astype(np.float32)
-        weights = tensor(len(y) / (len(counts) * np.maximum(counts, 1.0)))
+        if cfg.train.class_weight == "balanced":
+            weights = tensor(len(y) / (len(counts) * np.maximum(counts, 1.0)))
+        elif counts.max() >= IMBALANCE * max(counts.min(), 1.0):
+            rare, common = schema.classes[int(counts.argmin())], schema.classes[int(counts.argmax())]
+            warnings.warn(
+                KilnWarning(
+                    f"Classes are imbalanced: {int(counts.min())} training rows of {rare!r} against "
+                    f"{int(counts.max())} of {common!r}; consider `--class-weight balanced`."
+                ),
+                stacklevel=3,
+            )
     x_val, y_val = take(dataset.x_train, val), dataset.y_train[val]
     return _Prepared(
         schema,
         pre,
         weights,
-        tensor(pre.transform(x)),
+        tensor(x_ready),
         tensor(pre.transform_target(y)),
         tensor(pre.transform(x_val)),
         tensor(pre.transform_target(y_val)),

@@ -72,7 +72,7 @@ CASES: list[tuple[str, str, Writer, list[str], list[str]]] = [
     ("target all missing", "nolabel.csv", lambda p: write_csv(p, ["a", "y"], [[i, ""] for i in range(10)]), Y,
      [r"`\S*nolabel\.csv` target column `y` has no values\.$"]),
     ("text in a numeric column", "text.csv", lambda p: write_csv(p, ["a", "b", "y"], numbers(40, bad_row=18)), Y,
-     [r"`\S*text\.csv` row 18, column `b`: expected a number like the other 39 values, found 'oops'\.$"]),
+     [r"`\S*text\.csv` line 19, column `b`: expected a number like the other 39 values, found 'oops'\.$"]),
     ("all-NaN column", "nan.csv", lambda p: write_csv(p, ["a", "b", "y"], [[i, "", "pq"[i % 2]] for i in range(20)]), Y,
      [r"`\S*nan\.csv` column `b` is empty \(every value is missing\); drop or fill it\.$"]),
     ("row with an extra value", "long.csv",
@@ -83,7 +83,7 @@ CASES: list[tuple[str, str, Writer, list[str], list[str]]] = [
      [r"`\S*short\.csv` line 6: expected 3 values like the header, found 2\.$"]),
     ("not UTF-8", "latin.csv",
      lambda p: p.write_bytes("a,city,y\n1,Genève,p\n2,Zürich,q\n".encode("latin-1")), Y,
-     [r"`\S*latin\.csv` row 1, column `city`: not valid utf-8 text", r"pass `--encoding` \(e\.g\. latin-1 or cp1252\)"]),
+     [r"`\S*latin\.csv` line 2, column `city`: not valid utf-8 text", r"pass `--encoding` \(e\.g\. latin-1 or cp1252\)"]),
     ("unknown encoding", "t.csv", lambda p: write_csv(p, ["a", "y"], [[1, "y"]] * 4), [*Y, "--encoding", "klingon"],
      [r"Unknown `--encoding` 'klingon'; try utf-8, latin-1 or cp1252\.$"]),
     ("not a Parquet file", "t.parquet", lambda p: p.write_bytes(b"PAR1 but not really"), Y,
@@ -107,7 +107,7 @@ def test_bad_table_is_one_line_exit_2_and_writes_nothing(
 def test_bad_table_from_a_real_shell_is_one_line_and_exit_2(kiln_cmd: Callable[..., Any], tmp_path: Path) -> None:
     path = write_csv(tmp_path / "text.csv", ["a", "b", "y"], numbers(40, bad_row=7, bad="n/a?"))
     result = kiln_cmd("train", "--data", path, "--target", "y", "--runs-dir", tmp_path / "runs")
-    one_error_line(result, r"`\S*text\.csv` row 7, column `b`: expected a number like the other 39 values, found 'n/a\?'\.$")
+    one_error_line(result, r"`\S*text\.csv` line 8, column `b`: expected a number like the other 39 values, found 'n/a\?'\.$")
     assert result.stdout == ""
     assert nothing_in(tmp_path / "runs")
 
@@ -127,7 +127,7 @@ def test_non_utf8_file_trains_with_the_encoding_option(cli: Callable[..., Any], 
 
     # predict reads a latin-1 file only when told to, and says how to fix it otherwise
     bad = cli("predict", runs / "latin", path, "-o", tmp_path / "out.csv")
-    one_error_line(bad, r"`\S*latin\.csv` row 1, column `city`: not valid utf-8 text", "--encoding")
+    one_error_line(bad, r"`\S*latin\.csv` line 2, column `city`: not valid utf-8 text", "--encoding")
     assert not (tmp_path / "out.csv").exists()
     good = cli("predict", runs / "latin", path, "--encoding", "latin-1", "-o", tmp_path / "out.csv")
     assert good.returncode == 0, good.stderr

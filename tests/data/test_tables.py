@@ -392,3 +392,16 @@ def test_class_weight_rejects_an_unknown_value(cli: Callable[..., Any], tmp_path
     assert result.stderr.splitlines() == [
         "kiln: error: Invalid value for `train.class_weight`: input should be 'none' or 'balanced'; got 'balance'."
     ]
+
+
+def test_training_warns_about_imbalanced_classes_unless_weighted(cli: Callable[..., Any], tmp_path: Path) -> None:
+    rows = [[i * 0.1, "rare" if i % 5 == 0 else "common"] for i in range(100)]
+    data = write_csv(tmp_path / "skewed.csv", ["x", "y"], rows)
+    plain = cli("train", "--data", data, "--target", "y", "--epochs", "1", "--runs-dir", tmp_path, "-q", *NO_PLOTS)
+    assert plain.returncode == 0, plain.stderr
+    assert re.search(r"kiln: warning: Classes are imbalanced: \d+ training rows of 'rare' against \d+ of 'common'; "
+                     r"consider `--class-weight balanced`\.", plain.stderr), plain.stderr
+    weighted = cli("train", "--data", data, "--target", "y", "--epochs", "1", "--runs-dir", tmp_path, "-q",
+                   "--class-weight", "balanced", *NO_PLOTS)
+    assert weighted.returncode == 0, weighted.stderr
+    assert "imbalanced" not in weighted.stderr

@@ -47,7 +47,7 @@ def load_arrays(path: Path, *, task: str, test_size: float, split: SplitMode, se
     flat = x.reshape(len(x), -1).astype(np.float32)
     bad = np.argwhere(~np.isfinite(flat))
     if len(bad):
-        raise DataError(f"`{path}`: X row {bad[0][0]}, value {bad[0][1]} is {flat[tuple(bad[0])]}; expected finite numbers.")
+        raise DataError(f"`{path}`: X row {bad[0][0]}, column {bad[0][1]} is {flat[tuple(bad[0])]}; expected finite numbers.")
     is_class = _is_classification(y, task)
     if is_class:
         labels, codes = np.unique(y.astype(str), return_inverse=True)

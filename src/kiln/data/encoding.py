@@ -56,7 +56,7 @@ class TableEncoder:
                     f"({int(missing.sum())} missing in all); fill them or drop `--on-missing error`."
                 )
             if table.kinds[name] == "categorical":
-                seen = {category(v) for v in values}
+                seen = _text(values).unique().to_pylist()
                 fitted.append(Column(name, "categorical", categories=tuple(sorted(seen))))
             else:
                 fill = float(np.nanmedian(values)) if (~missing).any() else 0.0
@@ -97,9 +97,8 @@ class TableEncoder:
         return np.concatenate([filled, missing[:, None]], axis=1) if col.indicator else filled
 
     def _one_hot(self, col: Column, values: Any, n_rows: int) -> tuple[np.ndarray, int]:
-        index = {c: i for i, c in enumerate(col.categories)}
         block = np.zeros((n_rows, len(col.categories) + 1), dtype=np.float32)
-        codes = np.array([index.get(category(v), len(col.categories)) for v in values])
+        codes = category_codes(values, col.categories)
         block[np.arange(n_rows), codes] = 1.0
         return block, int((codes == len(col.categories)).sum())
 
@@ -124,6 +123,27 @@ class TableEncoder:
         return cls(cols, raw.get("on_missing", "impute"))
 
 
+def category_codes(values: Any, categories: tuple[str, ...]) -> np.ndarray:
+    """Index of each value in `categories`, `len(categories)` for the unknown; in Arrow when the values are text."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    codes = pc.index_in(_text(values), value_set=pa.array(categories, type=pa.string()))
+    return pc.fill_null(codes, len(categories)).to_numpy(zero_copy_only=False)
+
+
+def _text(values: Any):  # type: ignore[no-untyped-def]
+    """Values as an Arrow string array with `<missing>` for gaps (C speed when they are already text)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        text = pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # numbers or booleans from JSON: normalise in Python
+        text = pa.array([category(v) for v in values], type=pa.string())
+    return pc.fill_null(text, MISSING)
+
+
 def category(v: Any) -> str:
     """A raw value as category text: `<missing>` for gaps, 2.0 as "2" (a JSON client may send 2 for "2")."""
     if _is_missing(v):
@@ -138,9 +158,9 @@ def _is_missing(v: Any) -> bool:
 
 
 def missing_mask(values: np.ndarray) -> np.ndarray:
-    """True where a column's value is missing (None or NaN)."""
+    """True where a column's value is missing (None or NaN), elementwise in C."""
     if values.dtype == object:
-        return np.array([_is_missing(v) for v in values], dtype=bool)
+        return np.asarray((values == None) | (values != values), dtype=bool)  # noqa: E711  NaN != NaN
     return np.isnan(values)
 
 

@@ -26,7 +26,12 @@ class Preprocessor:
     encoder: TableEncoder | None = None
 
     @classmethod
-    def fit(
+    def fit(cls, x: np.ndarray | Table, y: np.ndarray, **options: Any) -> Preprocessor:
+        """Fit on the training rows only (see `fit_transform`)."""
+        return cls.fit_transform(x, y, **options)[0]
+
+    @classmethod
+    def fit_transform(
         cls,
         x: np.ndarray | Table,
         y: np.ndarray,
@@ -35,10 +40,11 @@ class Preprocessor:
         regression: bool,
         on_missing: OnMissing = "impute",
         image_shape: tuple[int, int, int] | None = None,
-    ) -> Preprocessor:
+    ) -> tuple[Preprocessor, np.ndarray]:
         """Fit on the training rows only: encode a table, then divide by a known value range or standardize.
 
         Images are standardized per channel (one mean and std per channel, spread over its pixels).
+        Returns the preprocessor and the training rows it transformed (encoded once, not twice).
         """
         encoder = None
         if isinstance(x, Table):
@@ -61,7 +67,8 @@ class Preprocessor:
         target_mean = target_std = None
         if regression:
             target_mean, target_std = float(y.mean()), float(y.std()) or 1.0
-        return cls(scale.astype(np.float32), shift.astype(np.float32), target_mean, target_std, encoder)
+        pre = cls(scale.astype(np.float32), shift.astype(np.float32), target_mean, target_std, encoder)
+        return pre, pre.scaled(np.asarray(x, dtype=np.float32))
 
     def encode(self, x: np.ndarray | Table) -> tuple[np.ndarray, dict[str, int]]:
         """Raw rows -> unscaled float32 features, plus per-column counts of unseen categories."""

@@ -113,18 +113,28 @@ class ColumnInfo:
     drop: str = ""
 
 
-def describe_columns(table: Table) -> list[ColumnInfo]:
-    """Kind, missing count, distinct count and drop reason (constant, ID-like) of every column."""
+def describe_columns(table: Table, count_distinct: bool = True) -> list[ColumnInfo]:
+    """Kind, missing count, distinct count and drop reason (constant, ID-like) of every column.
+
+    Without `count_distinct`, numbers are only counted where it decides something (an `...id`
+    column), which spares a sort of every numeric column of a large table.
+    """
     infos = []
     for name, values in table.columns.items():
         kind = table.kinds[name]
         missing = missing_mask(values)
         present = values[~missing]
-        distinct = len(set(present)) if kind == "categorical" else len(np.unique(present))
+        id_named = name.lower().endswith("id")
+        if kind == "categorical":
+            distinct = len(set(present))
+        elif count_distinct or id_named:
+            distinct = len(np.unique(present))
+        else:  # 0, 1, or "several" is all that training needs to know
+            distinct = 0 if not len(present) else 1 if present.min() == present.max() else 2
         drop = ""
         if distinct == 1:
             drop = "it is constant"
-        elif distinct == len(values) and len(values) >= 20 and (kind == "categorical" or name.lower().endswith("id")):
+        elif distinct == len(values) and len(values) >= 20 and (kind == "categorical" or id_named):
             drop = "every value is distinct (an ID)"
         infos.append(ColumnInfo(name, kind, int(missing.sum()), distinct, drop))
     return infos
@@ -143,7 +153,7 @@ def _refuse_missing(table: Table) -> None:
 
 def _check_features(table: Table) -> None:
     """Empty columns are errors; ID-like and constant columns carry no signal and are dropped with a warning."""
-    for info in describe_columns(table):
+    for info in describe_columns(table, count_distinct=False):
         if info.distinct == 0:
             raise DataError(f"`{table.path}` column `{info.name}` is empty (every value is missing); drop or fill it.")
         if info.drop:
