@@ -7,7 +7,6 @@ subprocess (`kiln_cmd`) so the exit code and stderr are exactly what a shell see
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,21 +14,11 @@ from typing import Any
 import pytest
 import torch
 
+from assertions import one_error_line
 import kiln
 from kiln.runs import RunFolder
 
 IRIS_HEADER = "sepal length (cm),sepal width (cm),petal length (cm),petal width (cm)"
-
-
-def assert_one_line_error(result: Any, pattern: str, code: int = 2) -> str:
-    """Exit `code`, exactly one non-empty stderr line `kiln: error: ...` matching `pattern`, no traceback."""
-    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr + result.stdout
-    lines = result.error_lines
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("kiln: error: ")
-    assert re.search(pattern, lines[0]), lines[0]
-    return lines[0]
 
 
 def assert_nothing_written(runs_dir: Path) -> None:
@@ -67,7 +56,7 @@ def test_train_bad_input_is_one_line_exit_2_and_writes_nothing(
     runs = tmp_path / "runs"
     epochs = [] if "--epochs" in args else ["--epochs", "1"]  # should the input be accepted, keep the run short
     result = cli("train", *args, *epochs, "--runs-dir", runs, "--quiet")
-    assert_one_line_error(result, pattern)
+    one_error_line(result, pattern)
     assert_nothing_written(runs)
 
 
@@ -75,7 +64,7 @@ def test_invalid_yaml_config_is_one_line(cli: Callable[..., Any], tmp_path: Path
     bad = tmp_path / "bad.yaml"
     bad.write_text("train:\n  lr: [1, 2\n  epochs: 3\n")
     result = cli("train", "--config", bad, "--runs-dir", tmp_path / "runs")
-    assert_one_line_error(result, r"Config file `.*bad\.yaml` is not valid YAML")
+    one_error_line(result, r"Config file `.*bad\.yaml` is not valid YAML")
     assert_nothing_written(tmp_path / "runs")
 
 
@@ -83,7 +72,7 @@ def test_unknown_key_in_config_file_names_file_and_nearest_key(cli: Callable[...
     cfg = tmp_path / "run.yaml"
     cfg.write_text("train:\n  epoch: 3\n")
     result = cli("train", "--config", cfg, "--runs-dir", tmp_path / "runs")
-    assert_one_line_error(result, r"Unknown config key `train\.epoch` in .*run\.yaml\. Did you mean `train\.epochs`\?")
+    one_error_line(result, r"Unknown config key `train\.epoch` in .*run\.yaml\. Did you mean `train\.epochs`\?")
 
 
 @pytest.mark.parametrize(
@@ -105,7 +94,7 @@ def test_config_error_found_at_build_time_leaves_no_run_folder(
     Such a folder (config.yaml only) is listed by `kiln runs` as unfinished and invites `--resume`.
     """
     runs = tmp_path / "runs"
-    assert_one_line_error(cli("train", *args, "--epochs", "1", "--runs-dir", runs, "-q"), pattern)
+    one_error_line(cli("train", *args, "--epochs", "1", "--runs-dir", runs, "-q"), pattern)
     assert_nothing_written(runs)
 
 
@@ -116,13 +105,13 @@ def test_resume_folder_that_is_not_a_run(cli: Callable[..., Any], tmp_path: Path
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("x")
     result = cli("train", "--resume", tmp_path / "notes")
-    assert_one_line_error(result, r"`.*notes` is not a run folder: config\.yaml is missing")
+    one_error_line(result, r"`.*notes` is not a run folder: config\.yaml is missing")
     assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == ["todo.txt"]
 
 
 def test_resume_missing_folder(cli: Callable[..., Any], tmp_path: Path) -> None:
     result = cli("train", "--resume", tmp_path / "nowhere")
-    assert_one_line_error(result, r"is not a run folder")
+    one_error_line(result, r"is not a run folder")
     assert not (tmp_path / "nowhere").exists()
 
 
@@ -130,7 +119,7 @@ def test_resume_finished_run(cli: Callable[..., Any], iris_run: kiln.Run, copy_r
     folder = copy_run(iris_run)
     before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
     result = cli("train", "--resume", folder)
-    assert_one_line_error(result, r"is already finished \(model\.json exists\); nothing to resume")
+    one_error_line(result, r"is already finished \(model\.json exists\); nothing to resume")
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
 
 
@@ -246,7 +235,7 @@ def test_corrupted_model_is_one_line_exit_2(
     rows.write_text(f"{IRIS_HEADER}\n5.1,3.5,1.4,0.2\n")
     out = tmp_path / "out.csv"
     args = [folder, "--json"] if command == "evaluate" else [folder, rows, "-o", out]
-    assert_one_line_error(cli(command, *args), pattern)
+    one_error_line(cli(command, *args), pattern)
     assert not out.exists()
 
 
@@ -255,7 +244,7 @@ def test_missing_run_folder(cli: Callable[..., Any], tmp_path: Path, command: st
     rows = tmp_path / "rows.csv"
     rows.write_text("1,2,3,4\n")
     args = [tmp_path / "gone"] if command == "evaluate" else [tmp_path / "gone", rows]
-    assert_one_line_error(cli(command, *args), r"Run folder `.*gone` does not exist")
+    one_error_line(cli(command, *args), r"Run folder `.*gone` does not exist")
 
 
 # --- predict: inputs that do not fit the model ------------------------------------------------
@@ -278,12 +267,12 @@ def test_predict_bad_rows_name_row_and_column(
     rows = tmp_path / "rows.csv"
     rows.write_text(text)
     out = tmp_path / "out.csv"
-    assert_one_line_error(cli("predict", iris_run.path, rows, "-o", out), pattern)
+    one_error_line(cli("predict", iris_run.path, rows, "-o", out), pattern)
     assert not out.exists()
 
 
 def test_predict_missing_input_file(cli: Callable[..., Any], iris_run: kiln.Run, tmp_path: Path) -> None:
-    assert_one_line_error(cli("predict", iris_run.path, tmp_path / "nope.csv"), r"`.*nope\.csv` does not exist")
+    one_error_line(cli("predict", iris_run.path, tmp_path / "nope.csv"), r"`.*nope\.csv` does not exist")
 
 
 # --- the same contract through a real process --------------------------------------------------
@@ -291,7 +280,7 @@ def test_predict_missing_input_file(cli: Callable[..., Any], iris_run: kiln.Run,
 
 def test_real_process_unknown_dataset(kiln_cmd: Callable[..., Any], tmp_path: Path) -> None:
     result = kiln_cmd("train", "--data", "irsi", "--runs-dir", tmp_path / "runs")
-    assert_one_line_error(result, r"Unknown dataset `irsi`.*Did you mean `iris`\?")
+    one_error_line(result, r"Unknown dataset `irsi`.*Did you mean `iris`\?")
     assert result.stdout == ""
     assert_nothing_written(tmp_path / "runs")
 
@@ -301,12 +290,12 @@ def test_real_process_truncated_weights(
 ) -> None:
     folder = copy_run(iris_torch_only)
     _truncate_weights(folder)
-    assert_one_line_error(kiln_cmd("evaluate", folder), r"corrupted: its sha256 does not match")
+    one_error_line(kiln_cmd("evaluate", folder), r"corrupted: its sha256 does not match")
 
 
 def test_real_process_bad_predict_cell(kiln_cmd: Callable[..., Any], iris_run: kiln.Run, tmp_path: Path) -> None:
     rows = tmp_path / "rows.csv"
     rows.write_text("5.1,3.5,1.4,0.2\n6.0,2.2,4.0,oops\n")
     result = kiln_cmd("predict", iris_run.path, rows, "-o", tmp_path / "out.csv")
-    assert_one_line_error(result, r"line 2, column `petal width \(cm\)`: expected a number, found 'oops'")
+    one_error_line(result, r"line 2, column `petal width \(cm\)`: expected a number, found 'oops'")
     assert not (tmp_path / "out.csv").exists()

@@ -18,19 +18,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from assertions import write_csv
 import kiln
 from kiln.errors import KilnWarning
 
 NO_PLOTS = ("--set", "evaluate.plots=false", "--set", "evaluate.report=false")
 HEADER = ["customer_id", "age", "plan", "active", "monthly_spend", "seats", "signup", "churn"]
-
-
-def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 def read_csv(text: str) -> list[dict[str, str]]:

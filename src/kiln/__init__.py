@@ -39,7 +39,22 @@ _EXPORTS = {
     "rnn": "kiln.models.spec",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__", "load", "serve"])
+__all__ = [
+    "Dataset",
+    "KilnError",
+    "Predictor",
+    "Run",
+    "RunConfig",
+    "__version__",
+    "cnn",
+    "fit",
+    "load",
+    "load_data",
+    "mlp",
+    "resume",
+    "rnn",
+    "serve",
+]
 
 
 def load(path: str) -> Predictor:

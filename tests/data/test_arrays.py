@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from assertions import one_error_line
 import kiln
 
 NO_PLOTS = ("--set", "evaluate.plots=false", "--set", "evaluate.report=false")
@@ -23,17 +24,6 @@ def blobs(n: int = 120, features: int = 4, seed: int = 0) -> tuple[np.ndarray, n
     y = np.arange(n) % 2
     x = rng.normal(size=(n, features)) + 3.0 * y[:, None]
     return x, y
-
-
-def one_error_line(result: Any, *patterns: str) -> str:
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stdout + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("kiln: error: "), lines[0]
-    for pattern in patterns:
-        assert re.search(pattern, lines[0]), (pattern, lines[0])
-    return lines[0]
 
 
 def train(cli: Callable[..., Any], path: Path, runs: Path, name: str, *args: str) -> Path:

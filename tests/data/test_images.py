@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from assertions import nothing_in, one_error_line
 import kiln
 from kiln.errors import KilnWarning
 
@@ -47,21 +48,6 @@ def truncate(path: Path) -> Path:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     return path
-
-
-def one_error_line(result: Any, *patterns: str) -> str:
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stdout + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("kiln: error: "), lines[0]
-    for pattern in patterns:
-        assert re.search(pattern, lines[0]), (pattern, lines[0])
-    return lines[0]
-
-
-def nothing_in(folder: Path) -> bool:
-    return not folder.exists() or not any(folder.rglob("*"))
 
 
 def train(cli: Callable[..., Any], folder: Path, runs: Path, name: str, *args: str) -> Path:

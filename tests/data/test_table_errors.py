@@ -9,38 +9,15 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from assertions import nothing_in, one_error_line, write_csv
+
 NO_PLOTS = ("--set", "evaluate.plots=false", "--set", "evaluate.report=false")
-
-
-def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
-
-
-def one_error_line(result: Any, *patterns: str) -> str:
-    """Exit 2, exactly one stderr line `kiln: error: ...`, no traceback, matching every pattern."""
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stdout + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("kiln: error: "), lines[0]
-    for pattern in patterns:
-        assert re.search(pattern, lines[0]), (pattern, lines[0])
-    return lines[0]
-
-
-def nothing_in(folder: Path) -> bool:
-    return not folder.exists() or not any(folder.rglob("*"))
 
 
 def numbers(n: int, *, bad_row: int | None = None, bad: str = "oops") -> list[list[Any]]:

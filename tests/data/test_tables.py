@@ -22,19 +22,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from assertions import write_csv
 import kiln
 from kiln.data.table import read_table
 from kiln.errors import KilnWarning
 
 NO_PLOTS = ("--set", "evaluate.plots=false", "--set", "evaluate.report=false")
-
-
-def write_csv(path: Path, header: list[str], rows: list[list[Any]], delimiter: str = ",") -> Path:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, delimiter=delimiter)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 def table_rows(text: str) -> dict[str, list[str]]:
