@@ -320,7 +320,11 @@ def _save(
     if cfg.evaluate.onnx:
         from kiln.export.onnx import export_onnx
 
-        exported["onnx"] = export_onnx(folder, predictor.module, predictor.schema.inputs)
+        try:
+            classification = predictor.schema.task == "classification"
+            exported["onnx"] = export_onnx(folder, predictor.module, predictor.schema.inputs, classification)
+        except RunError as exc:  # the run is trained and complete; it serves with torch instead
+            warnings.warn(KilnWarning(f"{exc} The run is complete without model.onnx."), stacklevel=3)
     folder.write_model_json(
         {
             "format": FORMAT_VERSION,
