@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 from serving import Server
 
 import kiln
@@ -70,7 +70,7 @@ def test_draw_a_digit_and_predict(page: Page, digits_server: Server, tmp_path: P
     page.wait_for_selector("#predict:not([disabled])")
     assert page.text_content("#title") == "digits-mlp"
     assert "accuracy" in page.text_content("#metrics")  # type: ignore[operator]
-    page.wait_for_function("document.querySelectorAll('#plots img').length === 2")
+    expect(page.locator("#plots img")).to_have_count(2)
     assert page.evaluate(
         "[...document.querySelectorAll('#plots img')].every((img) => img.complete && img.naturalWidth > 0)"
     )
@@ -135,9 +135,9 @@ def test_other_images_get_a_file_upload(
     page.wait_for_selector("#predict:not([disabled])")
     assert page.locator("#canvas").count() == 0
     page.set_input_files("#file", str(tmp_path / "shapes" / "blue" / "0.png"))
-    page.wait_for_function(
-        "document.getElementById('upload-preview').complete && document.getElementById('upload-preview').naturalWidth > 0"
-    )
+    # The page's CSP forbids eval, so wait through Playwright's own locator checks, not wait_for_function.
+    expect(page.locator("#upload-preview")).not_to_have_js_property("naturalWidth", 0)
+    expect(page.locator("#upload-preview")).to_have_js_property("complete", True)
     with page.expect_response("**/v1/predict") as answer:
         page.click("#predict")
     page.wait_for_selector("#prediction:not([hidden])")
