@@ -16,6 +16,7 @@ from kiln import config as config_mod
 from kiln.config import DataConfig, RunConfig, TrainConfig
 from kiln.data.dataset import Dataset, take
 from kiln.data.schema import Schema
+from kiln.data.builtin import BUILTIN
 from kiln.data.load import load_configured
 from kiln.data.preprocessing import Preprocessor
 from kiln.data.splits import validation_split
@@ -23,7 +24,7 @@ from kiln.errors import ConfigError, KilnWarning, RunError, TrainingInterrupted,
 from kiln.evaluate.folder import score
 from kiln.evaluate.metrics import scalar_metrics, spread
 from kiln.models.registry import build
-from kiln.models.spec import ModelSpec
+from kiln.models.spec import CNNSpec, ModelSpec
 from kiln.predict import Predictor, TorchForward
 from kiln.runs import FORMAT_VERSION, RunFolder, atomic_write, history_csv, new_run, sha256, write_json
 from kiln.train.augment import build_augment
@@ -103,7 +104,9 @@ def fit(
     """Train `model` on `data` and write a finished run folder.
 
     Options are train keys (epochs, batch_size, optimizer, lr, ...) or data keys (val_split, ...).
-    `callbacks` run after kiln's own (early stopping, progress, checkpoint) on every event.
+    `callbacks` run after kiln's own (early stopping, progress, checkpoint) on every event. With no
+    model given, images you bring (a folder, image-shaped arrays) get a CNN; everything else, the
+    built-in digits included, the article's MLP.
 
     Example:
         >>> run = kiln.fit(kiln.mlp(hidden=[64, 64]), kiln.load_data("digits"), epochs=10, batch_size=32)
@@ -111,6 +114,9 @@ def fit(
     """
     cfg = resolve_config(model, data, config, **options)
     dataset = data if isinstance(data, Dataset) else load_configured(cfg.data)
+    chose_model = model is not None or (config is not None and "model" in config.model_fields_set)
+    if not chose_model and dataset.schema.image_shape is not None and dataset.source not in BUILTIN:
+        cfg = cfg.model_copy(update={"model": CNNSpec()})
     prepared = _prepare(dataset, cfg)
     folder = new_run(runs_dir, name, f"{dataset.name}-{cfg.model.name}")
     atomic_write(folder.config, config_mod.to_yaml(cfg))

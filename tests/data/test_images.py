@@ -75,6 +75,12 @@ def test_grayscale_folder_trains_with_classes_from_subfolder_names(cli: Callable
     assert sum(map(sum, metrics["confusion_matrix"])) == 12  # 20% of 60 images
 
 
+def test_an_image_folder_gets_a_cnn_unless_a_model_is_named(cli: Callable[..., Any], tmp_path: Path) -> None:
+    folder = make_folder(tmp_path / "shapes", {"square": 10, "circle": 10})
+    assert model_json(train(cli, folder, tmp_path / "runs", "auto"))["model"]["name"] == "cnn"
+    assert model_json(train(cli, folder, tmp_path / "runs", "named", "--model", "mlp"))["model"]["name"] == "mlp"
+
+
 def test_a_folder_with_any_rgb_image_is_read_as_rgb(tmp_path: Path) -> None:
     folder = make_folder(tmp_path / "pics", {"a": 10, "b": 10}, rgb_every=3)
     data = kiln.load_data(str(folder))
