@@ -112,12 +112,21 @@ def run_kiln(python: Path, args: list[str], cwd: Path) -> tuple[ChildRun, dict[s
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         process = subprocess.Popen(
-            [*kiln_command(python), "train", *args], cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+            [*kiln_command(python), "train", *args],
+            cwd=cwd,
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
             env=kiln_env(),
         )
         _, status, usage = os.wait4(process.pid, 0)
-        child = ChildRun(read_back(out), read_back(err), os.waitstatus_to_exitcode(status),
-                         time.perf_counter() - start, usage.ru_maxrss / 1024)
+        child = ChildRun(
+            read_back(out),
+            read_back(err),
+            os.waitstatus_to_exitcode(status),
+            time.perf_counter() - start,
+            usage.ru_maxrss / 1024,
+        )
     if child.returncode != 0:
         raise RuntimeError(f"kiln train {' '.join(args)} failed ({child.returncode}): {last_line(child.stderr)}")
     folder = re.search(r"^Run folder:\s*(.+?)\s*$", child.stdout, re.MULTILINE)
@@ -232,37 +241,72 @@ def accuracy_part(python: Path, workdir: Path) -> list[dict[str, Any]]:
     for task in tasks:
         train, test = kiln_split(task)
         scores = sklearn_scores(task.x[train], task.y[train], task.x[test], task.y[test])
-        print(f"{task.name}: logreg {scores['logreg']:.4f}, mlp {scores['mlp']:.4f} {scores['mlp_best']}",
-              file=sys.stderr, flush=True)
+        print(
+            f"{task.name}: logreg {scores['logreg']:.4f}, mlp {scores['mlp']:.4f} {scores['mlp_best']}",
+            file=sys.stderr,
+            flush=True,
+        )
         for model in task.models:
             args = ["--data", str(task.data), *(["--target", task.target] if task.target else [])]
             args += ["--model", model, "--repeats", "3", "--runs-dir", str(workdir / "runs"), "--quiet"]
             child, metrics = run_kiln(python, args, workdir)
             values = metrics["repeats"]["accuracy"]["values"]
-            results.append({
-                "dataset": task.name, "model": model, "train": len(train), "test": len(test),
-                "kiln": statistics.median(values), "kiln_all": values, "fit_s": metrics["fit_seconds"],
-                "process_s": child.process_s, **scores,
-            })
+            results.append(
+                {
+                    "dataset": task.name,
+                    "model": model,
+                    "train": len(train),
+                    "test": len(test),
+                    "kiln": statistics.median(values),
+                    "kiln_all": values,
+                    "fit_s": metrics["fit_seconds"],
+                    "process_s": child.process_s,
+                    **scores,
+                }
+            )
             print(f"{task.name}: kiln {model} {values}", file=sys.stderr, flush=True)
     return results
 
 
 def print_accuracy(results: list[dict[str, Any]]) -> None:
-    headers = ["dataset", "model", "train/test", "LogReg", "MLP (tuned)", "kiln", "kiln seeds", "kiln - LogReg", "kiln - MLP",
-               "kiln process s"]
+    headers = [
+        "dataset",
+        "model",
+        "train/test",
+        "LogReg",
+        "MLP (tuned)",
+        "kiln",
+        "kiln seeds",
+        "kiln - LogReg",
+        "kiln - MLP",
+        "kiln process s",
+    ]
     rows = []
     for r in results:
-        rows.append([
-            r["dataset"], r["model"], f"{r['train']}/{r['test']}", f"{r['logreg']:.4f}", f"{r['mlp']:.4f}",
-            f"{r['kiln']:.4f}", " ".join(f"{v:.4f}" for v in r["kiln_all"]), f"{r['kiln'] - r['logreg']:+.4f}",
-            f"{r['kiln'] - r['mlp']:+.4f}", f"{r['process_s']:.1f}",
-        ])
-    print_table("Test accuracy on the same split (kiln defaults, median of 3 seeds; sklearn on standardized features)",
-                headers, rows)
+        rows.append(
+            [
+                r["dataset"],
+                r["model"],
+                f"{r['train']}/{r['test']}",
+                f"{r['logreg']:.4f}",
+                f"{r['mlp']:.4f}",
+                f"{r['kiln']:.4f}",
+                " ".join(f"{v:.4f}" for v in r["kiln_all"]),
+                f"{r['kiln'] - r['logreg']:+.4f}",
+                f"{r['kiln'] - r['mlp']:+.4f}",
+                f"{r['process_s']:.1f}",
+            ]
+        )
+    print_table(
+        "Test accuracy on the same split (kiln defaults, median of 3 seeds; sklearn on standardized features)",
+        headers,
+        rows,
+    )
     for r in {r["dataset"]: r for r in results}.values():
-        print(f"  {r['dataset']}: MLPClassifier grid best {r['mlp_best']}, seeds 0-2: "
-              + " ".join(f"{v:.4f}" for v in r["mlp_all"]))
+        print(
+            f"  {r['dataset']}: MLPClassifier grid best {r['mlp_best']}, seeds 0-2: "
+            + " ".join(f"{v:.4f}" for v in r["mlp_all"])
+        )
 
 
 # --------------------------------------------------------------------------- part 2: scale
@@ -315,7 +359,11 @@ def pandas_torch(path: Path, seed: int) -> None:
     y = frame.pop("target").to_numpy()
     pool, test = train_test_split(np.arange(len(y)), test_size=0.2, random_state=42, stratify=y)
     train, val = train_test_split(pool, test_size=0.2, random_state=42, stratify=y[pool])
-    text = [c for c in frame.columns if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))]
+    text = [
+        c
+        for c in frame.columns
+        if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))
+    ]
     frame = pd.get_dummies(frame, columns=text, dummy_na=True, dtype=np.float32)
     x = frame.to_numpy(dtype=np.float32)
     del frame
@@ -329,7 +377,11 @@ def pandas_torch(path: Path, seed: int) -> None:
     torch.manual_seed(seed)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     model = torch.nn.Sequential(
-        torch.nn.Linear(x.shape[1], 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 2)
+        torch.nn.Linear(x.shape[1], 64),
+        torch.nn.ReLU(),
+        torch.nn.Linear(64, 64),
+        torch.nn.ReLU(),
+        torch.nn.Linear(64, 2),
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     fit_start = time.perf_counter()
@@ -344,10 +396,18 @@ def pandas_torch(path: Path, seed: int) -> None:
         val_accuracy = (model(xt[val]).argmax(1) == yt[val]).float().mean().item()
         fit_s = time.perf_counter() - fit_start
         accuracy = (model(xt[test]).argmax(1) == yt[test]).float().mean().item()
-    print(RESULT_TAG + json.dumps({
-        "load_s": loaded - start, "fit_s": fit_s, "accuracy": accuracy, "val_accuracy": val_accuracy,
-        "inputs": int(x.shape[1]),
-    }))
+    print(
+        RESULT_TAG
+        + json.dumps(
+            {
+                "load_s": loaded - start,
+                "fit_s": fit_s,
+                "accuracy": accuracy,
+                "val_accuracy": val_accuracy,
+                "inputs": int(x.shape[1]),
+            }
+        )
+    )
 
 
 @dataclass
@@ -362,19 +422,39 @@ class ScaleSample:
 def scale_part(python: Path, workdir: Path, rows: int, runs: int) -> list[ScaleSample]:
     start = time.perf_counter()
     csv_path, parquet_path = write_big_table(workdir, rows)
-    print(f"wrote {rows} rows: {csv_path.stat().st_size / 2**20:.0f} MiB CSV, "
-          f"{parquet_path.stat().st_size / 2**20:.0f} MiB Parquet in {time.perf_counter() - start:.1f}s",
-          file=sys.stderr, flush=True)
+    print(
+        f"wrote {rows} rows: {csv_path.stat().st_size / 2**20:.0f} MiB CSV, "
+        f"{parquet_path.stat().st_size / 2**20:.0f} MiB Parquet in {time.perf_counter() - start:.1f}s",
+        file=sys.stderr,
+        flush=True,
+    )
     samples = []
     for run in range(runs):
         for path in (csv_path, parquet_path):
             kind = path.suffix.lstrip(".")
-            args = ["--data", str(path), "--target", "target", "--epochs", "1", "--batch-size", "1024", "--seed", str(run),
-                    "--runs-dir", str(workdir / "runs"), "--quiet", *NO_PLOTS]
+            args = [
+                "--data",
+                str(path),
+                "--target",
+                "target",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "1024",
+                "--seed",
+                str(run),
+                "--runs-dir",
+                str(workdir / "runs"),
+                "--quiet",
+                *NO_PLOTS,
+            ]
             try:
                 child, metrics = run_kiln(python, args, workdir)
-                samples.append(ScaleSample(f"kiln ({kind})", child.process_s, child.peak_mib, metrics["fit_seconds"],
-                                           metrics["accuracy"]))
+                samples.append(
+                    ScaleSample(
+                        f"kiln ({kind})", child.process_s, child.peak_mib, metrics["fit_seconds"], metrics["accuracy"]
+                    )
+                )
             except RuntimeError as error:
                 print(f"kiln ({kind}) FAILED: {error}", file=sys.stderr, flush=True)
             command = [str(python), str(Path(__file__).resolve()), "--child", str(path), "--seed", str(run)]
@@ -383,12 +463,19 @@ def scale_part(python: Path, workdir: Path, rows: int, runs: int) -> list[ScaleS
             if child.returncode != 0 or not tagged:
                 print(f"pandas+torch ({kind}) FAILED: {last_line(child.stderr)}", file=sys.stderr, flush=True)
                 continue
-            result = json.loads(tagged[-1][len(RESULT_TAG):])
-            samples.append(ScaleSample(f"pandas+torch ({kind})", child.process_s, child.peak_mib, result["fit_s"],
-                                       result["accuracy"]))
+            result = json.loads(tagged[-1][len(RESULT_TAG) :])
+            samples.append(
+                ScaleSample(
+                    f"pandas+torch ({kind})", child.process_s, child.peak_mib, result["fit_s"], result["accuracy"]
+                )
+            )
             for s in samples[-2:]:
-                print(f"run {run + 1}/{runs}  {s.contender:22} process {s.process_s:6.1f}s  fit {s.fit_s:5.2f}s  "
-                      f"peak {s.peak_mib:6.0f} MiB  acc {s.accuracy:.4f}", file=sys.stderr, flush=True)
+                print(
+                    f"run {run + 1}/{runs}  {s.contender:22} process {s.process_s:6.1f}s  fit {s.fit_s:5.2f}s  "
+                    f"peak {s.peak_mib:6.0f} MiB  acc {s.accuracy:.4f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
     return samples
 
 
@@ -400,18 +487,30 @@ def print_scale(samples: list[ScaleSample], rows: int, runs: int) -> None:
         mine = [s for s in samples if s.contender == name]
         m = {k: statistics.median(getattr(s, k) for s in mine) for k in ("process_s", "fit_s", "peak_mib", "accuracy")}
         medians[name] = m
-        table.append([name, f"{len(mine)}", f"{m['process_s']:.1f}", f"{m['process_s'] - m['fit_s']:.1f}",
-                      f"{m['fit_s']:.2f}", f"{m['peak_mib']:.0f}", f"{m['accuracy']:.4f}"])
+        table.append(
+            [
+                name,
+                f"{len(mine)}",
+                f"{m['process_s']:.1f}",
+                f"{m['process_s'] - m['fit_s']:.1f}",
+                f"{m['fit_s']:.2f}",
+                f"{m['peak_mib']:.0f}",
+                f"{m['accuracy']:.4f}",
+            ]
+        )
     headers = ["contender", "runs", "process s", "load+prep s", "train s", "peak MiB", "test accuracy"]
-    print_table(f"Load + train, {rows:,} rows x 50 columns, 1 epoch at batch 1024 (medians over {runs} run(s))",
-                headers, table)
+    print_table(
+        f"Load + train, {rows:,} rows x 50 columns, 1 epoch at batch 1024 (medians over {runs} run(s))", headers, table
+    )
     print("  load+prep s = process s - train s: start-up, imports, reading, encoding and splitting (and, for kiln,")
     print("  evaluating and writing the run folder)")
     for kind in ("csv", "parquet"):
         ours, theirs = medians.get(f"kiln ({kind})"), medians.get(f"pandas+torch ({kind})")
         if ours and theirs:
-            print(f"  {kind}: kiln / pandas+torch  time {ours['process_s'] / theirs['process_s']:.2f}x, "
-                  f"peak memory {ours['peak_mib'] / theirs['peak_mib']:.2f}x")
+            print(
+                f"  {kind}: kiln / pandas+torch  time {ours['process_s'] / theirs['process_s']:.2f}x, "
+                f"peak memory {ours['peak_mib'] / theirs['peak_mib']:.2f}x"
+            )
 
 
 # --------------------------------------------------------------------------- report
@@ -440,7 +539,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", default=",".join(PARTS), help="accuracy, scale, or both (default)")
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the scale table (default 1,000,000)")
     parser.add_argument("--runs", type=int, default=1, help="runs of each scale contender (default 1)")
-    parser.add_argument("--python", type=Path, default=REPO_DIR / ".venv" / "bin" / "python", help="the project venv's python")
+    parser.add_argument(
+        "--python", type=Path, default=REPO_DIR / ".venv" / "bin" / "python", help="the project venv's python"
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

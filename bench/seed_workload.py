@@ -403,11 +403,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=5, help="runs of each contender (default 5)")
     parser.add_argument("--only", default=",".join(CONTENDERS), help="comma-separated contenders to run")
     parser.add_argument(
-        "--python", type=Path, default=REPO_DIR / ".venv" / "bin" / "python",
+        "--python",
+        type=Path,
+        default=REPO_DIR / ".venv" / "bin" / "python",
         help="the project venv's python, used for torch-loop and to find kiln",
     )
     parser.add_argument(
-        "--anchors", type=Path, default=REPO_DIR.parent / "shared" / "anchors",
+        "--anchors",
+        type=Path,
+        default=REPO_DIR.parent / "shared" / "anchors",
         help=f"folder holding {ANCHOR_NAME}",
     )
     parser.add_argument("--child", choices=["torch-loop"], help=argparse.SUPPRESS)

@@ -38,7 +38,13 @@ def session_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def digits_run(session_runs: Path) -> kiln.Run:
     """The article's MLP on digits, 3 epochs, with plots and report: a complete run folder."""
     return kiln.fit(
-        kiln.mlp(hidden=[64, 64]), "digits", epochs=3, batch_size=32, runs_dir=session_runs, name="digits-mlp", quiet=True
+        kiln.mlp(hidden=[64, 64]),
+        "digits",
+        epochs=3,
+        batch_size=32,
+        runs_dir=session_runs,
+        name="digits-mlp",
+        quiet=True,
     )
 
 
@@ -48,8 +54,14 @@ def iris_run(session_runs: Path) -> kiln.Run:
     for tests that read or copy a finished run folder."""
     config = kiln.RunConfig.model_validate({"evaluate": {"plots": False, "report": False}})
     return kiln.fit(
-        kiln.mlp(hidden=[16]), "iris", config=config, epochs=3, batch_size=16, runs_dir=session_runs,
-        name="iris-mlp", quiet=True,
+        kiln.mlp(hidden=[16]),
+        "iris",
+        config=config,
+        epochs=3,
+        batch_size=16,
+        runs_dir=session_runs,
+        name="iris-mlp",
+        quiet=True,
     )
 
 
@@ -57,8 +69,14 @@ def iris_run(session_runs: Path) -> kiln.Run:
 def diabetes_run(session_runs: Path, fast_config: kiln.RunConfig) -> kiln.Run:
     """Regression: an MLP on diabetes, enough epochs for a meaningful R²."""
     return kiln.fit(
-        kiln.mlp(hidden=[64, 64]), "diabetes", config=fast_config, epochs=10, lr=0.01, runs_dir=session_runs,
-        name="diabetes-mlp", quiet=True,
+        kiln.mlp(hidden=[64, 64]),
+        "diabetes",
+        config=fast_config,
+        epochs=10,
+        lr=0.01,
+        runs_dir=session_runs,
+        name="diabetes-mlp",
+        quiet=True,
     )
 
 
@@ -102,7 +120,11 @@ def kiln_cmd(tmp_path: Path) -> Callable[..., Result]:
     def run(*args: str, cwd: Path | None = None, timeout: float = 180) -> Result:
         proc = subprocess.run(
             [sys.executable, "-m", "kiln", *map(str, args)],
-            cwd=cwd or tmp_path, env=_env(), capture_output=True, text=True, timeout=timeout,
+            cwd=cwd or tmp_path,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
@@ -117,7 +139,11 @@ def kiln_popen(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]
     def start(*args: str) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
             [sys.executable, "-m", "kiln", *map(str, args)],
-            cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=tmp_path,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         started.append(proc)
         return proc

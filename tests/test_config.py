@@ -35,7 +35,13 @@ def test_yaml_round_trip_is_exact(tmp_path: Path) -> None:
 def test_overrides_parse_values_as_yaml() -> None:
     cfg = config_mod.load(
         None,
-        ["train.lr=3e-3", "train.nesterov=true", "model.hidden=[8, 4]", "train.clip_grad_norm=null", "data.source=iris"],
+        [
+            "train.lr=3e-3",
+            "train.nesterov=true",
+            "model.hidden=[8, 4]",
+            "train.clip_grad_norm=null",
+            "data.source=iris",
+        ],
     )
     assert cfg.train.lr == 0.003
     assert cfg.train.nesterov is True
@@ -58,7 +64,12 @@ def test_overrides_apply_on_top_of_a_config_file(tmp_path: Path) -> None:
 def test_model_section_without_name_is_an_mlp(tmp_path: Path) -> None:
     path = tmp_path / "run.yaml"
     path.write_text("model:\n  hidden: [16]\n")
-    assert config_mod.load(path).model.model_dump() == {"name": "mlp", "hidden": [16], "activation": "relu", "dropout": 0.0}
+    assert config_mod.load(path).model.model_dump() == {
+        "name": "mlp",
+        "hidden": [16],
+        "activation": "relu",
+        "dropout": 0.0,
+    }
 
 
 def test_switching_model_drops_the_old_models_options() -> None:
@@ -115,7 +126,9 @@ def test_config_file_errors_name_the_file(tmp_path: Path) -> None:
         config_mod.load(listy)
     typo = tmp_path / "typo.yaml"
     typo.write_text("train:\n  epohcs: 3\n")
-    with pytest.raises(ConfigError, match=r"Unknown config key `train\.epohcs` in .*typo\.yaml\. Did you mean `train\.epochs`\?"):
+    with pytest.raises(
+        ConfigError, match=r"Unknown config key `train\.epohcs` in .*typo\.yaml\. Did you mean `train\.epochs`\?"
+    ):
         config_mod.load(typo)
 
 
@@ -154,16 +167,31 @@ finite = st.floats(min_value=1e-8, max_value=10.0, allow_nan=False, allow_infini
     clip=st.none() | finite,
 )
 def test_any_valid_config_survives_config_yaml_exactly(
-    epochs: int, batch_size: int, lr: float, optimizer: str, momentum: float, schedule: str, seed: int,
-    hidden: list[int], activation: str, dropout: float, clip: float | None,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    optimizer: str,
+    momentum: float,
+    schedule: str,
+    seed: int,
+    hidden: list[int],
+    activation: str,
+    dropout: float,
+    clip: float | None,
 ) -> None:
     """config.yaml must be rerunnable as is: writing and reading it gives back the very same config."""
     cfg = config_mod.validate(
         {
             "model": {"name": "mlp", "hidden": hidden, "activation": activation, "dropout": dropout},
             "train": {
-                "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "momentum": momentum,
-                "schedule": schedule, "seed": seed, "clip_grad_norm": clip,
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "lr": lr,
+                "optimizer": optimizer,
+                "momentum": momentum,
+                "schedule": schedule,
+                "seed": seed,
+                "clip_grad_norm": clip,
             },
         }
     )

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 import torch
-
 from assertions import one_error_line
+
 import kiln
 from kiln.runs import RunFolder
 
@@ -31,16 +31,32 @@ def assert_nothing_written(runs_dir: Path) -> None:
 
 TRAIN_CASES: list[tuple[str, list[str], str]] = [
     ("unknown dataset", ["--data", "digts"], r"Unknown dataset `digts`.*Did you mean `digits`\?"),
-    ("unknown dataset far off", ["--data", "mnist_fashion"], r"Unknown dataset `mnist_fashion`: expected one of digits, iris"),
+    (
+        "unknown dataset far off",
+        ["--data", "mnist_fashion"],
+        r"Unknown dataset `mnist_fashion`: expected one of digits, iris",
+    ),
     ("unknown model", ["--model", "mpl"], r"Unknown model `mpl`: expected one of mlp, cnn, rnn\. Did you mean `mlp`\?"),
     ("unknown model via --set", ["--set", "model.name=rnnn"], r"Unknown model `rnnn`.*Did you mean `rnn`\?"),
     ("unknown train key", ["--set", "train.lrr=0.1"], r"Unknown config key `train\.lrr`\. Did you mean `train\.lr`\?"),
-    ("unknown data key", ["--set", "data.sourc=iris"], r"Unknown config key `data\.sourc`\. Did you mean `data\.source`\?"),
-    ("unknown model key", ["--set", "model.hiden=[8]"], r"Unknown config key `model\.hiden`\. Did you mean `model\.hidden`\?"),
+    (
+        "unknown data key",
+        ["--set", "data.sourc=iris"],
+        r"Unknown config key `data\.sourc`\. Did you mean `data\.source`\?",
+    ),
+    (
+        "unknown model key",
+        ["--set", "model.hiden=[8]"],
+        r"Unknown config key `model\.hiden`\. Did you mean `model\.hidden`\?",
+    ),
     ("unknown section", ["--set", "trian.lr=0.1"], r"Unknown config key `trian`\. Did you mean `train`\?"),
     ("epochs zero", ["--epochs", "0"], r"`train\.epochs`.*greater than 0.*got 0"),
     ("epochs negative", ["--epochs", "-3"], r"`train\.epochs`.*greater than 0.*got -3"),
-    ("batch larger than data", ["--data", "iris", "--batch-size", "5000"], r"`train\.batch_size` is 5000 but the training split has only 96 rows"),
+    (
+        "batch larger than data",
+        ["--data", "iris", "--batch-size", "5000"],
+        r"`train\.batch_size` is 5000 but the training split has only 96 rows",
+    ),
     ("lr zero", ["--lr", "0"], r"`train\.lr`.*greater than 0.*got 0\.0"),
     ("lr negative", ["--set", "train.lr=-0.1"], r"`train\.lr`.*greater than 0.*got -0\.1"),
     ("bad optimizer", ["--optimizer", "adm"], r"`train\.optimizer`.*'sgd', 'adam' or 'adamw'.*got 'adm'"),
@@ -80,7 +96,8 @@ def test_unknown_key_in_config_file_names_file_and_nearest_key(cli: Callable[...
     [
         (["--data", "iris", "--model", "cnn"], r"Model `cnn` needs image input"),
         pytest.param(
-            ["--data", "iris", "--set", "train.precision=bf16"], r"bf16 needs a CUDA device",
+            ["--data", "iris", "--set", "train.precision=bf16"],
+            r"bf16 needs a CUDA device",
             marks=pytest.mark.skipif(torch.cuda.is_available(), reason="bf16 is valid with CUDA"),
         ),
     ],
@@ -185,15 +202,47 @@ def _truncate_onnx(folder: Path) -> None:
 CORRUPTIONS: list[tuple[str, Callable[[Path], None], str]] = [
     ("truncated safetensors", _truncate_weights, r"model\.safetensors` is corrupted: its sha256 does not match"),
     ("missing safetensors", lambda f: (f / "model.safetensors").unlink(), r"model\.safetensors` is missing"),
-    ("garbage safetensors", _garbage_weights_with_matching_hash, r"model\.safetensors` is not a valid safetensors file"),
-    ("model.json not json", lambda f: (f / "model.json").write_text("{not json"), r"model\.json` is corrupted: not valid JSON"),
-    ("model.json key removed", _edit_model_json(lambda m: m.pop("schema")), r"model\.json` is corrupted: missing key\(s\) schema"),
-    ("model.json hand-edited", _edit_model_json(lambda m: m["model"].update(hidden=[32]), reseal=False), r"model\.json` is corrupted"),
-    ("model.json newer format", _edit_model_json(lambda m: m.update(format=99)), r"has format 99; this kiln reads format 1"),
-    ("model.json hidden changed", _edit_model_json(lambda m: m["model"].update(hidden=[32])), r"does not fit the architecture in model\.json"),
-    ("model.json unknown model", _edit_model_json(lambda m: m["model"].update(name="xyz")), r"model\.json` is corrupted: bad model spec"),
+    (
+        "garbage safetensors",
+        _garbage_weights_with_matching_hash,
+        r"model\.safetensors` is not a valid safetensors file",
+    ),
+    (
+        "model.json not json",
+        lambda f: (f / "model.json").write_text("{not json"),
+        r"model\.json` is corrupted: not valid JSON",
+    ),
+    (
+        "model.json key removed",
+        _edit_model_json(lambda m: m.pop("schema")),
+        r"model\.json` is corrupted: missing key\(s\) schema",
+    ),
+    (
+        "model.json hand-edited",
+        _edit_model_json(lambda m: m["model"].update(hidden=[32]), reseal=False),
+        r"model\.json` is corrupted",
+    ),
+    (
+        "model.json newer format",
+        _edit_model_json(lambda m: m.update(format=99)),
+        r"has format 99; this kiln reads format 1",
+    ),
+    (
+        "model.json hidden changed",
+        _edit_model_json(lambda m: m["model"].update(hidden=[32])),
+        r"does not fit the architecture in model\.json",
+    ),
+    (
+        "model.json unknown model",
+        _edit_model_json(lambda m: m["model"].update(name="xyz")),
+        r"model\.json` is corrupted: bad model spec",
+    ),
     # Either the weights do not fit, or the inputs no longer match the (damaged) schema: both exit 2.
-    ("model.json features cut", _edit_model_json(lambda m: m["schema"].update(features=["a"])), r"model\.(json|safetensors)` (is corrupted|does not fit)|feature"),
+    (
+        "model.json features cut",
+        _edit_model_json(lambda m: m["schema"].update(features=["a"])),
+        r"model\.(json|safetensors)` (is corrupted|does not fit)|feature",
+    ),
     ("model.json preprocessing cut", _shorten_scale, r"model\.json"),
     ("model.json removed", lambda f: (f / "model.json").unlink(), r"is not a finished run: model\.json is missing"),
     ("truncated onnx", _truncate_onnx, r"model\.onnx` is corrupted"),
@@ -201,14 +250,26 @@ CORRUPTIONS: list[tuple[str, Callable[[Path], None], str]] = [
 
 
 # Consistent (resealed) edits that only the torch runtime can notice.
-TORCH_ONLY_CHECKS = [c[1] for c in CORRUPTIONS if c[0] in ("garbage safetensors", "model.json hidden changed", "model.json unknown model")]
+TORCH_ONLY_CHECKS = [
+    c[1]
+    for c in CORRUPTIONS
+    if c[0] in ("garbage safetensors", "model.json hidden changed", "model.json unknown model")
+]
 
 
 @pytest.fixture(scope="module")
 def iris_torch_only(session_runs: Path, fast_config: kiln.RunConfig) -> kiln.Run:
     """The same small model without model.onnx: `kiln.load` runs it with torch."""
-    return kiln.fit(kiln.mlp(hidden=[16]), "iris", config=fast_config, epochs=3, batch_size=16, runs_dir=session_runs,
-                    name="iris-mlp-torch-only", quiet=True)
+    return kiln.fit(
+        kiln.mlp(hidden=[16]),
+        "iris",
+        config=fast_config,
+        epochs=3,
+        batch_size=16,
+        runs_dir=session_runs,
+        name="iris-mlp-torch-only",
+        quiet=True,
+    )
 
 
 @pytest.mark.parametrize("artifact", ["default", "torch-only"])
@@ -228,7 +289,9 @@ def test_corrupted_model_is_one_line_exit_2(
     if damage is _truncate_onnx and artifact == "torch-only":
         pytest.skip("no model.onnx to damage")
     if damage in TORCH_ONLY_CHECKS and artifact == "default":
-        pytest.skip("ONNX Runtime runs the checksummed model.onnx; the torch spec and tensors are checked when torch loads them")
+        pytest.skip(
+            "ONNX Runtime runs the checksummed model.onnx; the torch spec and tensors are checked when torch loads them"
+        )
     folder = copy_run(run)
     damage(folder)
     rows = tmp_path / "rows.csv"
@@ -251,11 +314,27 @@ def test_missing_run_folder(cli: Callable[..., Any], tmp_path: Path, command: st
 
 PREDICT_CASES: list[tuple[str, str, str]] = [
     ("too few features, no header", "5.1,3.5,1.4\n", r"line 1: expected 4 values \(the model's features\), found 3"),
-    ("too many features, no header", "5.1,3.5,1.4,0.2,9.9\n", r"line 1: expected 4 values \(the model's features\), found 5"),
+    (
+        "too many features, no header",
+        "5.1,3.5,1.4,0.2,9.9\n",
+        r"line 1: expected 4 values \(the model's features\), found 5",
+    ),
     ("ragged row, no header", "5.1,3.5,1.4,0.2\n6.0,2.2\n", r"line 2: expected 4 values, found 2"),
-    ("non-numeric cell, no header", "5.1,3.5,1.4,0.2\n6.0,2.2,x,1.0\n", r"line 2, column `petal length \(cm\)`: expected a number, found 'x'"),
-    ("non-numeric cell, header", f"{IRIS_HEADER}\n5.1,3.5,1.4,0.2\n6.0,abc,4.0,1.0\n", r"line 3, column `sepal width \(cm\)`: expected a number, found 'abc'"),
-    ("missing column, header", "sepal length (cm),sepal width (cm),petal length (cm)\n5.1,3.5,1.4\n", r"missing feature column\(s\) `petal width \(cm\)`"),
+    (
+        "non-numeric cell, no header",
+        "5.1,3.5,1.4,0.2\n6.0,2.2,x,1.0\n",
+        r"line 2, column `petal length \(cm\)`: expected a number, found 'x'",
+    ),
+    (
+        "non-numeric cell, header",
+        f"{IRIS_HEADER}\n5.1,3.5,1.4,0.2\n6.0,abc,4.0,1.0\n",
+        r"line 3, column `sepal width \(cm\)`: expected a number, found 'abc'",
+    ),
+    (
+        "missing column, header",
+        "sepal length (cm),sepal width (cm),petal length (cm)\n5.1,3.5,1.4\n",
+        r"missing feature column\(s\) `petal width \(cm\)`",
+    ),
     ("empty file", "", r"is empty"),
 ]
 

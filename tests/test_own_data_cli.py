@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from assertions import write_csv
+
 import kiln
 from kiln.errors import KilnWarning
 
@@ -42,16 +42,18 @@ def customer_rows(n: int, seed: int = 0) -> list[list[Any]]:
         active = rng.random() < 0.6
         spend = rng.gauss(60, 20)
         risk = (plan == "basic") * 1.5 + (not active) * 1.5 + (spend < 50) * 1.0 + rng.gauss(0, 0.5)
-        rows.append([
-            f"C{i:05d}",
-            "" if i % 11 == 0 else rng.randint(18, 75),
-            "" if i % 17 == 0 else plan,
-            "" if i % 23 == 0 else ("true" if active else "false"),
-            f"{spend:.2f}",
-            rng.choice([1, 1, 2, 5, 10]),
-            rng.choice(["web", "sales", "partner"]),
-            "yes" if risk > 2.0 else "no",
-        ])
+        rows.append(
+            [
+                f"C{i:05d}",
+                "" if i % 11 == 0 else rng.randint(18, 75),
+                "" if i % 17 == 0 else plan,
+                "" if i % 23 == 0 else ("true" if active else "false"),
+                f"{spend:.2f}",
+                rng.choice([1, 1, 2, 5, 10]),
+                rng.choice(["web", "sales", "partner"]),
+                "yes" if risk > 2.0 else "no",
+            ]
+        )
     return rows
 
 
@@ -63,14 +65,29 @@ def customers(tmp_path: Path) -> Path:
 @pytest.fixture
 def churn_run(cli: Callable[..., Any], customers: Path, tmp_path: Path) -> Path:
     runs = tmp_path / "runs"
-    result = cli("train", "--data", customers, "--target", "churn", "--epochs", "5", "--runs-dir", runs, "--name", "churn",
-                 "--quiet", *NO_PLOTS)
+    result = cli(
+        "train",
+        "--data",
+        customers,
+        "--target",
+        "churn",
+        "--epochs",
+        "5",
+        "--runs-dir",
+        runs,
+        "--name",
+        "churn",
+        "--quiet",
+        *NO_PLOTS,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr == "kiln: warning: Dropped column `customer_id`: every value is distinct (an ID).\n"
     return runs / "churn"
 
 
-def test_mixed_table_inspect_train_predict_evaluate_in_a_real_shell(kiln_cmd: Callable[..., Any], tmp_path: Path) -> None:
+def test_mixed_table_inspect_train_predict_evaluate_in_a_real_shell(
+    kiln_cmd: Callable[..., Any], tmp_path: Path
+) -> None:
     data = write_csv(tmp_path / "customers.csv", HEADER, customer_rows(600))
     inspect = kiln_cmd("inspect", "--data", data, "--target", "churn")
     assert inspect.returncode == 0, inspect.stderr
@@ -80,13 +97,21 @@ def test_mixed_table_inspect_train_predict_evaluate_in_a_real_shell(kiln_cmd: Ca
             cells = [c.strip() for c in re.split(r"[│|]", line)]
             kinds[cells[1]] = cells[2]
     assert kinds == {
-        "customer_id": "categorical", "age": "numeric", "plan": "categorical", "active": "boolean",
-        "monthly_spend": "numeric", "seats": "numeric", "signup": "categorical", "churn": "categorical",
+        "customer_id": "categorical",
+        "age": "numeric",
+        "plan": "categorical",
+        "active": "boolean",
+        "monthly_spend": "numeric",
+        "seats": "numeric",
+        "signup": "categorical",
+        "churn": "categorical",
     }
 
     train = kiln_cmd("train", "--data", data, "--target", "churn", "--runs-dir", "runs", "--name", "churn", *NO_PLOTS)
     assert train.returncode == 0, train.stderr
-    assert train.stderr.splitlines() == ["kiln: warning: Dropped column `customer_id`: every value is distinct (an ID)."]
+    assert train.stderr.splitlines() == [
+        "kiln: warning: Dropped column `customer_id`: every value is distinct (an ID)."
+    ]
     accuracy = float(train.stdout.splitlines()[-2].removeprefix("Test accuracy: "))
     assert accuracy >= 0.8  # with the defaults: 10 epochs of the 64-64 MLP
 
@@ -119,7 +144,9 @@ def test_shuffled_column_order_gives_identical_predictions(
     assert first.stdout == second.stdout  # byte for byte: same pass-through, labels and probabilities
 
 
-def test_rows_as_mappings_in_any_key_order_match_the_cli(cli: Callable[..., Any], churn_run: Path, tmp_path: Path) -> None:
+def test_rows_as_mappings_in_any_key_order_match_the_cli(
+    cli: Callable[..., Any], churn_run: Path, tmp_path: Path
+) -> None:
     rows = customer_rows(20, seed=3)
     path = write_csv(tmp_path / "new.csv", HEADER[:-1], [r[:-1] for r in rows])
     printed = read_csv(cli("predict", churn_run, path).stdout)
@@ -150,8 +177,21 @@ def test_predicting_a_subset_of_rows_gives_the_same_outputs_as_the_whole_file(
         rows.append([f"{rng.random():.3f}", grade, answer, "p" if grade == "A" or answer == "maybe" else "q"])
     data = write_csv(tmp_path / "grades.csv", ["x", "grade", "answer", "y"], rows)
     runs = tmp_path / "runs"
-    result = cli("train", "--data", data, "--target", "y", "--epochs", "3", "--runs-dir", runs, "--name", "g", "--quiet",
-                 *NO_PLOTS)
+    result = cli(
+        "train",
+        "--data",
+        data,
+        "--target",
+        "y",
+        "--epochs",
+        "3",
+        "--runs-dir",
+        runs,
+        "--name",
+        "g",
+        "--quiet",
+        *NO_PLOTS,
+    )
     assert result.returncode == 0, result.stderr
 
     whole = read_csv(cli("predict", runs / "g", data).stdout)
@@ -163,7 +203,9 @@ def test_predicting_a_subset_of_rows_gives_the_same_outputs_as_the_whole_file(
     assert read_csv(part.stdout) == [whole[i] for i in picked]
 
 
-def test_evaluate_on_a_labelled_file_agrees_with_predict(cli: Callable[..., Any], churn_run: Path, tmp_path: Path) -> None:
+def test_evaluate_on_a_labelled_file_agrees_with_predict(
+    cli: Callable[..., Any], churn_run: Path, tmp_path: Path
+) -> None:
     rows = customer_rows(200, seed=4)
     path = write_csv(tmp_path / "labelled.csv", HEADER, rows)
     result = cli("evaluate", churn_run, "--data", path, "--json")
@@ -204,9 +246,22 @@ def test_breast_cancer_as_a_csv_with_a_string_target_trains_well_with_defaults(
     bunch = load_breast_cancer()
     rows = [[*(f"{v:.17g}" for v in x), bunch.target_names[t]] for x, t in zip(bunch.data, bunch.target)]
     path = write_csv(tmp_path / "breast_cancer.csv", [*bunch.feature_names, "diagnosis"], rows)
-    result = cli("train", "--data", path, "--target", "diagnosis", "--runs-dir", tmp_path / "runs", "--name", "bc",
-                 "--quiet", *NO_PLOTS)
+    result = cli(
+        "train",
+        "--data",
+        path,
+        "--target",
+        "diagnosis",
+        "--runs-dir",
+        tmp_path / "runs",
+        "--name",
+        "bc",
+        "--quiet",
+        *NO_PLOTS,
+    )
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "runs" / "bc" / "metrics.json").read_text())
     assert [c["class"] for c in metrics["per_class"]] == ["benign", "malignant"]
-    assert metrics["accuracy"] >= 0.95  # sklearn's LogisticRegression scores 0.97-0.98 on this split (bench/own_data.py)
+    assert (
+        metrics["accuracy"] >= 0.95
+    )  # sklearn's LogisticRegression scores 0.97-0.98 on this split (bench/own_data.py)

@@ -77,9 +77,15 @@ def test_preprocessing_was_fitted_on_training_rows_only(predictor: Predictor) ->
     [
         ([[5.1, 3.5, 1.4]], r"Expected rows of 4 features; got an array of shape \(1, 3\)"),
         ([[5.1, 3.5, 1.4, 0.2, 1.0]], r"Expected rows of 4 features"),
-        ([[5.1, 3.5, 1.4, 0.2], [6.0, 2.2, float("nan"), 1.0]], r"Row 1, feature `petal length \(cm\)`: value is nan, not a finite number"),
+        (
+            [[5.1, 3.5, 1.4, 0.2], [6.0, 2.2, float("nan"), 1.0]],
+            r"Row 1, feature `petal length \(cm\)`: value is nan, not a finite number",
+        ),
         ([[5.1, 3.5, 1.4, 0.2], [6.0, 2.2, float("inf"), 1.0]], r"Row 1, feature `petal length \(cm\)`: value is inf"),
-        ([dict(zip(FEATURES, ROWS[0])), dict(zip(FEATURES[:3], ROWS[1]))], r"Row 1 is missing feature `petal width \(cm\)`"),
+        (
+            [dict(zip(FEATURES, ROWS[0])), dict(zip(FEATURES[:3], ROWS[1]))],
+            r"Row 1 is missing feature `petal width \(cm\)`",
+        ),
     ],
     ids=["too few", "too many", "nan", "inf", "missing key"],
 )

@@ -30,8 +30,17 @@ from kiln.runs import (
 
 def test_run_folder_layout(digits_run: kiln.Run) -> None:
     names = {p.name for p in digits_run.path.iterdir()}
-    expected = {"config.yaml", "model.json", "model.safetensors", "history.csv", "metrics.json", "curves.png",
-                "confusion_matrix.png", "report.html", "checkpoints"}
+    expected = {
+        "config.yaml",
+        "model.json",
+        "model.safetensors",
+        "history.csv",
+        "metrics.json",
+        "curves.png",
+        "confusion_matrix.png",
+        "report.html",
+        "checkpoints",
+    }
     assert expected <= names
     assert names - expected <= {"model.onnx"}  # optional, default on
     assert [p.name for p in (digits_run.path / "checkpoints").iterdir()] == ["last.safetensors"]
@@ -58,8 +67,12 @@ def test_model_json_contract(digits_run: kiln.Run) -> None:
 def test_weights_are_plain_safetensors(digits_run: kiln.Run) -> None:
     tensors = load_file(str(digits_run.path / "model.safetensors"))
     assert {k: tuple(v.shape) for k, v in tensors.items()} == {
-        "net.0.weight": (64, 64), "net.0.bias": (64,), "net.2.weight": (64, 64), "net.2.bias": (64,),
-        "net.4.weight": (10, 64), "net.4.bias": (10,),
+        "net.0.weight": (64, 64),
+        "net.0.bias": (64,),
+        "net.2.weight": (64, 64),
+        "net.2.bias": (64,),
+        "net.4.weight": (10, 64),
+        "net.4.bias": (10,),
     }
 
 
@@ -82,8 +95,18 @@ def test_history_csv_columns(digits_run: kiln.Run) -> None:
 
 def test_metrics_json(digits_run: kiln.Run) -> None:
     metrics = json.loads((digits_run.path / "metrics.json").read_text())
-    assert {"accuracy", "log_loss", "precision_macro", "recall_macro", "f1_macro", "per_class", "confusion_matrix",
-            "fit_seconds", "seed", "epochs_run"} <= metrics.keys()
+    assert {
+        "accuracy",
+        "log_loss",
+        "precision_macro",
+        "recall_macro",
+        "f1_macro",
+        "per_class",
+        "confusion_matrix",
+        "fit_seconds",
+        "seed",
+        "epochs_run",
+    } <= metrics.keys()
     assert metrics == digits_run.metrics
     assert sum(map(sum, metrics["confusion_matrix"])) == 360  # every test row, once
     assert metrics["accuracy"] > 0.7  # 3 epochs of the article's model already learn most digits
@@ -109,7 +132,9 @@ def test_atomic_write_respects_the_umask(tmp_path: Path) -> None:
         (tmp_path / "b.txt").write_text("x")
     finally:
         os.umask(umask)
-    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o644
+    assert (
+        stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o644
+    )
 
 
 def test_new_run_never_reuses_a_folder(tmp_path: Path) -> None:
@@ -134,7 +159,10 @@ def test_list_runs_finds_finished_and_unfinished_runs(tmp_path: Path) -> None:
 def test_unfinished_run_is_never_loaded(tmp_path: Path) -> None:
     folder = new_run(tmp_path, "half", "x")
     (folder.checkpoints).mkdir()
-    with pytest.raises(RunError, match=r"is not a finished run: model\.json is missing\. It has checkpoints: finish it with `kiln train --resume`"):
+    with pytest.raises(
+        RunError,
+        match=r"is not a finished run: model\.json is missing\. It has checkpoints: finish it with `kiln train --resume`",
+    ):
         kiln.load(str(folder.path))
 
 

@@ -56,7 +56,9 @@ def train(
     set_: Annotated[list[str], typer.Option("--set", help="Override a config key: --set train.lr=3e-3.")] = [],
     data: Annotated[
         Optional[str],
-        typer.Option(help="digits, iris, wine, breast_cancer, diabetes, or a .csv/.tsv/.parquet/.npz file or image folder."),
+        typer.Option(
+            help="digits, iris, wine, breast_cancer, diabetes, or a .csv/.tsv/.parquet/.npz file or image folder."
+        ),
     ] = None,
     target: Annotated[Optional[str], typer.Option(help="Target column of a table file.")] = None,
     task: Annotated[Optional[str], typer.Option(help="classification or regression (default: inferred).")] = None,
@@ -71,7 +73,9 @@ def train(
     batch_size: Annotated[Optional[int], typer.Option(help="Batch size.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
     optimizer: Annotated[Optional[str], typer.Option(help="sgd, adam or adamw.")] = None,
-    early_stopping: Annotated[Optional[int], typer.Option(help="Stop after N epochs without val_loss improvement.")] = None,
+    early_stopping: Annotated[
+        Optional[int], typer.Option(help="Stop after N epochs without val_loss improvement.")
+    ] = None,
     repeats: Annotated[Optional[int], typer.Option(help="Train with N seeds; report mean ± std.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Training seed.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
@@ -174,8 +178,11 @@ def predict(
     unknown: dict[str, int] = {}
     out = predictor.outputs(rows.rows, unknown)
     for column, count in unknown.items():
-        typer.echo(f"kiln: warning: {count} row(s) have a `{column}` category never seen in training; "
-                   "they were scored with the unknown bucket.", err=True)
+        typer.echo(
+            f"kiln: warning: {count} row(s) have a `{column}` category never seen in training; "
+            "they were scored with the unknown bucket.",
+            err=True,
+        )
     text = _predictions_csv(out, predictor.schema.classes, rows.passthrough)
     if output is None:
         sys.stdout.write(text)
@@ -228,7 +235,9 @@ def inspect(
 
     table = read_table(data, encoding=encoding, text_columns={target} if target else ())
     if target is not None and target not in table.columns:
-        raise DataError(f"`{data}` has no column `{target}`.{closest(target, table.columns)} Columns: {', '.join(table.columns)}.")
+        raise DataError(
+            f"`{data}` has no column `{target}`.{closest(target, table.columns)} Columns: {', '.join(table.columns)}."
+        )
     console = Console()
     view = RichTable("column", "kind", "missing", "distinct", "kiln will", title=f"{data}: {table.n_rows} rows")
     for info in describe_columns(table):
@@ -249,8 +258,10 @@ def inspect(
         if table.kinds[target] != "numeric" or len(counts) <= 20:
             ratio = max(counts.values()) / min(counts.values())
             shown = ", ".join(f"{label}: {n}" for label, n in counts.most_common())
-            console.print(f"Classes of `{target}`: {shown}. Imbalance (largest/smallest): {ratio:.1f}x"
-                          + (" — consider --class-weight balanced" if ratio >= 3 else ""))
+            console.print(
+                f"Classes of `{target}`: {shown}. Imbalance (largest/smallest): {ratio:.1f}x"
+                + (" — consider --class-weight balanced" if ratio >= 3 else "")
+            )
         else:
             console.print(f"`{target}` is numeric with {len(counts)} distinct values: regression.")
 
@@ -288,16 +299,23 @@ def runs(
 @friendly
 def serve(
     run: RunPath,
-    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes the server to the network.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address to bind; 0.0.0.0 exposes the server to the network.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port; 0 picks a free one.")] = 8000,
-    runtime: Annotated[str, typer.Option(help="auto (ONNX Runtime when the run has model.onnx), onnx or torch.")] = "auto",
+    runtime: Annotated[
+        str, typer.Option(help="auto (ONNX Runtime when the run has model.onnx), onnx or torch.")
+    ] = "auto",
     max_batch: Annotated[int, typer.Option(help="Most rows per model call when batching concurrent requests.")] = 64,
     max_wait_ms: Annotated[float, typer.Option(help="Longest a batch waits for requests still arriving.")] = 2.0,
     max_queue: Annotated[int, typer.Option(help="Requests that may wait for the model; beyond, 503 at once.")] = 256,
     timeout_s: Annotated[float, typer.Option(help="Per-request time limit, body included.")] = 10.0,
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body; larger ones get 413 unread.")] = 1 << 20,
     max_rows: Annotated[int, typer.Option(help="Most rows in one request.")] = 1024,
-    api_key_env: Annotated[Optional[str], typer.Option(help="Require `Authorization: Bearer <key>`, the key read from this environment variable.")] = None,
+    api_key_env: Annotated[
+        Optional[str],
+        typer.Option(help="Require `Authorization: Bearer <key>`, the key read from this environment variable."),
+    ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
     """Serve a run over HTTP: /v1/predict, /v1/model, /docs, /metrics, and a try-it page at /."""
@@ -305,8 +323,17 @@ def serve(
     from kiln.serve.settings import ServeSettings
 
     settings = ServeSettings.from_cli(
-        api_key_env, host=host, port=port, runtime=runtime, max_batch=max_batch, max_wait_ms=max_wait_ms,
-        max_queue=max_queue, timeout_s=timeout_s, max_body_bytes=max_body_bytes, max_rows=max_rows, access_log=access_log,
+        api_key_env,
+        host=host,
+        port=port,
+        runtime=runtime,
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        max_queue=max_queue,
+        timeout_s=timeout_s,
+        max_body_bytes=max_body_bytes,
+        max_rows=max_rows,
+        access_log=access_log,
     )
     serve_run(run, settings, echo=lambda line: typer.echo(line))
 

@@ -14,11 +14,11 @@ import torch
 
 from kiln import config as config_mod
 from kiln.config import DataConfig, RunConfig, TrainConfig
-from kiln.data.dataset import Dataset, take
-from kiln.data.schema import Schema
 from kiln.data.builtin import BUILTIN
+from kiln.data.dataset import Dataset, take
 from kiln.data.load import load_configured
 from kiln.data.preprocessing import Preprocessor
+from kiln.data.schema import Schema
 from kiln.data.splits import validation_split
 from kiln.errors import ConfigError, KilnWarning, RunError, TrainingInterrupted, closest
 from kiln.evaluate.folder import score
@@ -26,7 +26,15 @@ from kiln.evaluate.metrics import scalar_metrics, spread
 from kiln.models.registry import build
 from kiln.models.spec import CNNSpec, ModelSpec
 from kiln.predict import Predictor, TorchForward
-from kiln.runs import FORMAT_VERSION, RunFolder, atomic_write, history_csv, new_run, sha256, write_json
+from kiln.runs import (
+    FORMAT_VERSION,
+    RunFolder,
+    atomic_write,
+    history_csv,
+    new_run,
+    sha256,
+    write_json,
+)
 from kiln.train.augment import build_augment
 from kiln.train.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar
 from kiln.train.checkpoint import LAST, load_checkpoint
@@ -157,7 +165,12 @@ class _Prepared:
 def _prepare(dataset: Dataset, cfg: RunConfig) -> _Prepared:
     classification = dataset.schema.task == "classification"
     train, val = validation_split(
-        dataset.y_train, cfg.data.val_split, dataset.split, cfg.data.seed, dataset.schema.classes, f"`{dataset.source}`"  # type: ignore[arg-type]
+        dataset.y_train,
+        cfg.data.val_split,
+        dataset.split,
+        cfg.data.seed,
+        dataset.schema.classes,
+        f"`{dataset.source}`",  # type: ignore[arg-type]
     )
     if cfg.train.batch_size > len(train):
         raise ConfigError(
@@ -293,7 +306,11 @@ def _train_one(
 
 
 def _summary(metrics: dict[str, Any]) -> str:
-    shown = {k: v for k, v in scalar_metrics(metrics).items() if k in ("accuracy", "f1_macro", "log_loss", "mae", "rmse", "r2")}
+    shown = {
+        k: v
+        for k, v in scalar_metrics(metrics).items()
+        if k in ("accuracy", "f1_macro", "log_loss", "mae", "rmse", "r2")
+    }
     return "Test metrics: " + "  ".join(f"{k} {v:.4f}" for k, v in shown.items())
 
 

@@ -157,9 +157,7 @@ class Predictor:
         if self.schema.task == "regression":
             return [{"value": float(v)} for v in out]
         classes = self.schema.classes
-        return [
-            {"label": classes[int(p.argmax())], "probabilities": dict(zip(classes, map(float, p)))} for p in out
-        ]
+        return [{"label": classes[int(p.argmax())], "probabilities": dict(zip(classes, map(float, p)))} for p in out]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -197,7 +195,9 @@ def _table(rows: Any, features: list[str]) -> Table:
     for i, row in enumerate(rows):
         if not isinstance(row, (list, tuple)) or len(row) != len(features):
             found = len(row) if isinstance(row, (list, tuple)) else type(row).__name__
-            raise InputError(f"Row {i}: expected {len(features)} values ({', '.join(features[:4])}, ...); found {found}.")
+            raise InputError(
+                f"Row {i}: expected {len(features)} values ({', '.join(features[:4])}, ...); found {found}."
+            )
     columns = {name: np.array([row[j] for row in rows], dtype=object) for j, name in enumerate(features)}
     return Table(Path("<input>"), columns, {})
 
@@ -232,5 +232,7 @@ def load_module(run: RunFolder, meta: dict[str, Any], schema: Schema) -> nn.Modu
     try:
         module.load_state_dict(tensors)
     except RuntimeError as exc:
-        raise RunError(f"`{run.weights}` does not fit the architecture in model.json: {str(exc).splitlines()[0]}") from None
+        raise RunError(
+            f"`{run.weights}` does not fit the architecture in model.json: {str(exc).splitlines()[0]}"
+        ) from None
     return module.eval()

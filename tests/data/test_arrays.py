@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from assertions import one_error_line
+
 import kiln
 
 NO_PLOTS = ("--set", "evaluate.plots=false", "--set", "evaluate.report=false")
@@ -27,8 +27,22 @@ def blobs(n: int = 120, features: int = 4, seed: int = 0) -> tuple[np.ndarray, n
 
 
 def train(cli: Callable[..., Any], path: Path, runs: Path, name: str, *args: str) -> Path:
-    result = cli("train", "--data", path, "--epochs", "3", "--batch-size", "16", "--runs-dir", runs, "--name", name,
-                 "--quiet", *NO_PLOTS, *args)
+    result = cli(
+        "train",
+        "--data",
+        path,
+        "--epochs",
+        "3",
+        "--batch-size",
+        "16",
+        "--runs-dir",
+        runs,
+        "--name",
+        name,
+        "--quiet",
+        *NO_PLOTS,
+        *args,
+    )
     assert result.returncode == 0, result.stderr
     return runs / name
 
@@ -151,18 +165,49 @@ def _save(path: Path, **arrays: np.ndarray) -> Path:
 X, Y = blobs(n=40)
 Writer = Callable[[Path], Path]
 BAD: list[tuple[str, str, Writer, list[str]]] = [
-    ("npz without y", "a.npz", lambda p: _save(p, X=X, labels=Y), [r"`\S*a\.npz` must hold arrays `X` and `y`; found X, labels\.$"]),
-    ("rows do not match", "a.npz", lambda p: _save(p, X=X, y=Y[:39]), [r"`\S*a\.npz`: X has 40 rows but y has 39; they must match\.$"]),
-    ("object array", "a.npz", lambda p: _save(p, X=X.astype(object), y=Y),
-     [r"`\S*a\.npz` is not a readable NumPy file", r"object arrays are refused \(no pickle\)\.$"]),
-    ("one-dimensional X", "a.npz", lambda p: _save(p, X=X[:, 0], y=Y),
-     [r"`\S*a\.npz`: X must be numeric with shape \(n, features\) or images; got float64 \(40,\)\.$"]),
+    (
+        "npz without y",
+        "a.npz",
+        lambda p: _save(p, X=X, labels=Y),
+        [r"`\S*a\.npz` must hold arrays `X` and `y`; found X, labels\.$"],
+    ),
+    (
+        "rows do not match",
+        "a.npz",
+        lambda p: _save(p, X=X, y=Y[:39]),
+        [r"`\S*a\.npz`: X has 40 rows but y has 39; they must match\.$"],
+    ),
+    (
+        "object array",
+        "a.npz",
+        lambda p: _save(p, X=X.astype(object), y=Y),
+        [r"`\S*a\.npz` is not a readable NumPy file", r"object arrays are refused \(no pickle\)\.$"],
+    ),
+    (
+        "one-dimensional X",
+        "a.npz",
+        lambda p: _save(p, X=X[:, 0], y=Y),
+        [r"`\S*a\.npz`: X must be numeric with shape \(n, features\) or images; got float64 \(40,\)\.$"],
+    ),
     ("text X", "a.npz", lambda p: _save(p, X=X.astype(str), y=Y), [r"`\S*a\.npz`: X must be numeric"]),
-    ("npy without an X in its name", "features.npy", lambda p: (np.save(p, X), p)[1],
-     [r"`\S*features\.npy`: name the features file with an X \(X\.npy, train_X\.npy\) so kiln finds y beside it\.$"]),
-    ("npy without its y", "train_X.npy", lambda p: (np.save(p, X), p)[1],
-     [r"`\S*train_X\.npy` needs its labels beside it as `train_y\.npy`\.$"]),
-    ("not an npz", "a.npz", lambda p: (p.write_bytes(b"not a zip"), p)[1], [r"`\S*a\.npz` is not a readable NumPy file"]),
+    (
+        "npy without an X in its name",
+        "features.npy",
+        lambda p: (np.save(p, X), p)[1],
+        [r"`\S*features\.npy`: name the features file with an X \(X\.npy, train_X\.npy\) so kiln finds y beside it\.$"],
+    ),
+    (
+        "npy without its y",
+        "train_X.npy",
+        lambda p: (np.save(p, X), p)[1],
+        [r"`\S*train_X\.npy` needs its labels beside it as `train_y\.npy`\.$"],
+    ),
+    (
+        "not an npz",
+        "a.npz",
+        lambda p: (p.write_bytes(b"not a zip"), p)[1],
+        [r"`\S*a\.npz` is not a readable NumPy file"],
+    ),
 ]
 
 
@@ -181,7 +226,9 @@ def test_nan_in_x_is_a_data_error_naming_the_file(cli: Callable[..., Any], tmp_p
     path, runs = _save(tmp_path / "gaps.npz", X=x, y=y), tmp_path / "runs"
     # Not a NaN training loss ("The training loss became nan ...: lower `train.lr`"), which would send the
     # user after the learning rate; the array itself should be named (and the row/column of the first NaN).
-    line = one_error_line(cli("train", "--data", path, "--epochs", "1", "--batch-size", "4", "--runs-dir", runs), r"gaps\.npz")
+    line = one_error_line(
+        cli("train", "--data", path, "--epochs", "1", "--batch-size", "4", "--runs-dir", runs), r"gaps\.npz"
+    )
     assert "train.lr" not in line and re.search(r"(?i)\bnan\b|not finite|missing", line), line
     assert re.search(r"\brow 7\b", line), line  # X[7] holds the NaN
     assert not runs.exists()
@@ -191,6 +238,8 @@ def test_a_single_class_is_a_data_error(cli: Callable[..., Any], tmp_path: Path)
     x, _ = blobs(n=40)
     path, runs = _save(tmp_path / "one.npz", X=x, y=np.zeros(40, dtype=np.int64)), tmp_path / "runs"
     # Like a table whose target has one class (not a 1-output model with accuracy 1.0).
-    one_error_line(cli("train", "--data", path, "--epochs", "1", "--batch-size", "4", "--runs-dir", runs),
-                   r"`\S*one\.npz` has a single class \('0'\); classification needs at least 2\.$")
+    one_error_line(
+        cli("train", "--data", path, "--epochs", "1", "--batch-size", "4", "--runs-dir", runs),
+        r"`\S*one\.npz` has a single class \('0'\); classification needs at least 2\.$",
+    )
     assert not runs.exists()

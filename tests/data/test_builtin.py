@@ -55,7 +55,10 @@ def test_digits_is_the_articles_split() -> None:
 
 def test_feature_names_come_from_the_dataset() -> None:
     assert kiln.load_data("iris").schema.features == [
-        "sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"
+        "sepal length (cm)",
+        "sepal width (cm)",
+        "petal length (cm)",
+        "petal width (cm)",
     ]
 
 
@@ -82,7 +85,10 @@ def test_train_and_test_rows_are_disjoint() -> None:
 @pytest.mark.parametrize(
     ("name", "pattern"),
     [
-        ("digts", r"Unknown dataset `digts`: expected one of digits, iris, wine, breast_cancer, diabetes.*Did you mean `digits`\?"),
+        (
+            "digts",
+            r"Unknown dataset `digts`: expected one of digits, iris, wine, breast_cancer, diabetes.*Did you mean `digits`\?",
+        ),
         ("breast-cancer", r"Did you mean `breast_cancer`\?"),
         ("Iris", r"Did you mean `iris`\?"),
     ],

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from assertions import nothing_in, one_error_line
 from PIL import Image
 
-from assertions import nothing_in, one_error_line
 import kiln
 from kiln.errors import KilnWarning
 
@@ -51,8 +51,22 @@ def truncate(path: Path) -> Path:
 
 
 def train(cli: Callable[..., Any], folder: Path, runs: Path, name: str, *args: str) -> Path:
-    result = cli("train", "--data", folder, "--epochs", "1", "--batch-size", "8", "--runs-dir", runs, "--name", name,
-                 "--quiet", *NO_PLOTS, *args)
+    result = cli(
+        "train",
+        "--data",
+        folder,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--runs-dir",
+        runs,
+        "--name",
+        name,
+        "--quiet",
+        *NO_PLOTS,
+        *args,
+    )
     assert result.returncode == 0, result.stderr
     return runs / name
 
@@ -161,7 +175,9 @@ def test_predict_on_an_image_with_a_table_model_is_an_error(cli: Callable[..., A
     table.write_text("x,y\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(40)))
     run = train(cli, table, tmp_path / "runs", "table", "--target", "y")
     image = make_folder(tmp_path / "pics", {"a": 1}) / "a" / "0.png"
-    one_error_line(cli("predict", run, image), r"`\S*0\.png` holds images but this model was trained on 1 tabular features\.$")
+    one_error_line(
+        cli("predict", run, image), r"`\S*0\.png` holds images but this model was trained on 1 tabular features\.$"
+    )
 
 
 def test_predict_on_a_truncated_image_names_the_file(cli: Callable[..., Any], tmp_path: Path) -> None:
@@ -206,7 +222,10 @@ def test_folder_with_a_single_class_is_an_error(cli: Callable[..., Any], tmp_pat
     folder = make_folder(tmp_path / "pics", {"cats": 20})
     runs = tmp_path / "runs"
     # Like a table whose target has one class: there is nothing to classify (not a 1-class model, "accuracy 1.0").
-    one_error_line(cli("train", "--data", folder, "--batch-size", "4", "--runs-dir", runs), r"`\S*pics` has a single class \('cats'\); classification needs at least 2\.$")
+    one_error_line(
+        cli("train", "--data", folder, "--batch-size", "4", "--runs-dir", runs),
+        r"`\S*pics` has a single class \('cats'\); classification needs at least 2\.$",
+    )
     assert nothing_in(runs)
 
 
@@ -228,7 +247,9 @@ def test_every_corrupt_file_is_counted_and_the_first_five_listed(cli: Callable[.
         truncate(folder / "a" / f"{i}.png")
     for i in range(3):
         (folder / "b" / f"{i}.png").write_bytes(b"this is not a PNG")
-    line = one_error_line(cli("train", "--data", folder, "--runs-dir", tmp_path / "runs"), r"7 unreadable image file\(s\)")
+    line = one_error_line(
+        cli("train", "--data", folder, "--runs-dir", tmp_path / "runs"), r"7 unreadable image file\(s\)"
+    )
     assert line.count("(image file is truncated)") == 4
     assert f"{folder / 'b' / '0.png'} (cannot identify image file" in line
     assert line.endswith(" and 2 more. Fix or remove them, or pass --skip-bad-files.")
@@ -250,8 +271,22 @@ def test_skip_bad_files_says_which_files_it_skipped(cli: Callable[..., Any], tmp
     folder = make_folder(tmp_path / "pics", {"a": 10, "b": 10})
     bad = truncate(folder / "a" / "2.png")
     runs = tmp_path / "runs"
-    result = cli("train", "--data", folder, "--skip-bad-files", "--epochs", "1", "--batch-size", "4", "--runs-dir", runs,
-                 "--name", "skip", "--quiet", *NO_PLOTS)
+    result = cli(
+        "train",
+        "--data",
+        folder,
+        "--skip-bad-files",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--runs-dir",
+        runs,
+        "--name",
+        "skip",
+        "--quiet",
+        *NO_PLOTS,
+    )
     assert result.returncode == 0, result.stderr
     assert (runs / "skip" / "model.json").is_file()
     # A skipped file is something kiln handled for the user: one warning naming it and why.

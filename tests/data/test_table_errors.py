@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from assertions import nothing_in, one_error_line, write_csv
 
 NO_PLOTS = ("--set", "evaluate.plots=false", "--set", "evaluate.report=false")
@@ -29,44 +28,116 @@ def numbers(n: int, *, bad_row: int | None = None, bad: str = "oops") -> list[li
 Writer = Callable[[Path], object]
 Y = ["--target", "y"]
 CASES: list[tuple[str, str, Writer, list[str], list[str]]] = [
-    ("empty file", "empty.csv", lambda p: p.write_text(""), Y,
-     [r"`\S*empty\.csv` is empty: expected a header row and data rows\.$"]),
-    ("blank lines only", "blank.csv", lambda p: p.write_text("\n\n\n"), Y,
-     [r"`\S*blank\.csv` is empty"]),
-    ("header only", "header.csv", lambda p: p.write_text("a,b,y\n"), Y,
-     [r"`\S*header\.csv` has a header but no rows\.$"]),
-    ("missing file", "nope.csv", lambda p: None, [],
-     [r"Data file `\S*nope\.csv` does not exist\.$"]),
-    ("target column missing", "t.csv", lambda p: write_csv(p, ["age", "income", "churned"], [[1, 2, "y"]] * 4),
-     ["--target", "churn"],
-     [r"`\S*t\.csv` has no column `churn`\. Did you mean `churned`\? Columns: age, income, churned\.$"]),
-    ("target column far off", "t.csv", lambda p: write_csv(p, ["age", "income", "churned"], [[1, 2, "y"]] * 4),
-     ["--target", "weight"], [r"`\S*t\.csv` has no column `weight`\. Columns: age, income, churned\.$"]),
-    ("no target given", "t.csv", lambda p: write_csv(p, ["age", "y"], [[1, "y"]] * 4), [],
-     [r"`\S*t\.csv` is a table: name its target column with `--target` \(columns: age, y\)\.$"]),
-    ("target with one class", "one.csv", lambda p: write_csv(p, ["a", "y"], [[i, "spam"] for i in range(10)]), Y,
-     [r"`\S*one\.csv` target `y` has a single class \('spam'\); classification needs at least 2\.$"]),
-    ("target all missing", "nolabel.csv", lambda p: write_csv(p, ["a", "y"], [[i, ""] for i in range(10)]), Y,
-     [r"`\S*nolabel\.csv` target column `y` has no values\.$"]),
-    ("text in a numeric column", "text.csv", lambda p: write_csv(p, ["a", "b", "y"], numbers(40, bad_row=18)), Y,
-     [r"`\S*text\.csv` line 19, column `b`: expected a number like the other 39 values, found 'oops'\.$"]),
-    ("all-NaN column", "nan.csv", lambda p: write_csv(p, ["a", "b", "y"], [[i, "", "pq"[i % 2]] for i in range(20)]), Y,
-     [r"`\S*nan\.csv` column `b` is empty \(every value is missing\); drop or fill it\.$"]),
-    ("row with an extra value", "long.csv",
-     lambda p: p.write_text("a,b,y\n" + "".join(f"{i},{i},p\n" if i != 12 else f"{i},{i},p,9\n" for i in range(30))), Y,
-     [r"`\S*long\.csv` line 14: expected 3 values like the header, found 4\.$"]),
-    ("row with a missing value", "short.csv",
-     lambda p: p.write_text("a,b,y\n" + "".join(f"{i},{i},p\n" if i != 4 else f"{i},p\n" for i in range(30))), Y,
-     [r"`\S*short\.csv` line 6: expected 3 values like the header, found 2\.$"]),
-    ("not UTF-8", "latin.csv",
-     lambda p: p.write_bytes("a,city,y\n1,Genève,p\n2,Zürich,q\n".encode("latin-1")), Y,
-     [r"`\S*latin\.csv` line 2, column `city`: not valid utf-8 text", r"pass `--encoding` \(e\.g\. latin-1 or cp1252\)"]),
-    ("unknown encoding", "t.csv", lambda p: write_csv(p, ["a", "y"], [[1, "y"]] * 4), [*Y, "--encoding", "klingon"],
-     [r"Unknown `--encoding` 'klingon'; try utf-8, latin-1 or cp1252\.$"]),
-    ("not a Parquet file", "t.parquet", lambda p: p.write_bytes(b"PAR1 but not really"), Y,
-     [r"`\S*t\.parquet` is not a readable Parquet file"]),
-    ("unsupported suffix", "t.xlsx", lambda p: p.write_bytes(b"PK\x03\x04"), Y,
-     [r"`\S*t\.xlsx` is not a dataset kiln reads: expected \.csv, \.tsv"]),
+    (
+        "empty file",
+        "empty.csv",
+        lambda p: p.write_text(""),
+        Y,
+        [r"`\S*empty\.csv` is empty: expected a header row and data rows\.$"],
+    ),
+    ("blank lines only", "blank.csv", lambda p: p.write_text("\n\n\n"), Y, [r"`\S*blank\.csv` is empty"]),
+    (
+        "header only",
+        "header.csv",
+        lambda p: p.write_text("a,b,y\n"),
+        Y,
+        [r"`\S*header\.csv` has a header but no rows\.$"],
+    ),
+    ("missing file", "nope.csv", lambda p: None, [], [r"Data file `\S*nope\.csv` does not exist\.$"]),
+    (
+        "target column missing",
+        "t.csv",
+        lambda p: write_csv(p, ["age", "income", "churned"], [[1, 2, "y"]] * 4),
+        ["--target", "churn"],
+        [r"`\S*t\.csv` has no column `churn`\. Did you mean `churned`\? Columns: age, income, churned\.$"],
+    ),
+    (
+        "target column far off",
+        "t.csv",
+        lambda p: write_csv(p, ["age", "income", "churned"], [[1, 2, "y"]] * 4),
+        ["--target", "weight"],
+        [r"`\S*t\.csv` has no column `weight`\. Columns: age, income, churned\.$"],
+    ),
+    (
+        "no target given",
+        "t.csv",
+        lambda p: write_csv(p, ["age", "y"], [[1, "y"]] * 4),
+        [],
+        [r"`\S*t\.csv` is a table: name its target column with `--target` \(columns: age, y\)\.$"],
+    ),
+    (
+        "target with one class",
+        "one.csv",
+        lambda p: write_csv(p, ["a", "y"], [[i, "spam"] for i in range(10)]),
+        Y,
+        [r"`\S*one\.csv` target `y` has a single class \('spam'\); classification needs at least 2\.$"],
+    ),
+    (
+        "target all missing",
+        "nolabel.csv",
+        lambda p: write_csv(p, ["a", "y"], [[i, ""] for i in range(10)]),
+        Y,
+        [r"`\S*nolabel\.csv` target column `y` has no values\.$"],
+    ),
+    (
+        "text in a numeric column",
+        "text.csv",
+        lambda p: write_csv(p, ["a", "b", "y"], numbers(40, bad_row=18)),
+        Y,
+        [r"`\S*text\.csv` line 19, column `b`: expected a number like the other 39 values, found 'oops'\.$"],
+    ),
+    (
+        "all-NaN column",
+        "nan.csv",
+        lambda p: write_csv(p, ["a", "b", "y"], [[i, "", "pq"[i % 2]] for i in range(20)]),
+        Y,
+        [r"`\S*nan\.csv` column `b` is empty \(every value is missing\); drop or fill it\.$"],
+    ),
+    (
+        "row with an extra value",
+        "long.csv",
+        lambda p: p.write_text("a,b,y\n" + "".join(f"{i},{i},p\n" if i != 12 else f"{i},{i},p,9\n" for i in range(30))),
+        Y,
+        [r"`\S*long\.csv` line 14: expected 3 values like the header, found 4\.$"],
+    ),
+    (
+        "row with a missing value",
+        "short.csv",
+        lambda p: p.write_text("a,b,y\n" + "".join(f"{i},{i},p\n" if i != 4 else f"{i},p\n" for i in range(30))),
+        Y,
+        [r"`\S*short\.csv` line 6: expected 3 values like the header, found 2\.$"],
+    ),
+    (
+        "not UTF-8",
+        "latin.csv",
+        lambda p: p.write_bytes("a,city,y\n1,Genève,p\n2,Zürich,q\n".encode("latin-1")),
+        Y,
+        [
+            r"`\S*latin\.csv` line 2, column `city`: not valid utf-8 text",
+            r"pass `--encoding` \(e\.g\. latin-1 or cp1252\)",
+        ],
+    ),
+    (
+        "unknown encoding",
+        "t.csv",
+        lambda p: write_csv(p, ["a", "y"], [[1, "y"]] * 4),
+        [*Y, "--encoding", "klingon"],
+        [r"Unknown `--encoding` 'klingon'; try utf-8, latin-1 or cp1252\.$"],
+    ),
+    (
+        "not a Parquet file",
+        "t.parquet",
+        lambda p: p.write_bytes(b"PAR1 but not really"),
+        Y,
+        [r"`\S*t\.parquet` is not a readable Parquet file"],
+    ),
+    (
+        "unsupported suffix",
+        "t.xlsx",
+        lambda p: p.write_bytes(b"PK\x03\x04"),
+        Y,
+        [r"`\S*t\.xlsx` is not a dataset kiln reads: expected \.csv, \.tsv"],
+    ),
 ]
 
 
@@ -84,7 +155,9 @@ def test_bad_table_is_one_line_exit_2_and_writes_nothing(
 def test_bad_table_from_a_real_shell_is_one_line_and_exit_2(kiln_cmd: Callable[..., Any], tmp_path: Path) -> None:
     path = write_csv(tmp_path / "text.csv", ["a", "b", "y"], numbers(40, bad_row=7, bad="n/a?"))
     result = kiln_cmd("train", "--data", path, "--target", "y", "--runs-dir", tmp_path / "runs")
-    one_error_line(result, r"`\S*text\.csv` line 8, column `b`: expected a number like the other 39 values, found 'n/a\?'\.$")
+    one_error_line(
+        result, r"`\S*text\.csv` line 8, column `b`: expected a number like the other 39 values, found 'n/a\?'\.$"
+    )
     assert result.stdout == ""
     assert nothing_in(tmp_path / "runs")
 
@@ -94,8 +167,23 @@ def test_non_utf8_file_trains_with_the_encoding_option(cli: Callable[..., Any], 
     path = tmp_path / "latin.csv"
     path.write_bytes(("a,city,y\n" + rows).encode("latin-1"))
     runs = tmp_path / "runs"
-    result = cli("train", "--data", path, "--target", "y", "--encoding", "latin-1", "--epochs", "1", "--runs-dir", runs,
-                 "--name", "latin", "--quiet", *NO_PLOTS)
+    result = cli(
+        "train",
+        "--data",
+        path,
+        "--target",
+        "y",
+        "--encoding",
+        "latin-1",
+        "--epochs",
+        "1",
+        "--runs-dir",
+        runs,
+        "--name",
+        "latin",
+        "--quiet",
+        *NO_PLOTS,
+    )
     assert result.returncode == 0, result.stderr
     meta = json.loads((runs / "latin" / "model.json").read_text(encoding="utf-8"))
     city = next(c for c in meta["preprocessing"]["encoder"]["columns"] if c["name"] == "city")
@@ -114,7 +202,9 @@ def test_non_utf8_file_trains_with_the_encoding_option(cli: Callable[..., Any], 
 def test_on_missing_error_names_the_file_column_and_first_missing_row(cli: Callable[..., Any], tmp_path: Path) -> None:
     rows = [[i, "" if i in (4, 9, 30) else i % 5, "pq"[i % 2]] for i in range(40)]
     path, runs = write_csv(tmp_path / "gaps.csv", ["a", "b", "y"], rows), tmp_path / "runs"
-    result = cli("train", "--data", path, "--target", "y", "--on-missing", "error", "--batch-size", "4", "--runs-dir", runs)
+    result = cli(
+        "train", "--data", path, "--target", "y", "--on-missing", "error", "--batch-size", "4", "--runs-dir", runs
+    )
     # The first gap is data row 5 (i == 4), line 6 of the file: the file's line, not a position in the shuffled
     # training split, and the file's count of 3, not the training split's share.
     one_error_line(result, r"gaps\.csv", r"`b`", r"3 missing value\(s\)", r"line 6\b")
@@ -127,7 +217,10 @@ def test_a_class_with_one_example_is_named_by_its_label(cli: Callable[..., Any],
     result = cli("train", "--data", path, "--target", "y", "--runs-dir", runs)
     # The class is 'solo' (what the user wrote), not its internal code np.int64(2).
     one_error_line(
-        result, r"single\.csv", r"[Cc]lass 'solo' has a single example", r"stratified test split needs at least 2",
+        result,
+        r"single\.csv",
+        r"[Cc]lass 'solo' has a single example",
+        r"stratified test split needs at least 2",
         r"`--set data\.split=keras`",
     )
     assert "np.int64" not in result.stderr
@@ -148,7 +241,9 @@ def test_more_classes_than_test_rows_is_an_error_not_a_traceback(cli: Callable[.
 def test_inspect_with_a_missing_target_lists_the_columns(cli: Callable[..., Any], tmp_path: Path) -> None:
     path = write_csv(tmp_path / "t.csv", ["age", "income", "churned"], [[1, 2, "y"]] * 4)
     result = cli("inspect", "--data", path, "--target", "churn")
-    one_error_line(result, r"`\S*t\.csv` has no column `churn`\. Did you mean `churned`\? Columns: age, income, churned\.$")
+    one_error_line(
+        result, r"`\S*t\.csv` has no column `churn`\. Did you mean `churned`\? Columns: age, income, churned\.$"
+    )
     assert result.stdout == ""
 
 
@@ -158,11 +253,26 @@ def test_inspect_with_a_missing_target_lists_the_columns(cli: Callable[..., Any]
 @pytest.fixture
 def trained(cli: Callable[..., Any], tmp_path: Path) -> Path:
     """A run on `x` (number), `color` (category), `member` (boolean); target `y`."""
-    rows = [[round(i * 0.37 % 3, 2), ["red", "green", "blue"][i % 3], "yes" if i % 4 else "no", "pq"[i % 3 == 0]]
-            for i in range(60)]
+    rows = [
+        [round(i * 0.37 % 3, 2), ["red", "green", "blue"][i % 3], "yes" if i % 4 else "no", "pq"[i % 3 == 0]]
+        for i in range(60)
+    ]
     path = write_csv(tmp_path / "train.csv", ["x", "color", "member", "y"], rows)
-    result = cli("train", "--data", path, "--target", "y", "--epochs", "1", "--runs-dir", tmp_path / "runs",
-                 "--name", "t", "--quiet", *NO_PLOTS)
+    result = cli(
+        "train",
+        "--data",
+        path,
+        "--target",
+        "y",
+        "--epochs",
+        "1",
+        "--runs-dir",
+        tmp_path / "runs",
+        "--name",
+        "t",
+        "--quiet",
+        *NO_PLOTS,
+    )
     assert result.returncode == 0, result.stderr
     return tmp_path / "runs" / "t"
 
@@ -172,7 +282,8 @@ def test_predict_file_missing_a_feature_column(cli: Callable[..., Any], trained:
     out = tmp_path / "out.csv"
     result = cli("predict", trained, path, "-o", out)
     one_error_line(
-        result, r"`\S*new\.csv` is missing feature column\(s\) `color`; expected the 3 columns the model was trained on\.$"
+        result,
+        r"`\S*new\.csv` is missing feature column\(s\) `color`; expected the 3 columns the model was trained on\.$",
     )
     assert not out.exists()
 
@@ -209,7 +320,9 @@ def test_evaluate_on_a_file_with_an_unknown_class(cli: Callable[..., Any], train
     rows = [[1.0, "red", "yes", "p"], [2.0, "blue", "no", "maybe"]]
     path = write_csv(tmp_path / "labelled.csv", ["x", "color", "member", "y"], rows)
     result = cli("evaluate", trained, "--data", path)
-    one_error_line(result, r"`\S*labelled\.csv` column `y` has value 'maybe', which is not a class the model knows \(p, q\)\.$")
+    one_error_line(
+        result, r"`\S*labelled\.csv` column `y` has value 'maybe', which is not a class the model knows \(p, q\)\.$"
+    )
 
 
 def test_evaluate_on_a_file_without_the_target(cli: Callable[..., Any], trained: Path, tmp_path: Path) -> None:

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from assertions import write_csv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assertions import write_csv
 import kiln
 from kiln.data.table import read_table
 from kiln.errors import KilnWarning
@@ -78,8 +78,12 @@ def test_columns_are_read_as_numbers_booleans_and_categories_with_missing_cells(
     )
     table = read_table(path)
     assert table.kinds == {
-        "count": "numeric", "price": "numeric", "colour": "categorical",
-        "member": "boolean", "verified": "boolean", "note": "numeric",
+        "count": "numeric",
+        "price": "numeric",
+        "colour": "categorical",
+        "member": "boolean",
+        "verified": "boolean",
+        "note": "numeric",
     }
     assert table.columns["count"].tolist() == [1.0, 2.0, 3.0, 4.0]
     np.testing.assert_array_equal(table.columns["price"], [0.5, np.nan, 1.5, 2.5])
@@ -98,17 +102,23 @@ def test_tsv_and_parquet_read_like_the_same_csv(tmp_path: Path) -> None:
     from_tsv = read_table(write_csv(tmp_path / "t.tsv", header, rows, delimiter="\t"))
     parquet = tmp_path / "t.parquet"
     pq.write_table(
-        pa.table({
-            "x": [0.5, 1.5, 2.5],
-            "city": pa.array(["Oslo", "Rome", "Oslo"]).dictionary_encode(),  # pandas' category dtype
-            "flag": [True, False, True],
-            "y": ["a", "b", "a"],
-        }),
+        pa.table(
+            {
+                "x": [0.5, 1.5, 2.5],
+                "city": pa.array(["Oslo", "Rome", "Oslo"]).dictionary_encode(),  # pandas' category dtype
+                "flag": [True, False, True],
+                "y": ["a", "b", "a"],
+            }
+        ),
         parquet,
     )
     from_parquet = read_table(parquet)
     for table in (from_tsv, from_parquet):
-        assert table.kinds == from_csv.kinds == {"x": "numeric", "city": "categorical", "flag": "boolean", "y": "categorical"}
+        assert (
+            table.kinds
+            == from_csv.kinds
+            == {"x": "numeric", "city": "categorical", "flag": "boolean", "y": "categorical"}
+        )
         for name in header:
             assert table.columns[name].tolist() == from_csv.columns[name].tolist()
 
@@ -131,13 +141,19 @@ def test_inspect_prints_kinds_missing_counts_and_what_kiln_will_do(cli: Callable
 def test_column_kinds_and_fitted_encoding_are_saved_in_model_json(tmp_path: Path, fast_cfg: kiln.RunConfig) -> None:
     path = customers(tmp_path / "customers.csv")
     with pytest.warns(KilnWarning):  # the ID and the constant column
-        run = kiln.fit(kiln.mlp(hidden=[8]), str(path), config=fast_cfg, target="churn", epochs=1, runs_dir=tmp_path / "runs")
+        run = kiln.fit(
+            kiln.mlp(hidden=[8]), str(path), config=fast_cfg, target="churn", epochs=1, runs_dir=tmp_path / "runs"
+        )
     meta = json.loads((run.path / "model.json").read_text())
     assert meta["schema"]["features"] == ["age", "plan", "active", "spend"]
     assert meta["schema"]["target"] == "churn" and meta["schema"]["classes"] == ["no", "yes"]
     encoder = {c["name"]: c for c in meta["preprocessing"]["encoder"]["columns"]}
     assert encoder["age"] == {"name": "age", "kind": "numeric", "fill": 40.0, "indicator": True}
-    assert encoder["plan"] == {"name": "plan", "kind": "categorical", "categories": ["<missing>", "basic", "pro", "team"]}
+    assert encoder["plan"] == {
+        "name": "plan",
+        "kind": "categorical",
+        "categories": ["<missing>", "basic", "pro", "team"],
+    }
     assert encoder["active"]["kind"] == "boolean" and encoder["active"]["indicator"] is False
     assert encoder["spend"]["kind"] == "numeric" and encoder["spend"]["indicator"] is False
     assert meta["preprocessing"]["encoder"]["on_missing"] == "impute"
@@ -182,20 +198,28 @@ def customers_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cfg = kiln.RunConfig.model_validate({"evaluate": {"plots": False, "report": False}})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", KilnWarning)  # the ID and constant columns; tested above
-        run = kiln.fit(kiln.mlp(hidden=[8]), str(customers(folder / "customers.csv")), config=cfg, target="churn",
-                       epochs=1, runs_dir=folder / "runs")
+        run = kiln.fit(
+            kiln.mlp(hidden=[8]),
+            str(customers(folder / "customers.csv")),
+            config=cfg,
+            target="churn",
+            epochs=1,
+            runs_dir=folder / "runs",
+        )
     return run.path
 
 
 COLUMNS = ["customer_id", "age", "plan", "active", "spend", "region"]
-cells = st.fixed_dictionaries({
-    "customer_id": st.sampled_from(["C1", "C2", "X9"]),
-    "age": st.one_of(st.just(""), st.integers(0, 99)),
-    "plan": st.sampled_from(["", "basic", "pro", "team", "gold"]),  # gold: never seen in training
-    "active": st.sampled_from(["", "yes", "no"]),
-    "spend": st.floats(-1e3, 1e3).map(lambda v: round(v, 2)),
-    "region": st.sampled_from(["EU", "US"]),
-})
+cells = st.fixed_dictionaries(
+    {
+        "customer_id": st.sampled_from(["C1", "C2", "X9"]),
+        "age": st.one_of(st.just(""), st.integers(0, 99)),
+        "plan": st.sampled_from(["", "basic", "pro", "team", "gold"]),  # gold: never seen in training
+        "active": st.sampled_from(["", "yes", "no"]),
+        "spend": st.floats(-1e3, 1e3).map(lambda v: round(v, 2)),
+        "region": st.sampled_from(["EU", "US"]),
+    }
+)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -253,10 +277,14 @@ def test_a_table_with_only_an_id_and_the_target_has_no_features(cli: Callable[..
 # --- missing values --------------------------------------------------------------------------
 
 
-def test_missing_values_default_to_median_plus_indicator_and_a_missing_category(tmp_path: Path, fast_cfg: kiln.RunConfig) -> None:
+def test_missing_values_default_to_median_plus_indicator_and_a_missing_category(
+    tmp_path: Path, fast_cfg: kiln.RunConfig
+) -> None:
     path = customers(tmp_path / "customers.csv")
     with pytest.warns(KilnWarning):
-        run = kiln.fit(kiln.mlp(hidden=[8]), str(path), config=fast_cfg, target="churn", epochs=1, runs_dir=tmp_path / "runs")
+        run = kiln.fit(
+            kiln.mlp(hidden=[8]), str(path), config=fast_cfg, target="churn", epochs=1, runs_dir=tmp_path / "runs"
+        )
     predictor = kiln.load(str(run.path))
     gap = {"age": None, "plan": None, "active": "yes", "spend": 50.0}
     filled = {"age": 40, "plan": "<missing>", "active": "yes", "spend": 50.0}
@@ -283,8 +311,23 @@ def test_on_missing_error_trains_when_nothing_is_missing(cli: Callable[..., Any]
     rows = [[i % 7, "ab"[i % 2], "pq"[i % 3 == 0]] for i in range(60)]
     path = write_csv(tmp_path / "full.csv", ["x", "c", "y"], rows)
     runs = tmp_path / "runs"
-    result = cli("train", "--data", path, "--target", "y", "--on-missing", "error", "--epochs", "1", "--runs-dir", runs,
-                 "--name", "full", "--quiet", *NO_PLOTS)
+    result = cli(
+        "train",
+        "--data",
+        path,
+        "--target",
+        "y",
+        "--on-missing",
+        "error",
+        "--epochs",
+        "1",
+        "--runs-dir",
+        runs,
+        "--name",
+        "full",
+        "--quiet",
+        *NO_PLOTS,
+    )
     assert result.returncode == 0, result.stderr
     meta = json.loads((runs / "full" / "model.json").read_text())
     assert meta["preprocessing"]["encoder"]["on_missing"] == "error"
@@ -306,8 +349,13 @@ TASKS = [
     ("many integers", list(range(60)), "auto", "regression", []),
     ("floats", [i * 0.25 for i in range(60)], "auto", "regression", []),
     ("few integers forced to regression", [1, 2, 3, 10] * 15, "regression", "regression", []),
-    ("many integers forced to classes", [i % 25 for i in range(150)], "classification", "classification",
-     [str(i) for i in range(25)]),
+    (
+        "many integers forced to classes",
+        [i % 25 for i in range(150)],
+        "classification",
+        "classification",
+        [str(i) for i in range(25)],
+    ),
 ]
 
 
@@ -327,8 +375,21 @@ def test_regression_table_predicts_values_in_the_target_unit(cli: Callable[..., 
     rows = [[*map(float, r), round(float(p), 2)] for r, p in zip(x, price)]
     path = write_csv(tmp_path / "houses.csv", ["a", "b", "c", "price"], rows)
     runs = tmp_path / "runs"
-    result = cli("train", "--data", path, "--target", "price", "--epochs", "20", "--runs-dir", runs, "--name", "reg",
-                 "--quiet", *NO_PLOTS)
+    result = cli(
+        "train",
+        "--data",
+        path,
+        "--target",
+        "price",
+        "--epochs",
+        "20",
+        "--runs-dir",
+        runs,
+        "--name",
+        "reg",
+        "--quiet",
+        *NO_PLOTS,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Test r2: ")
     assert float(result.stdout.split()[2]) > 0.8
@@ -346,15 +407,18 @@ def _imbalanced(path: Path) -> Path:
     rows = []
     for i in range(400):
         rare = i % 10 == 0
-        rows.append([f"{rng.gauss(1.0 if rare else 0.0, 1):.4f}", f"{rng.gauss(0, 1):.4f}", "rare" if rare else "common"])
+        rows.append(
+            [f"{rng.gauss(1.0 if rare else 0.0, 1):.4f}", f"{rng.gauss(0, 1):.4f}", "rare" if rare else "common"]
+        )
     return write_csv(path, ["a", "b", "y"], rows)
 
 
 def test_inspect_reports_class_imbalance_and_suggests_class_weights(cli: Callable[..., Any], tmp_path: Path) -> None:
     result = cli("inspect", "--data", _imbalanced(tmp_path / "imb.csv"), "--target", "y")
     assert result.returncode == 0, result.stderr
-    assert ("Classes of `y`: common: 360, rare: 40. Imbalance (largest/smallest): 9.0x — consider --class-weight "
-            "balanced") in " ".join(result.stdout.split())
+    assert (
+        "Classes of `y`: common: 360, rare: 40. Imbalance (largest/smallest): 9.0x — consider --class-weight balanced"
+    ) in " ".join(result.stdout.split())
 
 
 def test_inspect_of_balanced_classes_suggests_nothing(cli: Callable[..., Any], tmp_path: Path) -> None:
@@ -368,8 +432,23 @@ def test_class_weight_balanced_recovers_the_rare_class(cli: Callable[..., Any], 
     path, runs = _imbalanced(tmp_path / "imb.csv"), tmp_path / "runs"
     recall = {}
     for weight in ("none", "balanced"):
-        result = cli("train", "--data", path, "--target", "y", "--class-weight", weight, "--epochs", "3",
-                     "--runs-dir", runs, "--name", weight, "--quiet", *NO_PLOTS)
+        result = cli(
+            "train",
+            "--data",
+            path,
+            "--target",
+            "y",
+            "--class-weight",
+            weight,
+            "--epochs",
+            "3",
+            "--runs-dir",
+            runs,
+            "--name",
+            weight,
+            "--quiet",
+            *NO_PLOTS,
+        )
         assert result.returncode == 0, result.stderr
         metrics = json.loads((runs / weight / "metrics.json").read_text())
         recall[weight] = {c["class"]: c["recall"] for c in metrics["per_class"]}
@@ -379,8 +458,17 @@ def test_class_weight_balanced_recovers_the_rare_class(cli: Callable[..., Any], 
 
 
 def test_class_weight_rejects_an_unknown_value(cli: Callable[..., Any], tmp_path: Path) -> None:
-    result = cli("train", "--data", _imbalanced(tmp_path / "imb.csv"), "--target", "y", "--class-weight", "balance",
-                 "--runs-dir", tmp_path / "runs")
+    result = cli(
+        "train",
+        "--data",
+        _imbalanced(tmp_path / "imb.csv"),
+        "--target",
+        "y",
+        "--class-weight",
+        "balance",
+        "--runs-dir",
+        tmp_path / "runs",
+    )
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "kiln: error: Invalid value for `train.class_weight`: input should be 'none' or 'balanced'; got 'balance'."
@@ -392,9 +480,25 @@ def test_training_warns_about_imbalanced_classes_unless_weighted(cli: Callable[.
     data = write_csv(tmp_path / "skewed.csv", ["x", "y"], rows)
     plain = cli("train", "--data", data, "--target", "y", "--epochs", "1", "--runs-dir", tmp_path, "-q", *NO_PLOTS)
     assert plain.returncode == 0, plain.stderr
-    assert re.search(r"kiln: warning: Classes are imbalanced: \d+ training rows of 'rare' against \d+ of 'common'; "
-                     r"consider `--class-weight balanced`\.", plain.stderr), plain.stderr
-    weighted = cli("train", "--data", data, "--target", "y", "--epochs", "1", "--runs-dir", tmp_path, "-q",
-                   "--class-weight", "balanced", *NO_PLOTS)
+    assert re.search(
+        r"kiln: warning: Classes are imbalanced: \d+ training rows of 'rare' against \d+ of 'common'; "
+        r"consider `--class-weight balanced`\.",
+        plain.stderr,
+    ), plain.stderr
+    weighted = cli(
+        "train",
+        "--data",
+        data,
+        "--target",
+        "y",
+        "--epochs",
+        "1",
+        "--runs-dir",
+        tmp_path,
+        "-q",
+        "--class-weight",
+        "balanced",
+        *NO_PLOTS,
+    )
     assert weighted.returncode == 0, weighted.stderr
     assert "imbalanced" not in weighted.stderr

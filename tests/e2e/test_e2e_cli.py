@@ -21,7 +21,9 @@ import kiln
 
 def imported_modules(*args: str) -> set[str]:
     """Modules a `python -m kiln ARGS` process imports, from `-X importtime`."""
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "kiln", *args], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "kiln", *args], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Usage" in proc.stdout
     return {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
@@ -42,13 +44,34 @@ def test_help_lists_the_lifecycle_commands(kiln_cmd: Callable[..., Any]) -> None
         assert re.search(rf"│ {command}\s", result.stdout), command
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(kiln_popen: Callable[..., subprocess.Popen[str]], tmp_path: Path) -> None:
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(
+    kiln_popen: Callable[..., subprocess.Popen[str]], tmp_path: Path
+) -> None:
     """SIGINT mid-training: exit 130, one clear line naming `--resume`, a checkpoint; then --resume completes."""
     folder = tmp_path / "runs" / "long"
     # One batch per epoch on iris: ~1000 quick epochs, so the run is certainly still going when interrupted.
-    args = ["train", "--data", "iris", "--epochs", "1000", "--batch-size", "96", "--set", "model.hidden=[16]",
-            "--set", "evaluate.plots=false", "--set", "evaluate.report=false", "--set", "evaluate.onnx=false",
-            "--runs-dir", "runs", "--name", "long", "-q"]
+    args = [
+        "train",
+        "--data",
+        "iris",
+        "--epochs",
+        "1000",
+        "--batch-size",
+        "96",
+        "--set",
+        "model.hidden=[16]",
+        "--set",
+        "evaluate.plots=false",
+        "--set",
+        "evaluate.report=false",
+        "--set",
+        "evaluate.onnx=false",
+        "--runs-dir",
+        "runs",
+        "--name",
+        "long",
+        "-q",
+    ]
     proc = kiln_popen(*args)
     checkpoint = folder / "checkpoints" / "last.safetensors"
     deadline = time.monotonic() + 120
@@ -74,8 +97,11 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(kiln_popen: Callable[...,
     assert not (folder / "model.json").exists()
 
     resumed = subprocess.run(
-        [sys.executable, "-m", "kiln", "train", "--resume", match[3], "-q"], cwd=tmp_path, capture_output=True,
-        text=True, timeout=300,
+        [sys.executable, "-m", "kiln", "train", "--resume", match[3], "-q"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert resumed.returncode == 0, resumed.stderr
     assert "Run folder: runs/long" in resumed.stdout
@@ -102,7 +128,9 @@ def test_default_train_is_the_article_workload(kiln_cmd: Callable[..., Any], tmp
 
 def test_real_predict_with_shuffled_header(kiln_cmd: Callable[..., Any], iris_run: kiln.Run, tmp_path: Path) -> None:
     rows = tmp_path / "rows.csv"
-    rows.write_text("petal width (cm),sepal length (cm),petal length (cm),sepal width (cm)\n0.2,5.1,1.4,3.5\n2.3,6.7,5.2,3.0\n")
+    rows.write_text(
+        "petal width (cm),sepal length (cm),petal length (cm),sepal width (cm)\n0.2,5.1,1.4,3.5\n2.3,6.7,5.2,3.0\n"
+    )
     result = kiln_cmd("predict", iris_run.path, rows, "-o", tmp_path / "out.csv")
     assert result.returncode == 0, result.stderr
     with open(tmp_path / "out.csv", newline="") as f:

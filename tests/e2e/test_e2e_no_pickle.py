@@ -46,8 +46,12 @@ def test_scanner_catches_the_patterns(tmp_path: Path) -> None:
         "np.load('x', allow_pickle=True)\npickle.loads(b'')\n"
     )
     assert problems(bad) == [
-        "import pickle", "from joblib import ...", "torch.load without weights_only=True",
-        "torch.load without weights_only=True", "np.load(allow_pickle=True)", "pickle.loads",
+        "import pickle",
+        "from joblib import ...",
+        "torch.load without weights_only=True",
+        "torch.load without weights_only=True",
+        "np.load(allow_pickle=True)",
+        "pickle.loads",
     ]
 
 

@@ -61,7 +61,13 @@ def test_regression_metrics_by_hand() -> None:
 
 def test_spread_over_repeats() -> None:
     out = spread([{"accuracy": 0.9, "per_class": []}, {"accuracy": 0.8}, {"accuracy": 0.7}])
-    assert out == {"accuracy": {"mean": pytest.approx(0.8), "std": pytest.approx(np.std([0.9, 0.8, 0.7])), "values": [0.9, 0.8, 0.7]}}
+    assert out == {
+        "accuracy": {
+            "mean": pytest.approx(0.8),
+            "std": pytest.approx(np.std([0.9, 0.8, 0.7])),
+            "values": [0.9, 0.8, 0.7],
+        }
+    }
 
 
 def test_run_evaluate_recomputes_the_saved_metrics(digits_run: kiln.Run) -> None:
@@ -69,7 +75,9 @@ def test_run_evaluate_recomputes_the_saved_metrics(digits_run: kiln.Run) -> None
     saved = json.loads((digits_run.path / "metrics.json").read_text())
     assert again["accuracy"] == saved["accuracy"]
     assert again["confusion_matrix"] == saved["confusion_matrix"]
-    assert [(c["class"], c["support"]) for c in again["per_class"]] == [(c["class"], c["support"]) for c in saved["per_class"]]
+    assert [(c["class"], c["support"]) for c in again["per_class"]] == [
+        (c["class"], c["support"]) for c in saved["per_class"]
+    ]
     for key in ("log_loss", "f1_macro", "precision_macro", "recall_macro"):
         assert again[key] == pytest.approx(saved[key], rel=1e-6), key  # ONNX Runtime vs torch: float noise only
 

@@ -53,8 +53,24 @@ def test_plots_and_report_can_be_switched_off(iris_run: kiln.Run) -> None:
 
 
 def test_repeats_report_mean_std_and_values(cli: Callable[..., Any], tmp_path: Path) -> None:
-    result = cli("train", "--data", "iris", "--epochs", "2", "--repeats", "3", "--set", "model.hidden=[16]",
-                 "--set", "evaluate.plots=false", "--runs-dir", tmp_path, "--name", "rep", "-q")
+    result = cli(
+        "train",
+        "--data",
+        "iris",
+        "--epochs",
+        "2",
+        "--repeats",
+        "3",
+        "--set",
+        "model.hidden=[16]",
+        "--set",
+        "evaluate.plots=false",
+        "--runs-dir",
+        tmp_path,
+        "--name",
+        "rep",
+        "-q",
+    )
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "rep"
     metrics = json.loads((folder / "metrics.json").read_text())

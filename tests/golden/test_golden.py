@@ -19,7 +19,12 @@ EXPECTED = json.loads((Path(__file__).parent / "iris-mlp-v1.expected.json").read
 
 def test_golden_folder_is_a_finished_run_without_checkpoints() -> None:
     assert sorted(p.name for p in GOLDEN.iterdir()) == [
-        "config.yaml", "history.csv", "metrics.json", "model.json", "model.onnx", "model.safetensors"
+        "config.yaml",
+        "history.csv",
+        "metrics.json",
+        "model.json",
+        "model.onnx",
+        "model.safetensors",
     ]
     assert json.loads((GOLDEN / "model.json").read_text())["format"] == 1
 

@@ -49,7 +49,14 @@ def small_digits() -> kiln.Dataset:
 def test_model_contract(spec: Any, small_digits: kiln.Dataset, tmp_path: Path, fast_config: kiln.RunConfig) -> None:
     capture = Capture()
     run = kiln.fit(
-        spec, small_digits, config=fast_config, epochs=2, batch_size=32, runs_dir=tmp_path, quiet=True, callbacks=[capture]
+        spec,
+        small_digits,
+        config=fast_config,
+        epochs=2,
+        batch_size=32,
+        runs_dir=tmp_path,
+        quiet=True,
+        callbacks=[capture],
     )
 
     # It trained: two finite history rows, and every weight tensor that has gradients moved.

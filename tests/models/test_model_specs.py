@@ -18,7 +18,10 @@ from kiln.models.registry import build
 
 def test_specs_are_plain_data() -> None:
     assert kiln.mlp(hidden=[64, 64], activation="relu").model_dump() == {
-        "name": "mlp", "hidden": [64, 64], "activation": "relu", "dropout": 0.0
+        "name": "mlp",
+        "hidden": [64, 64],
+        "activation": "relu",
+        "dropout": 0.0,
     }
     assert kiln.cnn().model_dump()["channels"] == [32, 64]
     assert kiln.rnn(cell="gru").model_dump()["cell"] == "gru"

@@ -21,8 +21,17 @@ def history_without_seconds(folder: Path) -> tuple[list[str], list[dict[str, str
 def test_same_seed_same_history(tmp_path: Path, fast_config: kiln.RunConfig) -> None:
     def fit(name: str, seed: int) -> Path:
         spec = kiln.mlp(hidden=[32], dropout=0.2)  # dropout: the global RNG matters too
-        return kiln.fit(spec, "wine", config=fast_config, epochs=3, batch_size=16, seed=seed, runs_dir=tmp_path,
-                        name=name, quiet=True).path
+        return kiln.fit(
+            spec,
+            "wine",
+            config=fast_config,
+            epochs=3,
+            batch_size=16,
+            seed=seed,
+            runs_dir=tmp_path,
+            name=name,
+            quiet=True,
+        ).path
 
     a, b, c = fit("a", 7), fit("b", 7), fit("c", 8)
     columns, rows_a = history_without_seconds(a)
@@ -36,9 +45,24 @@ def test_config_yaml_reruns_to_the_same_history(
     kiln_cmd: Callable[..., Any], tmp_path: Path, fast_config: kiln.RunConfig
 ) -> None:
     """`kiln train --config runs/x/config.yaml`, in a fresh process, repeats a run made through the Python API."""
-    first = kiln.fit(kiln.mlp(hidden=[16]), "wine", config=fast_config, epochs=3, batch_size=16, optimizer="sgd",
-                     momentum=0.9, lr=0.05, schedule="cosine", seed=3, runs_dir=tmp_path / "runs", name="first", quiet=True)
-    result = kiln_cmd("train", "--config", first.path / "config.yaml", "--runs-dir", tmp_path / "runs", "--name", "again", "-q")
+    first = kiln.fit(
+        kiln.mlp(hidden=[16]),
+        "wine",
+        config=fast_config,
+        epochs=3,
+        batch_size=16,
+        optimizer="sgd",
+        momentum=0.9,
+        lr=0.05,
+        schedule="cosine",
+        seed=3,
+        runs_dir=tmp_path / "runs",
+        name="first",
+        quiet=True,
+    )
+    result = kiln_cmd(
+        "train", "--config", first.path / "config.yaml", "--runs-dir", tmp_path / "runs", "--name", "again", "-q"
+    )
     assert result.returncode == 0, result.stderr
     again = tmp_path / "runs" / "again"
     assert history_without_seconds(again) == history_without_seconds(first.path)

@@ -14,7 +14,11 @@ from kiln.train.optim import build_optimizer, direct_step
 
 @pytest.mark.parametrize(
     "options",
-    [{"optimizer": "adam"}, {"optimizer": "adamw", "weight_decay": 0.01}, {"optimizer": "sgd", "momentum": 0.9, "nesterov": True}],
+    [
+        {"optimizer": "adam"},
+        {"optimizer": "adamw", "weight_decay": 0.01},
+        {"optimizer": "sgd", "momentum": 0.9, "nesterov": True},
+    ],
 )
 def test_direct_step_is_bit_identical_to_optimizer_step(options: dict[str, object]) -> None:
     cfg = TrainConfig(**options)

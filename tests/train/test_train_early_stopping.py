@@ -17,8 +17,14 @@ import kiln
 def stopped(tmp_path_factory: pytest.TempPathFactory, fast_config: kiln.RunConfig) -> kiln.Run:
     """Adam at a high lr on iris: val_loss wobbles, so patience 2 stops well before 30 epochs."""
     return kiln.fit(
-        kiln.mlp(hidden=[32]), "iris", config=fast_config, epochs=30, lr=0.05, early_stopping=2,
-        runs_dir=tmp_path_factory.mktemp("es"), quiet=True,
+        kiln.mlp(hidden=[32]),
+        "iris",
+        config=fast_config,
+        epochs=30,
+        lr=0.05,
+        early_stopping=2,
+        runs_dir=tmp_path_factory.mktemp("es"),
+        quiet=True,
     )
 
 
@@ -51,8 +57,26 @@ def test_no_early_stopping_runs_every_epoch_and_has_no_best_epoch(iris_run: kiln
 
 
 def test_cli_flag(cli: Callable[..., Any], tmp_path: Path) -> None:
-    result = cli("train", "--data", "iris", "--epochs", "30", "--lr", "0.05", "--set", "model.hidden=[32]",
-                 "--early-stopping", "2", "--set", "evaluate.plots=false", "--runs-dir", tmp_path, "--name", "es", "-q")
+    result = cli(
+        "train",
+        "--data",
+        "iris",
+        "--epochs",
+        "30",
+        "--lr",
+        "0.05",
+        "--set",
+        "model.hidden=[32]",
+        "--early-stopping",
+        "2",
+        "--set",
+        "evaluate.plots=false",
+        "--runs-dir",
+        tmp_path,
+        "--name",
+        "es",
+        "-q",
+    )
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "es" / "metrics.json").read_text())
     assert metrics["epochs_run"] < 30 and "best_epoch" in metrics

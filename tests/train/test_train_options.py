@@ -69,7 +69,9 @@ def same_weights(a: Capture, b: Capture) -> bool:
     ],
     ids=["sgd", "sgd-momentum", "sgd-nesterov", "adam", "adamw"],
 )
-def test_each_optimizer_lowers_the_training_loss(tmp_path: Path, fast_config: kiln.RunConfig, options: dict[str, Any]) -> None:
+def test_each_optimizer_lowers_the_training_loss(
+    tmp_path: Path, fast_config: kiln.RunConfig, options: dict[str, Any]
+) -> None:
     run, _ = train(tmp_path, fast_config, epochs=4, **options)
     losses = history_column(run, "loss")
     assert losses[-1] < losses[0]
@@ -136,7 +138,9 @@ def test_cosine_schedule_anneals_over_the_run(tmp_path: Path, fast_config: kiln.
 
 def test_plateau_schedule_cuts_lr_when_val_loss_stalls(tmp_path: Path, fast_config: kiln.RunConfig) -> None:
     """A tiny learning rate barely moves val_loss (less than the 1e-4 relative threshold): a plateau."""
-    run, _ = train(tmp_path, fast_config, epochs=5, optimizer="sgd", lr=1e-6, schedule="plateau", step_size=1, gamma=0.5)
+    run, _ = train(
+        tmp_path, fast_config, epochs=5, optimizer="sgd", lr=1e-6, schedule="plateau", step_size=1, gamma=0.5
+    )
     lrs = history_column(run, "lr")
     assert lrs[0] == pytest.approx(1e-6)
     assert lrs[:3] == lrs[:1] * 3  # patience: max(1, step_size // 5) = 1 bad epoch tolerated

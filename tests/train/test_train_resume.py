@@ -40,11 +40,23 @@ RECIPES: dict[str, dict[str, Any]] = {
     "adam": {"spec": kiln.mlp(hidden=[32, 32]), "optimizer": "adam", "lr": 0.01},
     "adam-dropout": {"spec": kiln.mlp(hidden=[32], dropout=0.3), "optimizer": "adam", "lr": 0.01},
     "sgd-momentum-cosine": {
-        "spec": kiln.mlp(hidden=[32]), "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True,
-        "schedule": "cosine", "l2": 1e-4,
+        "spec": kiln.mlp(hidden=[32]),
+        "optimizer": "sgd",
+        "lr": 0.1,
+        "momentum": 0.9,
+        "nesterov": True,
+        "schedule": "cosine",
+        "l2": 1e-4,
     },
     # A tiny lr makes val_loss stall, so the plateau schedule cuts lr after the interruption.
-    "sgd-plateau": {"spec": kiln.mlp(hidden=[16]), "optimizer": "sgd", "lr": 1e-6, "schedule": "plateau", "step_size": 1, "gamma": 0.5},
+    "sgd-plateau": {
+        "spec": kiln.mlp(hidden=[16]),
+        "optimizer": "sgd",
+        "lr": 1e-6,
+        "schedule": "plateau",
+        "step_size": 1,
+        "gamma": 0.5,
+    },
     # Stops in epoch 3 and restores epoch 2's weights, which only the checkpoint still holds after resume.
     "adamw-early-stopping": {"spec": kiln.mlp(hidden=[16]), "optimizer": "adamw", "lr": 0.3, "early_stopping": 1},
 }
@@ -66,8 +78,11 @@ def test_resume_reaches_the_same_weights(tmp_path: Path, fast_config: kiln.RunCo
     straight = kiln.fit(spec, "wine", name="straight", **common)
     assert EXERCISES.get(name, lambda run: True)(straight), straight.history
 
-    with pytest.raises(TrainingInterrupted, match=r"Interrupted in epoch 3/5; the checkpoint of epoch 2 is saved\. "
-                       r"Continue with: kiln train --resume .*interrupted") as info:
+    with pytest.raises(
+        TrainingInterrupted,
+        match=r"Interrupted in epoch 3/5; the checkpoint of epoch 2 is saved\. "
+        r"Continue with: kiln train --resume .*interrupted",
+    ) as info:
         kiln.fit(spec, "wine", name="interrupted", callbacks=[InterruptAt(2)], **common)
     assert info.value.exit_code == 130
     assert isinstance(info.value, KilnError)
@@ -90,8 +105,17 @@ def test_resume_reaches_the_same_weights(tmp_path: Path, fast_config: kiln.RunCo
 
 def test_checkpoint_is_safetensors_with_the_trainer_state(tmp_path: Path, fast_config: kiln.RunConfig) -> None:
     with pytest.raises(TrainingInterrupted):
-        kiln.fit(kiln.mlp(hidden=[8]), "iris", config=fast_config, epochs=4, optimizer="adam", runs_dir=tmp_path,
-                 name="x", quiet=True, callbacks=[InterruptAt(2)])
+        kiln.fit(
+            kiln.mlp(hidden=[8]),
+            "iris",
+            config=fast_config,
+            epochs=4,
+            optimizer="adam",
+            runs_dir=tmp_path,
+            name="x",
+            quiet=True,
+            callbacks=[InterruptAt(2)],
+        )
     with safe_open(str(tmp_path / "x" / "checkpoints" / "last.safetensors"), framework="pt") as f:
         keys = set(f.keys())
         meta = json.loads(f.metadata()["kiln"])
@@ -104,8 +128,16 @@ def test_checkpoint_is_safetensors_with_the_trainer_state(tmp_path: Path, fast_c
 
 def test_corrupted_checkpoint_cannot_be_resumed(tmp_path: Path, fast_config: kiln.RunConfig) -> None:
     with pytest.raises(TrainingInterrupted):
-        kiln.fit(kiln.mlp(hidden=[8]), "iris", config=fast_config, epochs=3, runs_dir=tmp_path, name="x", quiet=True,
-                 callbacks=[InterruptAt(1)])
+        kiln.fit(
+            kiln.mlp(hidden=[8]),
+            "iris",
+            config=fast_config,
+            epochs=3,
+            runs_dir=tmp_path,
+            name="x",
+            quiet=True,
+            callbacks=[InterruptAt(1)],
+        )
     last = tmp_path / "x" / "checkpoints" / "last.safetensors"
     last.write_bytes(last.read_bytes()[:100])
     with pytest.raises(RunError, match=r"last\.safetensors` is corrupted and cannot be resumed"):

@@ -23,13 +23,17 @@ def read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
                     raise DataError(f"`{path}` must hold arrays `X` and `y`; found {', '.join(npz.files) or 'none'}.")
                 return npz[keys["x"]], npz[keys["y"]]
         if "X" not in path.name:
-            raise DataError(f"`{path}`: name the features file with an X (X.npy, train_X.npy) so kiln finds y beside it.")
+            raise DataError(
+                f"`{path}`: name the features file with an X (X.npy, train_X.npy) so kiln finds y beside it."
+            )
         partner = path.with_name(path.name.replace("X", "y"))
         if not partner.is_file():
             raise DataError(f"`{path}` needs its labels beside it as `{partner.name}`.")
         return np.load(path, allow_pickle=False), np.load(partner, allow_pickle=False)
     except (ValueError, OSError) as exc:
-        raise DataError(f"`{path}` is not a readable NumPy file ({exc}); object arrays are refused (no pickle).") from None
+        raise DataError(
+            f"`{path}` is not a readable NumPy file ({exc}); object arrays are refused (no pickle)."
+        ) from None
 
 
 def load_arrays(path: Path, *, task: str, test_size: float, split: SplitMode, seed: int) -> Dataset:
@@ -47,7 +51,9 @@ def load_arrays(path: Path, *, task: str, test_size: float, split: SplitMode, se
     flat = x.reshape(len(x), -1).astype(np.float32)
     bad = np.argwhere(~np.isfinite(flat))
     if len(bad):
-        raise DataError(f"`{path}`: X row {bad[0][0]}, column {bad[0][1]} is {flat[tuple(bad[0])]}; expected finite numbers.")
+        raise DataError(
+            f"`{path}`: X row {bad[0][0]}, column {bad[0][1]} is {flat[tuple(bad[0])]}; expected finite numbers."
+        )
     is_class = _is_classification(y, task)
     if is_class:
         labels, codes = np.unique(y.astype(str), return_inverse=True)
@@ -59,8 +65,15 @@ def load_arrays(path: Path, *, task: str, test_size: float, split: SplitMode, se
     schema = Schema(features, "classification" if is_class else "regression", classes=classes, image_shape=image_shape)
     train, test = test_split(target, test_size, split, seed, classes, f"`{path}`")
     return Dataset(
-        path.stem, schema, flat[train], target[train], flat[test], target[test],
-        test_size=test_size, split=split, seed=seed,
+        path.stem,
+        schema,
+        flat[train],
+        target[train],
+        flat[test],
+        target[test],
+        test_size=test_size,
+        split=split,
+        seed=seed,
     )
 
 

@@ -115,7 +115,10 @@ class TableEncoder:
     def from_dict(cls, raw: dict[str, Any]) -> TableEncoder:
         cols = tuple(
             Column(
-                c["name"], c["kind"], float(c.get("fill", 0.0)), bool(c.get("indicator", False)),
+                c["name"],
+                c["kind"],
+                float(c.get("fill", 0.0)),
+                bool(c.get("indicator", False)),
                 tuple(c.get("categories", ())),
             )
             for c in raw["columns"]

@@ -20,9 +20,7 @@ def class_files(folder: Path) -> dict[str, list[Path]]:
     """Class name -> its image files, checking there are class subfolders and none is empty."""
     subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not subfolders:
-        raise DataError(
-            f"`{folder}` has no class subfolders: expected one folder per class (e.g. {folder}/cat/1.png)."
-        )
+        raise DataError(f"`{folder}` has no class subfolders: expected one folder per class (e.g. {folder}/cat/1.png).")
     files = {}
     for sub in subfolders:
         images = sorted(p for p in sub.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -92,6 +90,13 @@ def load_image_folder(
     schema = Schema(features, "classification", classes=classes, image_shape=(channels, height, width))
     train, test = test_split(y, test_size, split, seed, classes, f"`{folder}`")
     return Dataset(
-        folder.name, schema, x[train], y[train], x[test], y[test],
-        test_size=test_size, split=split, seed=seed,
+        folder.name,
+        schema,
+        x[train],
+        y[train],
+        x[test],
+        y[test],
+        test_size=test_size,
+        split=split,
+        seed=seed,
     )

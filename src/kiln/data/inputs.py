@@ -70,7 +70,9 @@ def _headerless(path: Path, encoding: str) -> bool:
 
 def _images(path: Path, schema: Schema, files: list[Path] | None = None) -> Inputs:
     if schema.image_shape is None:
-        raise InputError(f"`{path}` holds images but this model was trained on {len(schema.features)} tabular features.")
+        raise InputError(
+            f"`{path}` holds images but this model was trained on {len(schema.features)} tabular features."
+        )
     if files is None:
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else [path]
     if not files:

@@ -62,7 +62,12 @@ def _load(
         from kiln.data.images import load_image_folder
 
         return load_image_folder(
-            path, image_size=image_size, test_size=test_size, split=mode, seed=seed, skip_bad_files=skip_bad_files  # type: ignore[arg-type]
+            path,
+            image_size=image_size,
+            test_size=test_size,
+            split=mode,
+            seed=seed,
+            skip_bad_files=skip_bad_files,  # type: ignore[arg-type]
         )
     if path.suffix.lower() in (".npz", ".npy"):
         from kiln.data.arrays import load_arrays
@@ -72,11 +77,19 @@ def _load(
         from kiln.data.tabular import load_table_dataset
 
         return load_table_dataset(
-            path, target=target, task=task, test_size=test_size, split=mode, seed=seed, encoding=encoding,  # type: ignore[arg-type]
+            path,
+            target=target,
+            task=task,
+            test_size=test_size,
+            split=mode,
+            seed=seed,
+            encoding=encoding,  # type: ignore[arg-type]
             on_missing=on_missing,
         )
     if path.exists():
-        raise DataError(f"`{path}` is not a dataset kiln reads: expected {', '.join(TABLE_SUFFIXES)}, .npz, .npy or a folder.")
+        raise DataError(
+            f"`{path}` is not a dataset kiln reads: expected {', '.join(TABLE_SUFFIXES)}, .npz, .npy or a folder."
+        )
     raise DataError(
         f"Unknown dataset `{source}`: expected one of {', '.join(BUILTIN)}, or a path to a file or folder."
         f"{closest(source, BUILTIN)}"

@@ -114,7 +114,9 @@ def _read_csv(path: Path, encoding: str):  # type: ignore[no-untyped-def]
             raise DataError(f"`{path}` is empty: expected a header row and data rows.") from None
         if "Expected" in message and "columns" in message:
             line, expected, found = _ragged_line(path, encoding, delimiter)
-            raise DataError(f"`{path}` line {line}: expected {expected} values like the header, found {found}.") from None
+            raise DataError(
+                f"`{path}` line {line}: expected {expected} values like the header, found {found}."
+            ) from None
         raise DataError(f"`{path}` could not be parsed as CSV: {message}.") from None
 
 

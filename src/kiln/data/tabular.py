@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from kiln.data.dataset import Dataset
+from kiln.data.encoding import missing_mask
 from kiln.data.schema import Schema, Task
 from kiln.data.splits import SplitMode, test_split
 from kiln.data.table import Table, read_table
-from kiln.data.encoding import missing_mask
 from kiln.errors import DataError, KilnWarning, closest
 
 MAX_CLASSES_FOR_INTEGERS = 20
@@ -33,7 +33,9 @@ def load_table_dataset(
     table = read_table(path, encoding=encoding, text_columns={target} if target else ())
     names = list(table.columns)
     if target is None:
-        raise DataError(f"`{table.path}` is a table: name its target column with `--target` (columns: {', '.join(names)}).")
+        raise DataError(
+            f"`{table.path}` is a table: name its target column with `--target` (columns: {', '.join(names)})."
+        )
     if target not in table.columns:
         raise DataError(
             f"`{table.path}` has no column `{target}`.{closest(target, names)} Columns: {', '.join(names)}."
@@ -45,7 +47,9 @@ def load_table_dataset(
     if not keep.any():
         raise DataError(f"`{table.path}` target column `{target}` has no values.")
     if not keep.all():
-        warnings.warn(KilnWarning(f"Dropped {int((~keep).sum())} row(s) whose target `{target}` is missing."), stacklevel=2)
+        warnings.warn(
+            KilnWarning(f"Dropped {int((~keep).sum())} row(s) whose target `{target}` is missing."), stacklevel=2
+        )
         table, y_raw = table.take(np.flatnonzero(keep)), y_raw[keep]
     resolved = _task(y_raw, y_kind, task)
     _check_features(table)
@@ -66,8 +70,15 @@ def load_table_dataset(
     schema = Schema(features=list(table.columns), task=resolved, target=target, classes=classes)
     name = Path(path).stem
     return Dataset(
-        name, schema, table.take(train), y[train], table.take(test), y[test],
-        test_size=test_size, split=split, seed=seed,
+        name,
+        schema,
+        table.take(train),
+        y[train],
+        table.take(test),
+        y[test],
+        test_size=test_size,
+        split=split,
+        seed=seed,
     )
 
 

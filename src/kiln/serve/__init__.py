@@ -1,8 +1,8 @@
 """Step 6 of the lifecycle, deploy: a run folder behind an HTTP API with a try-it page.
 
-    kiln serve runs/<name>            # or, from Python:
-    from kiln.serve import ServeSettings, serve
-    serve("runs/<name>", ServeSettings(port=8000))
+kiln serve runs/<name>            # or, from Python:
+from kiln.serve import ServeSettings, serve
+serve("runs/<name>", ServeSettings(port=8000))
 """
 
 from kiln.serve.app import create_app

@@ -18,7 +18,9 @@ MAX_SHIFT = 0.125  # of the image size, each way
 MAX_DEGREES = 15.0
 
 
-def build_augment(kinds: Sequence[str], image_shape: tuple[int, int, int] | None) -> Callable[[torch.Tensor], torch.Tensor] | None:
+def build_augment(
+    kinds: Sequence[str], image_shape: tuple[int, int, int] | None
+) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """A function (B, features) -> (B, features) applying the chosen augmentations, or None."""
     if not kinds:
         return None

@@ -19,7 +19,12 @@ from kiln.config import TrainConfig
 from kiln.errors import TrainingError
 from kiln.train.callbacks import Callback
 from kiln.train.device import autocast
-from kiln.train.optim import build_optimizer, build_penalty, build_scheduler, direct_step
+from kiln.train.optim import (
+    build_optimizer,
+    build_penalty,
+    build_scheduler,
+    direct_step,
+)
 from kiln.train.state import TrainState
 
 

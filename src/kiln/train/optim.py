@@ -57,7 +57,9 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) ->
     return cls(params, lr=cfg.lr, eps=1e-7, weight_decay=cfg.weight_decay, fused=fused)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau | None:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig
+) -> torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau | None:
     """step: multiply by gamma every step_size epochs; cosine: anneal to 0 over the run; plateau: on val loss."""
     sched = torch.optim.lr_scheduler
     if cfg.schedule == "step":
