@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kiln.data.dataset import Dataset
+from kiln.data.dataset import Dataset, split_dataset
 from kiln.data.schema import Schema
-from kiln.data.splits import SplitMode, test_split
+from kiln.data.splits import SplitMode
 from kiln.data.tabular import MAX_CLASSES_FOR_INTEGERS
 from kiln.errors import DataError
 
@@ -63,17 +63,8 @@ def load_arrays(path: Path, *, task: str, test_size: float, split: SplitMode, se
         classes, target = [], y.astype(np.float32)
     features = [f"x{i}" for i in range(flat.shape[1])]
     schema = Schema(features, "classification" if is_class else "regression", classes=classes, image_shape=image_shape)
-    train, test = test_split(target, test_size, split, seed, classes, f"`{path}`")
-    return Dataset(
-        path.stem,
-        schema,
-        flat[train],
-        target[train],
-        flat[test],
-        target[test],
-        test_size=test_size,
-        split=split,
-        seed=seed,
+    return split_dataset(
+        path.stem, schema, flat, target, test_size=test_size, split=split, seed=seed, where=f"`{path}`"
     )
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from kiln.data.dataset import Dataset
+from kiln.data.dataset import Dataset, split_dataset
 from kiln.data.schema import Schema
-from kiln.data.splits import SplitMode, test_split
+from kiln.data.splits import SplitMode
 from kiln.errors import DataError
 
 BUILTIN = ("digits", "iris", "wine", "breast_cancer", "diabetes")
@@ -55,16 +55,14 @@ def load_builtin(name: str, *, test_size: float = 0.2, split: SplitMode = "keras
         classes=classes,
         image_shape=(1, 8, 8) if name == "digits" else None,
     )
-    train, test = test_split(y, test_size, split, seed, classes, f"`{name}`")
-    return Dataset(
-        name=name,
-        schema=schema,
-        x_train=x[train],
-        y_train=y[train],
-        x_test=x[test],
-        y_test=y[test],
-        value_range=16.0 if name == "digits" else None,
+    return split_dataset(
+        name,
+        schema,
+        x,
+        y,
         test_size=test_size,
         split=split,
         seed=seed,
+        where=f"`{name}`",
+        value_range=16.0 if name == "digits" else None,
     )

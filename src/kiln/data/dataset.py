@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kiln.data.schema import Schema
+from kiln.data.splits import SplitMode, test_split
 from kiln.data.table import Table
 
 
@@ -38,6 +39,34 @@ class Dataset:
             f"Dataset({self.name!r}, {len(self.y_train)} train+val rows, {len(self.y_test)} test rows, "
             f"{len(self.schema.features)} features, {kind})"
         )
+
+
+def split_dataset(
+    name: str,
+    schema: Schema,
+    x: np.ndarray | Table,
+    y: np.ndarray,
+    *,
+    test_size: float,
+    split: SplitMode,
+    seed: int,
+    where: str,
+    value_range: float | None = None,
+) -> Dataset:
+    """Split all rows of a loaded dataset into the training pool and the test set (`where` names it in errors)."""
+    train, test = test_split(y, test_size, split, seed, schema.classes, where)
+    return Dataset(
+        name,
+        schema,
+        take(x, train),
+        y[train],
+        take(x, test),
+        y[test],
+        value_range=value_range,
+        test_size=test_size,
+        split=split,
+        seed=seed,
+    )
 
 
 def take(x: np.ndarray | Table, rows: np.ndarray) -> np.ndarray | Table:

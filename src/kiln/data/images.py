@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kiln.data.dataset import Dataset
+from kiln.data.dataset import Dataset, split_dataset
 from kiln.data.schema import Schema
-from kiln.data.splits import SplitMode, test_split
+from kiln.data.splits import SplitMode
 from kiln.errors import DataError, KilnWarning
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
@@ -88,15 +88,4 @@ def load_image_folder(
     width, height = size
     features = [f"c{c}_{r}_{k}" for c in range(channels) for r in range(height) for k in range(width)]
     schema = Schema(features, "classification", classes=classes, image_shape=(channels, height, width))
-    train, test = test_split(y, test_size, split, seed, classes, f"`{folder}`")
-    return Dataset(
-        folder.name,
-        schema,
-        x[train],
-        y[train],
-        x[test],
-        y[test],
-        test_size=test_size,
-        split=split,
-        seed=seed,
-    )
+    return split_dataset(folder.name, schema, x, y, test_size=test_size, split=split, seed=seed, where=f"`{folder}`")

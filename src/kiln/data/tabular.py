@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kiln.data.dataset import Dataset
+from kiln.data.dataset import Dataset, split_dataset
 from kiln.data.encoding import missing_mask
 from kiln.data.schema import Schema, Task
-from kiln.data.splits import SplitMode, test_split
+from kiln.data.splits import SplitMode
 from kiln.data.table import Table, read_table
 from kiln.errors import DataError, KilnWarning, closest
 
@@ -66,19 +66,9 @@ def load_table_dataset(
         y = np.array([index[v] for v in labels], dtype=np.int64)
     else:
         classes, y = [], np.asarray(y_raw, dtype=np.float32)
-    train, test = test_split(y, test_size, split, seed, classes, f"`{table.path}`")
     schema = Schema(features=list(table.columns), task=resolved, target=target, classes=classes)
-    name = Path(path).stem
-    return Dataset(
-        name,
-        schema,
-        table.take(train),
-        y[train],
-        table.take(test),
-        y[test],
-        test_size=test_size,
-        split=split,
-        seed=seed,
+    return split_dataset(
+        Path(path).stem, schema, table, y, test_size=test_size, split=split, seed=seed, where=f"`{table.path}`"
     )
 
 
