@@ -44,16 +44,16 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
+from children import ChildRun, run_child
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -63,33 +63,6 @@ NO_PLOTS = ["--set", "evaluate.plots=false", "--set", "evaluate.report=false"]
 
 
 # --------------------------------------------------------------------------- children
-
-
-@dataclass
-class ChildRun:
-    """What a finished subprocess left: its output, exit code, wall time and peak RSS."""
-
-    stdout: str
-    stderr: str
-    returncode: int
-    process_s: float
-    peak_mib: float
-
-
-def run_child(command: list[str], cwd: Path) -> ChildRun:
-    """Run a command to completion; wall time from spawn to exit, peak RSS via wait4."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-        _, status, usage = os.wait4(process.pid, 0)
-        process_s = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-        return ChildRun(read_back(out), read_back(err), process.returncode, process_s, usage.ru_maxrss / 1024)
-
-
-def read_back(stream: IO[bytes]) -> str:
-    stream.seek(0)
-    return stream.read().decode(errors="replace")
 
 
 def last_line(text: str) -> str:
@@ -109,24 +82,7 @@ def kiln_env() -> dict[str, str]:
 
 def run_kiln(python: Path, args: list[str], cwd: Path) -> tuple[ChildRun, dict[str, Any]]:
     """`kiln train ARGS` in a subprocess; returns the child and the run's metrics.json."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        process = subprocess.Popen(
-            [*kiln_command(python), "train", *args],
-            cwd=cwd,
-            stdout=out,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-            env=kiln_env(),
-        )
-        _, status, usage = os.wait4(process.pid, 0)
-        child = ChildRun(
-            read_back(out),
-            read_back(err),
-            os.waitstatus_to_exitcode(status),
-            time.perf_counter() - start,
-            usage.ru_maxrss / 1024,
-        )
+    child = run_child([*kiln_command(python), "train", *args], cwd, env=kiln_env())
     if child.returncode != 0:
         raise RuntimeError(f"kiln train {' '.join(args)} failed ({child.returncode}): {last_line(child.stderr)}")
     folder = re.search(r"^Run folder:\s*(.+?)\s*$", child.stdout, re.MULTILINE)

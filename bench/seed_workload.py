@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -41,7 +40,9 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
+
+from children import ChildRun, run_child
 
 if TYPE_CHECKING:
     import numpy as np
@@ -99,17 +100,6 @@ class Sample:
 
 
 @dataclass
-class ChildRun:
-    """What a finished subprocess left: its output, exit code, wall time and peak RSS."""
-
-    stdout: str
-    stderr: str
-    returncode: int
-    process_s: float
-    peak_mib: float
-
-
-@dataclass
 class Summary:
     """Medians over the successful runs of one contender."""
 
@@ -122,28 +112,6 @@ class Summary:
 
 
 # --------------------------------------------------------------------------- children
-
-
-def run_child(command: list[str], cwd: Path) -> ChildRun:
-    """Run a command to completion; wall time from spawn to exit, peak RSS via wait4."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-        _, status, usage = os.wait4(process.pid, 0)
-        process_s = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-        return ChildRun(
-            stdout=read_back(out),
-            stderr=read_back(err),
-            returncode=process.returncode,
-            process_s=process_s,
-            peak_mib=usage.ru_maxrss / 1024,  # KiB on Linux
-        )
-
-
-def read_back(stream: IO[bytes]) -> str:
-    stream.seek(0)
-    return stream.read().decode(errors="replace")
 
 
 def failure(child: ChildRun, reason: str) -> Sample:
