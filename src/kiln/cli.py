@@ -79,6 +79,9 @@ def train(
     repeats: Annotated[Optional[int], typer.Option(help="Train with N seeds; report mean ± std.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Training seed.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
+    processes: Annotated[
+        Optional[int], typer.Option(help="Train data-parallel in N processes (torch.distributed, CPU).")
+    ] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run folder.")] = None,
     name: Annotated[Optional[str], typer.Option(help="Run folder name (default: data-model-timestamp).")] = None,
     runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
@@ -108,6 +111,7 @@ def train(
         "train.repeats": repeats,
         "train.seed": seed,
         "train.device": device,
+        "train.processes": processes,
     }
     values = {k: v for k, v in flags.items() if v is not None}
     if resume is not None:

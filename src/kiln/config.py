@@ -68,6 +68,9 @@ class TrainConfig(_Section):
     # One CPU thread is as fast as two on small models, and a busy machine slows a multi-threaded
     # run of the digits workload from 0.2 s to 45 s (measured); 0 means torch's default.
     threads: int = Field(1, ge=0)
+    # Data-parallel training processes on this machine (torch.distributed, gloo): each takes a
+    # share of every batch and the summed gradients give every process the single-process update.
+    processes: int = Field(1, ge=1)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -35,10 +36,12 @@ from kiln.runs import (
     sha256,
     write_json,
 )
+from kiln.train import distributed
 from kiln.train.augment import build_augment
 from kiln.train.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar
 from kiln.train.checkpoint import LAST, load_checkpoint
 from kiln.train.device import autocast, resolve_device
+from kiln.train.distributed import World
 from kiln.train.loop import Trainer
 from kiln.version import __version__
 
@@ -192,6 +195,11 @@ def _prepare(dataset: Dataset, cfg: RunConfig) -> _Prepared:
     build(cfg.model, schema.inputs, schema.n_outputs, schema.image_shape)  # a spec that cannot fit the data fails here
     device = resolve_device(cfg.train.device)
     autocast(device, cfg.train.precision)  # raises now, before a run folder exists, if the precision cannot run
+    if cfg.train.processes > 1 and (cfg.train.batch_size < cfg.train.processes or device.type != "cpu"):
+        raise ConfigError(
+            f"`train.processes` {cfg.train.processes} needs `train.batch_size` of at least as many rows and a CPU "
+            f"device (multi-GPU training is not built yet); got batch size {cfg.train.batch_size} on {device.type}."
+        )
     if device.type == "cpu" and cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
 
@@ -237,6 +245,8 @@ def _train_and_save(
 ) -> Run:
     from rich.console import Console
 
+    if extra and cfg.train.processes > 1:
+        raise ConfigError("Callbacks cannot follow training in several processes; use `train.processes: 1` with them.")
     console = Console(quiet=quiet, highlight=False)
     repeats = cfg.train.repeats
     runs: list[dict[str, Any]] = []
@@ -250,7 +260,7 @@ def _train_and_save(
         if r == 0:
             callbacks.append(Checkpoint(folder.checkpoints))
         callbacks += extra
-        trainer, predictor, fit_seconds = _train_one(folder, cfg, prep, r, callbacks, resume and r == 0)
+        trainer, predictor, fit_seconds = _train_one(folder, cfg, prep, r, callbacks, resume and r == 0, quiet)
         metrics = {**score(predictor, dataset.x_test, dataset.y_test), "fit_seconds": fit_seconds}
         if r == 0:
             main, main_trainer, main_predictor = metrics, trainer, predictor
@@ -266,28 +276,24 @@ def _train_and_save(
 
 
 def _train_one(
-    folder: RunFolder, cfg: RunConfig, prep: _Prepared, repeat: int, callbacks: list[Callback], resume: bool
+    folder: RunFolder,
+    cfg: RunConfig,
+    prep: _Prepared,
+    repeat: int,
+    callbacks: list[Callback],
+    resume: bool,
+    quiet: bool,
 ) -> tuple[Trainer, Predictor, float]:
     """Train repeat number `repeat` (seed `train.seed + repeat`), from the checkpoint when resuming."""
-    seed = cfg.train.seed + repeat
-    schema = prep.schema
-    torch.manual_seed(seed)
-    net = build(cfg.model, schema.inputs, schema.n_outputs, schema.image_shape)
-    train_cfg = cfg.train.model_copy(update={"seed": seed})
-    trainer = Trainer(
-        net,
-        train_cfg,
-        classification=schema.task == "classification",
-        device=prep.device,
-        callbacks=callbacks,
-        class_weights=prep.class_weights,
-        augment=build_augment(cfg.data.augment, schema.image_shape),
-    )
+    trainer = _trainer(cfg, prep, repeat, callbacks)
     if resume and (folder.checkpoints / LAST).is_file():
         trainer.state = load_checkpoint(folder.checkpoints, trainer)
     start = time.perf_counter()
     try:
-        trainer.fit(prep.x, prep.y, prep.x_val, prep.y_val)
+        if cfg.train.processes > 1:
+            _train_in_processes(folder, cfg, prep, repeat, trainer, resume, quiet)
+        else:
+            trainer.fit(prep.x, prep.y, prep.x_val, prep.y_val)
     except KeyboardInterrupt:
         done = trainer.state.epoch
         if repeat:
@@ -302,7 +308,56 @@ def _train_one(
         ) from None
     fit_seconds = time.perf_counter() - start
     net = trainer.model.cpu().eval()
-    return trainer, Predictor(folder, schema, prep.preprocessor, TorchForward(net), ""), fit_seconds
+    return trainer, Predictor(folder, prep.schema, prep.preprocessor, TorchForward(net), ""), fit_seconds
+
+
+def _trainer(
+    cfg: RunConfig, prep: _Prepared, repeat: int, callbacks: list[Callback], world: World | None = None
+) -> Trainer:
+    """A fresh model (seeded with `train.seed + repeat`) and its trainer."""
+    seed = cfg.train.seed + repeat
+    schema = prep.schema
+    torch.manual_seed(seed)
+    net = build(cfg.model, schema.inputs, schema.n_outputs, schema.image_shape)
+    return Trainer(
+        net,
+        cfg.train.model_copy(update={"seed": seed}),
+        classification=schema.task == "classification",
+        device=prep.device,
+        callbacks=callbacks,
+        class_weights=prep.class_weights,
+        augment=build_augment(cfg.data.augment, schema.image_shape),
+        world=world,
+    )
+
+
+def _train_in_processes(
+    folder: RunFolder, cfg: RunConfig, prep: _Prepared, repeat: int, trainer: Trainer, resume: bool, quiet: bool
+) -> None:
+    """Train in `train.processes` processes; the first one's final checkpoint hands the result back to `trainer`."""
+    with tempfile.TemporaryDirectory() as handoff:
+        checkpoints = folder.checkpoints if repeat == 0 else Path(handoff)
+        distributed.run(cfg.train.processes, _process, checkpoints, cfg, prep, repeat, resume, quiet)
+        trainer.state = load_checkpoint(checkpoints, trainer)
+    if cfg.train.early_stopping:
+        EarlyStopping(cfg.train.early_stopping).on_train_end(trainer)
+
+
+def _process(
+    world: World, checkpoints: Path, cfg: RunConfig, prep: _Prepared, repeat: int, resume: bool, quiet: bool
+) -> None:
+    """One training process: the first prints progress and writes checkpoints; all take part in every step."""
+    from rich.console import Console
+
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    callbacks: list[Callback] = [EarlyStopping(cfg.train.early_stopping)] if cfg.train.early_stopping else []
+    if world.rank == 0:
+        callbacks += [ProgressBar(Console(quiet=quiet, highlight=False)), Checkpoint(checkpoints)]
+    trainer = _trainer(cfg, prep, repeat, callbacks, world)
+    if resume and (checkpoints / LAST).is_file():
+        trainer.state = load_checkpoint(checkpoints, trainer)
+    trainer.fit(prep.x, prep.y, prep.x_val, prep.y_val)
 
 
 def _summary(metrics: dict[str, Any]) -> str:

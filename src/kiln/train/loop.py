@@ -19,6 +19,7 @@ from kiln.config import TrainConfig
 from kiln.errors import TrainingError
 from kiln.train.callbacks import Callback
 from kiln.train.device import autocast
+from kiln.train.distributed import World
 from kiln.train.optim import (
     build_optimizer,
     build_penalty,
@@ -41,6 +42,7 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         class_weights: torch.Tensor | None = None,
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        world: World | None = None,
     ) -> None:
         self.model = model.to(device)
         self.cfg = cfg
@@ -49,6 +51,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.class_weights = class_weights
         self.augment = augment
+        self.world = world
         self.optimizer = build_optimizer(self.model, cfg, device)
         self.step = direct_step(self.optimizer)
         self.scheduler = build_scheduler(self.optimizer, cfg)
@@ -57,10 +60,10 @@ class Trainer:
         self.state = TrainState()
         self.stop = False
 
-    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def loss(self, out: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         if self.classification:
-            return F.cross_entropy(out.float(), y, weight=self.class_weights)
-        return F.mse_loss(out.float().squeeze(-1), y)
+            return F.cross_entropy(out.float(), y, weight=self.class_weights, reduction=reduction)
+        return F.mse_loss(out.float().squeeze(-1), y, reduction=reduction)
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> TrainState:
         """Train from `self.state` (fresh or restored from a checkpoint) up to `cfg.epochs`."""
@@ -100,23 +103,33 @@ class Trainer:
         self.model.train()
         for i in range(0, n, bs):
             xb, yb = xs[i : i + bs], ys[i : i + bs]
+            rows = len(xb)  # of the whole batch, across processes
+            if self.world is not None:
+                xb, yb = self.world.shard(xb), self.world.shard(yb)
             if self.augment is not None:
                 xb = self.augment(xb)
             with self.autocast():
                 out = self.model(xb)
-            loss = self.loss(out, yb)
+            if self.world is None:
+                loss = self.loss(out, yb)
+            else:  # this process's share of the whole batch's mean loss; the shares sum to it
+                loss = self.loss(out, yb, reduction="sum") / rows
             if self.penalty is not None:
-                loss = loss + self.penalty()
+                loss = loss + self.penalty() / (self.world.size if self.world else 1)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if self.world is not None:
+                self.world.sum([p.grad for p in self.model.parameters() if p.grad is not None])
             if self.cfg.clip_grad_norm:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad_norm)
             self.step()
-            loss_sum += loss.detach() * len(xb)
+            loss_sum += loss.detach() * rows
             if self.classification:
                 correct += (out.argmax(1) == yb).sum()
             for cb in self.callbacks:
                 cb.on_batch_end(self)
+        if self.world is not None:
+            self.world.sum([loss_sum, correct])
         logs = {"epoch": float(epoch + 1), "loss": loss_sum.item() / n}
         if self.classification:
             logs["accuracy"] = correct.item() / n
