@@ -146,6 +146,14 @@ class Predictor:
         encoded, unseen = self.preprocessor.encode(self.check(x))
         if unknown is not None:
             unknown.update(unseen)
+        return self.encoded_outputs(encoded)
+
+    def encoded_outputs(self, encoded: np.ndarray) -> np.ndarray:
+        """`outputs` from already encoded rows: scale, run the network, then softmax or the target's unit.
+
+        The server encodes each request on its own (a bad value fails that request alone) and runs
+        this on the micro-batch.
+        """
         out = self.forward(self.preprocessor.scaled(encoded))
         if self.schema.task == "classification":
             return softmax(out)

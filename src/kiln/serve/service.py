@@ -19,7 +19,7 @@ import numpy as np
 import pydantic_core
 from starlette.types import Receive, Scope, Send
 
-from kiln.predict import Predictor, softmax
+from kiln.predict import Predictor
 from kiln.serve.batching import FixedBlocks, MicroBatcher, Overloaded
 from kiln.serve.inputs import InputSpec, parse
 from kiln.serve.metrics import Metrics
@@ -53,7 +53,7 @@ class Service:
         self.drain_deadline = 0.0
         self.inflight = 0
         self.batcher = MicroBatcher(
-            self.outputs,
+            predictor.encoded_outputs,
             max_batch=settings.max_batch,
             max_wait_s=settings.max_wait_ms / 1000,
             max_queue=settings.max_queue,
@@ -73,18 +73,6 @@ class Service:
             if (predictor.run.path / name).is_file()
         }
         self.info = self._info()
-
-    def outputs(self, encoded: np.ndarray) -> np.ndarray:
-        """`Predictor.outputs` after the encoding step: scale, forward, then softmax or the target's unit.
-
-        Encoding (table categories) runs per request in `parse`, so that one request's bad value
-        fails that request alone; this part runs on the micro-batch.
-        """
-        predictor = self.predictor
-        out = predictor.forward(predictor.preprocessor.scaled(encoded))
-        if predictor.schema.task == "classification":
-            return softmax(out)
-        return predictor.preprocessor.inverse_target(out[:, 0])
 
     def _on_batch(self, rows: int, requests: int) -> None:
         self.metrics.observe_batch(rows, requests)
