@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from kiln.data.arrays import read_arrays
+from kiln.data.encoding import category
 from kiln.data.images import IMAGE_SUFFIXES, read_image
 from kiln.data.rows import read_rows
 from kiln.data.schema import Schema
-from kiln.data.table import Table, read_table
+from kiln.data.table import Table, is_number, read_table
 from kiln.errors import InputError
 
 
@@ -61,11 +62,7 @@ def _array_rows(path: Path) -> np.ndarray:
 def _headerless(path: Path, encoding: str) -> bool:
     with path.open(encoding=encoding, errors="replace") as f:
         first = f.readline().strip()
-    try:
-        [float(cell) for cell in first.split(",")]
-    except ValueError:
-        return False
-    return bool(first)
+    return bool(first) and all(is_number(cell) for cell in first.split(","))
 
 
 def _images(path: Path, schema: Schema, files: list[Path] | None = None) -> Inputs:
@@ -112,7 +109,7 @@ def read_labelled(
     y = table.columns.pop(schema.target)
     if schema.task == "regression":
         return table, y.astype(np.float32)
-    labels = np.array([str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in y], dtype=object)
+    labels = np.array([category(v) for v in y], dtype=object)
     return table, _codes(labels, schema, f"`{path}` column `{schema.target}`", "value")
 
 

@@ -7,15 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kiln.data.table import is_number
 from kiln.errors import InputError
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
 
 
 def read_rows(path: str | Path, features: list[str]) -> np.ndarray:
@@ -34,7 +27,7 @@ def read_rows(path: str | Path, features: list[str]) -> np.ndarray:
         raise InputError(f"`{path}` is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV.") from None
     if not lines:
         raise InputError(f"`{path}` is empty: expected CSV rows of {len(features)} features.")
-    has_header = not all(_is_number(cell) for cell in lines[0])
+    has_header = not all(is_number(cell) for cell in lines[0])
     first_line = 2 if has_header else 1
     if has_header:
         header = [cell.strip() for cell in lines[0]]

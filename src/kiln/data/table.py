@@ -169,7 +169,8 @@ def _to_numpy(path: Path, name: str, col, encoding: str, as_text: bool) -> tuple
     return values, "categorical"
 
 
-def _is_number(value: object) -> bool:
+def is_number(value: object) -> bool:
+    """True when `float(value)` parses."""
     try:
         float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -185,9 +186,9 @@ def _reject_numbers_with_text(path: Path, name: str, values: np.ndarray) -> None
     """
     present = np.flatnonzero(values != None)  # noqa: E711  (elementwise on an object array)
     sample = present[:: max(1, len(present) // SAMPLE)]
-    if not len(sample) or sum(_is_number(values[i]) for i in sample) < 0.9 * len(sample):
+    if not len(sample) or sum(is_number(values[i]) for i in sample) < 0.9 * len(sample):
         return
-    bad = [i for i in present if not _is_number(values[i])]
+    bad = [i for i in present if not is_number(values[i])]
     if bad and len(bad) <= 0.1 * len(present):
         raise DataError(
             f"{location(path, int(bad[0]))}, column `{name}`: expected a number like the other "

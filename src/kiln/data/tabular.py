@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from kiln.data.dataset import Dataset, split_dataset
-from kiln.data.encoding import missing_mask
+from kiln.data.encoding import category, missing_mask
 from kiln.data.schema import Schema, Task
 from kiln.data.splits import SplitMode
 from kiln.data.table import Table, read_table
@@ -56,7 +56,7 @@ def load_table_dataset(
     if on_missing == "error":
         _refuse_missing(table)
     if resolved == "classification":
-        labels = np.array([_label(v) for v in y_raw], dtype=object)
+        labels = np.array([category(v) for v in y_raw], dtype=object)  # 1.0 read as a number is class "1"
         classes = sorted(set(labels), key=_natural)
         if len(classes) < 2:
             raise DataError(
@@ -78,11 +78,6 @@ def _target_values(text: np.ndarray) -> np.ndarray:
         return np.array([np.nan if v is None else float(v) for v in text])
     except ValueError:
         return text
-
-
-def _label(v: object) -> str:
-    """Class names as text; 1.0 read from a numeric column is the class "1"."""
-    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
 
 
 def _natural(label: str) -> tuple[int, float | str]:
