@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from serving import Server, start_server
 
 import kiln
 
@@ -172,3 +173,35 @@ def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
         return Result(result.exit_code, result.stdout, result.stderr)
 
     return invoke
+
+
+def _pool(patient: bool) -> Iterator[Callable[..., Server]]:
+    """Start servers; at the end each still running gets SIGTERM (`patient`) or is killed, and is reaped."""
+    started: list[Server] = []
+
+    def start(run: Path, *args: str, **options: Any) -> Server:
+        started.append(start_server(run, *args, **options))
+        return started[-1]
+
+    yield start
+    for server in started:
+        try:
+            if patient:
+                server.stop(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        if server.proc.poll() is None:
+            server.proc.kill()
+        server.proc.communicate()
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Callable[..., Server]]:
+    """Start servers that live until the end of the session (then SIGTERM, or kill)."""
+    yield from _pool(patient=True)
+
+
+@pytest.fixture
+def server_factory() -> Iterator[Callable[..., Server]]:
+    """Start servers for one test; any still running at teardown are killed."""
+    yield from _pool(patient=False)

@@ -319,7 +319,7 @@ PREDICT_CASES: list[tuple[str, str, str]] = [
         "5.1,3.5,1.4,0.2,9.9\n",
         r"line 1: expected 4 values \(the model's features\), found 5",
     ),
-    ("ragged row, no header", "5.1,3.5,1.4,0.2\n6.0,2.2\n", r"line 2: expected 4 values, found 2"),
+    ("ragged row, no header", "5.1,3.5,1.4,0.2\n6.0,2.2\n", r"line 2: expected 4 values \(the model's features\), found 2"),
     (
         "non-numeric cell, no header",
         "5.1,3.5,1.4,0.2\n6.0,2.2,x,1.0\n",

@@ -75,19 +75,20 @@ def test_preprocessing_was_fitted_on_training_rows_only(predictor: Predictor) ->
 @pytest.mark.parametrize(
     ("rows", "pattern"),
     [
-        ([[5.1, 3.5, 1.4]], r"Expected rows of 4 features; got an array of shape \(1, 3\)"),
-        ([[5.1, 3.5, 1.4, 0.2, 1.0]], r"Expected rows of 4 features"),
+        ([[5.1, 3.5, 1.4]], r"Row 0: expected 4 values \(one per feature\), got 3\."),
+        ([[5.1, 3.5, 1.4, 0.2, 1.0]], r"Row 0: expected 4 values \(one per feature\), got 5\."),
         (
             [[5.1, 3.5, 1.4, 0.2], [6.0, 2.2, float("nan"), 1.0]],
-            r"Row 1, feature `petal length \(cm\)`: value is nan, not a finite number",
+            r"Row 1, feature `petal length \(cm\)`: nan is not a finite number",
         ),
-        ([[5.1, 3.5, 1.4, 0.2], [6.0, 2.2, float("inf"), 1.0]], r"Row 1, feature `petal length \(cm\)`: value is inf"),
+        ([[5.1, 3.5, 1.4, 0.2], [6.0, 2.2, float("inf"), 1.0]], r"Row 1, feature `petal length \(cm\)`: inf is not"),
         (
             [dict(zip(FEATURES, ROWS[0])), dict(zip(FEATURES[:3], ROWS[1]))],
-            r"Row 1 is missing feature `petal width \(cm\)`",
+            r"Row 1: missing feature `petal width \(cm\)` \(1 of 4 missing\)",
         ),
+        (np.zeros((2, 3)), r"Expected rows of 4 features; got an array of shape \(2, 3\)"),
     ],
-    ids=["too few", "too many", "nan", "inf", "missing key"],
+    ids=["too few", "too many", "nan", "inf", "missing key", "array"],
 )
 def test_bad_rows_raise_input_error(predictor: Predictor, rows: list, pattern: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(InputError, match=pattern):

@@ -20,37 +20,71 @@ if TYPE_CHECKING:
     from kiln.config import RunConfig
     from kiln.data.dataset import Dataset
     from kiln.data.load import load_data
-    from kiln.errors import KilnError
+    from kiln.errors import (
+        ConfigError,
+        DataError,
+        InputError,
+        KilnError,
+        KilnWarning,
+        RunError,
+        TrainingError,
+        TrainingInterrupted,
+    )
     from kiln.lifecycle import Run, fit, resume
-    from kiln.models.spec import cnn, mlp, rnn
+    from kiln.models.factories import cnn, mlp, model, rnn
+    from kiln.models.registry import register_model
     from kiln.predict import Predictor
+    from kiln.predictions import Predictions
+    from kiln.train.callbacks import Callback
 
 _EXPORTS = {
+    "Callback": "kiln.train.callbacks",
+    "ConfigError": "kiln.errors",
+    "DataError": "kiln.errors",
     "Dataset": "kiln.data.dataset",
+    "InputError": "kiln.errors",
     "KilnError": "kiln.errors",
+    "KilnWarning": "kiln.errors",
+    "Predictions": "kiln.predictions",
     "Predictor": "kiln.predict",
     "Run": "kiln.lifecycle",
     "RunConfig": "kiln.config",
-    "cnn": "kiln.models.spec",
+    "RunError": "kiln.errors",
+    "TrainingError": "kiln.errors",
+    "TrainingInterrupted": "kiln.errors",
+    "cnn": "kiln.models.factories",
     "fit": "kiln.lifecycle",
     "load_data": "kiln.data.load",
-    "mlp": "kiln.models.spec",
+    "mlp": "kiln.models.factories",
+    "model": "kiln.models.factories",
+    "register_model": "kiln.models.registry",
     "resume": "kiln.lifecycle",
-    "rnn": "kiln.models.spec",
+    "rnn": "kiln.models.factories",
 }
 
 __all__ = [
+    "Callback",
+    "ConfigError",
+    "DataError",
     "Dataset",
+    "InputError",
     "KilnError",
+    "KilnWarning",
+    "Predictions",
     "Predictor",
     "Run",
     "RunConfig",
+    "RunError",
+    "TrainingError",
+    "TrainingInterrupted",
     "__version__",
     "cnn",
     "fit",
     "load",
     "load_data",
     "mlp",
+    "model",
+    "register_model",
     "resume",
     "rnn",
     "serve",
@@ -74,6 +108,10 @@ def serve(path: str, *, api_key_env: str | None = None, **settings: Any) -> None
     from kiln.serve.settings import ServeSettings
 
     serve_run(path, ServeSettings.from_cli(api_key_env, **settings))
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 
 def __getattr__(name: str) -> Any:

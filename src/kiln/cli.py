@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -21,7 +21,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def friendly(fn: F) -> F:
-    """Turn a KilnError into one line on stderr and its exit code (2), with no traceback; warnings into one line."""
+    """Turn a KilnError into one line on stderr and its exit code (2), with no traceback; while the
+    command runs (and only then), each warning prints as one `kiln: warning:` line."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -29,13 +30,11 @@ def friendly(fn: F) -> F:
 
         from kiln.errors import KilnError, KilnWarning
 
-        def show(message: Any, category: type[Warning], *_: Any, **__: Any) -> None:
-            typer.echo(f"kiln: warning: {message}", err=True)
-
-        warnings.showwarning = show
-        warnings.simplefilter("always", KilnWarning)
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                warnings.simplefilter("always", KilnWarning)
+                return fn(*args, **kwargs)
         except KilnError as exc:
             typer.echo(f"kiln: error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
@@ -46,44 +45,84 @@ def friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _show_warning(message: Any, category: type[Warning], *_: Any, **__: Any) -> None:
+    typer.echo(f"kiln: warning: {message}", err=True)
+
+
+@app.callback()
+def _main(
+    imports: Annotated[
+        list[str],
+        typer.Option(
+            "--import",
+            metavar="MODULE",
+            help="Import this Python module first (e.g. one that calls kiln.register_model); the current folder "
+            "is searched too.",
+        ),
+    ] = [],
+) -> None:
+    """kiln: from a dataset to a trained, evaluated model served over HTTP."""
+    if imports:
+        _import_modules(imports)
+
+
+@friendly
+def _import_modules(names: list[str]) -> None:
+    """Import each module by name, with the current folder on the path, as `python -m` would find it."""
+    import importlib
+    import os
+
+    from kiln.errors import ConfigError
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(f"`--import {name}`: cannot import it ({exc}).") from None
+
+
 RunPath = Annotated[Path, typer.Argument(help="A run folder, e.g. runs/digits-mlp-20261129-120000.")]
 
 
 @app.command()
 @friendly
 def train(
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="Override a config key: --set train.lr=3e-3.")] = [],
     data: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             help="digits, iris, wine, breast_cancer, diabetes, or a .csv/.tsv/.parquet/.npz file or image folder."
         ),
     ] = None,
-    target: Annotated[Optional[str], typer.Option(help="Target column of a table file.")] = None,
-    task: Annotated[Optional[str], typer.Option(help="classification or regression (default: inferred).")] = None,
-    image_size: Annotated[Optional[int], typer.Option(help="Resize images to this many pixels square.")] = None,
-    on_missing: Annotated[Optional[str], typer.Option(help="impute (median/`<missing>`, default) or error.")] = None,
-    class_weight: Annotated[Optional[str], typer.Option(help="none or balanced (weights classes by rarity).")] = None,
+    target: Annotated[str | None, typer.Option(help="Target column of a table file.")] = None,
+    task: Annotated[str | None, typer.Option(help="classification or regression (default: inferred).")] = None,
+    image_size: Annotated[int | None, typer.Option(help="Resize images to this many pixels square.")] = None,
+    on_missing: Annotated[str | None, typer.Option(help="impute (median/`<missing>`, default) or error.")] = None,
+    class_weight: Annotated[str | None, typer.Option(help="none or balanced (weights classes by rarity).")] = None,
     skip_bad_files: Annotated[bool, typer.Option(help="Skip unreadable images instead of stopping.")] = False,
-    encoding: Annotated[Optional[str], typer.Option(help="Text encoding of a CSV file (default utf-8).")] = None,
+    encoding: Annotated[str | None, typer.Option(help="Text encoding of a CSV file (default utf-8).")] = None,
     augment: Annotated[list[str], typer.Option(help="Image augmentation for training: shift, flip, rotate.")] = [],
-    model: Annotated[Optional[str], typer.Option(help="Model: mlp, cnn, rnn.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Epochs to train.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Batch size.")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
-    optimizer: Annotated[Optional[str], typer.Option(help="sgd, adam or adamw.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model: mlp, cnn, rnn, or one you registered (see `kiln --import`).")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs to train.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="sgd, adam or adamw.")] = None,
     early_stopping: Annotated[
-        Optional[int], typer.Option(help="Stop after N epochs without val_loss improvement.")
+        int | None, typer.Option(help="Stop after N epochs without val_loss improvement.")
     ] = None,
-    repeats: Annotated[Optional[int], typer.Option(help="Train with N seeds; report mean ± std.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Training seed.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
+    repeats: Annotated[int | None, typer.Option(help="Train with N seeds; report mean ± std.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Training seed.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
     processes: Annotated[
-        Optional[int], typer.Option(help="Train data-parallel in N processes (torch.distributed, CPU).")
+        int | None, typer.Option(help="Train data-parallel in N processes (torch.distributed, CPU).")
     ] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run folder.")] = None,
-    name: Annotated[Optional[str], typer.Option(help="Run folder name (default: data-model-timestamp).")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue an interrupted run folder.")] = None,
+    name: Annotated[str | None, typer.Option(help="Run folder name (default: data-model-timestamp).")] = None,
     runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print the result lines.")] = False,
 ) -> None:
@@ -141,7 +180,7 @@ def _print_result(metrics: dict[str, Any]) -> None:
 @friendly
 def evaluate(
     run: RunPath,
-    data: Annotated[Optional[Path], typer.Option(help="Score a new labelled table or image folder instead.")] = None,
+    data: Annotated[Path | None, typer.Option(help="Score a new labelled table or image folder instead.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, for scripts.")] = False,
 ) -> None:
     """Score a saved run on its test split again (or on --data), from the run folder alone."""
@@ -166,7 +205,7 @@ def evaluate(
 def predict(
     run: RunPath,
     inputs: Annotated[Path, typer.Argument(help="CSV/Parquet rows (by column name, or a headerless CSV), or images.")],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write predictions CSV here.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write predictions CSV here.")] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of the input file.")] = "utf-8",
 ) -> None:
     """Predict labels (and class probabilities) for a table file, an image or a folder of images.
@@ -179,15 +218,7 @@ def predict(
 
     predictor = Predictor.load(run)
     rows = read_inputs(inputs, predictor.schema, encoding=encoding, text_columns=predictor.text_columns)
-    unknown: dict[str, int] = {}
-    out = predictor.outputs(rows.rows, unknown)
-    for column, count in unknown.items():
-        typer.echo(
-            f"kiln: warning: {count} row(s) have a `{column}` category never seen in training; "
-            "they were scored with the unknown bucket.",
-            err=True,
-        )
-    text = _predictions_csv(out, predictor.schema.classes, rows.passthrough)
+    text = predictor.predict(rows.rows).to_csv(rows.passthrough)
     if output is None:
         sys.stdout.write(text)
         return
@@ -195,46 +226,25 @@ def predict(
     typer.echo(f"Wrote {len(rows)} predictions to {output}", err=True)
 
 
-def _predictions_csv(out: Any, classes: list[str], passthrough: dict[str, Any]) -> str:
-    """Passed-through columns, then `label` and `p_<class>` per class (or `value` for regression)."""
-    import csv
-    import io
-
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    if classes:
-        writer.writerow([*passthrough, "label", *(f"p_{c}" for c in classes)])
-        body = ([classes[int(p.argmax())], *(f"{v:.6f}" for v in p)] for p in out)
-    else:
-        writer.writerow([*passthrough, "value"])
-        body = ([f"{v:.6g}"] for v in out)
-    extra = list(zip(*passthrough.values())) if passthrough else [()] * len(out)
-    for cells, row in zip(extra, body):
-        writer.writerow([_cell(c) for c in cells] + row)
-    return buf.getvalue()
-
-
-def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-
-
 @app.command()
 @friendly
 def inspect(
     data: Annotated[str, typer.Option(help="A .csv/.tsv/.parquet table file.")],
-    target: Annotated[Optional[str], typer.Option(help="The target column.")] = None,
+    target: Annotated[str | None, typer.Option(help="The target column.")] = None,
+    task: Annotated[str | None, typer.Option(help="classification or regression (default: inferred).")] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of a CSV file.")] = "utf-8",
 ) -> None:
     """Show what kiln will do with a table: column kinds, missing values, dropped columns, classes and imbalance."""
     from collections import Counter
 
+    import numpy as np
     from rich.console import Console
     from rich.table import Table as RichTable
 
+    from kiln.data.encoding import category, missing_mask
+    from kiln.data.schema import infer_task
     from kiln.data.table import read_table
-    from kiln.data.tabular import describe_columns
+    from kiln.data.tabular import describe_columns, target_values
     from kiln.errors import DataError, closest
 
     table = read_table(data, encoding=encoding, text_columns={target} if target else ())
@@ -258,8 +268,10 @@ def inspect(
         view.add_row(info.name, info.kind, str(info.missing), str(info.distinct), action)
     console.print(view)
     if target is not None:
-        counts = Counter(str(v) for v in table.columns[target] if v is not None)
-        if table.kinds[target] != "numeric" or len(counts) <= 20:
+        values = target_values(table.columns[target])
+        present = values[~missing_mask(values)]
+        if infer_task(present, task or "auto") == "classification":
+            counts = Counter(category(v) for v in present)
             ratio = max(counts.values()) / min(counts.values())
             shown = ", ".join(f"{label}: {n}" for label, n in counts.most_common())
             console.print(
@@ -267,7 +279,7 @@ def inspect(
                 + (" — consider --class-weight balanced" if ratio >= 3 else "")
             )
         else:
-            console.print(f"`{target}` is numeric with {len(counts)} distinct values: regression.")
+            console.print(f"`{target}` is numeric with {len(np.unique(present))} distinct values: regression.")
 
 
 @app.command()
@@ -317,7 +329,7 @@ def serve(
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body; larger ones get 413 unread.")] = 1 << 20,
     max_rows: Annotated[int, typer.Option(help="Most rows in one request.")] = 1024,
     api_key_env: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="Require `Authorization: Bearer <key>`, the key read from this environment variable."),
     ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,

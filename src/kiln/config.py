@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator
 
 from kiln.errors import ConfigError, config_error
-from kiln.models.spec import CNNSpec, MLPSpec, ModelSpec, RNNSpec
+from kiln.models import registry
+from kiln.models.spec import ModelSpec
 
 
 class _Section(BaseModel):
@@ -88,17 +89,24 @@ class RunConfig(_Section):
     """Everything a run needs; `config.yaml` in a run folder is this, fully resolved."""
 
     data: DataConfig = DataConfig()
-    model: ModelSpec = MLPSpec()
+    model: SerializeAsAny[ModelSpec] = Field(default_factory=lambda: registry.spec({}))
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
 
+    @field_validator("model", mode="before")
+    @classmethod
+    def _registered(cls, value: Any) -> Any:
+        """A model section is validated by its registered spec class (raises `ConfigError` for an unknown name)."""
+        return registry.parse(value) if isinstance(value, dict) else value
 
-def _fields() -> dict[str, list[str]]:
-    model_keys = sorted(set().union(*(spec.model_fields for spec in (MLPSpec, CNNSpec, RNNSpec))))
+
+def _fields(raw: dict[str, Any]) -> dict[str, list[str]]:
+    model = raw.get("model")
+    name = model.get("name", "mlp") if isinstance(model, dict) else getattr(model, "name", "mlp")
     return {
         "": list(RunConfig.model_fields),
         "data": list(DataConfig.model_fields),
-        "model": model_keys,
+        "model": list(registry.entry(str(name)).spec.model_fields),
         "train": list(TrainConfig.model_fields),
         "evaluate": list(EvaluateConfig.model_fields),
     }
@@ -106,13 +114,10 @@ def _fields() -> dict[str, list[str]]:
 
 def validate(raw: dict[str, Any], where: str = "") -> RunConfig:
     """Validate a nested dict into a `RunConfig`, or raise a `ConfigError` naming the key."""
-    model = raw.get("model")
-    if isinstance(model, dict) and "name" not in model:
-        raw = {**raw, "model": {**model, "name": "mlp"}}
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
-        raise config_error(exc, _fields(), where) from None
+        raise config_error(exc, _fields(raw), where) from None
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -170,6 +175,16 @@ def load(
         set_key(raw, key, value)
     raw = apply_overrides(raw, overrides or [])
     return validate(raw, where=str(path) if path else "")
+
+
+def load_section(path: str | Path, section: str) -> Any:
+    """One validated section of a config file, without validating the others."""
+    raw = read_yaml(path)
+    kind = RunConfig.model_fields[section].annotation
+    try:
+        return kind.model_validate(raw.get(section, {}))  # type: ignore[union-attr]
+    except ValidationError as exc:
+        raise config_error(exc, _fields({}), str(path), prefix=section) from None
 
 
 def to_yaml(config: RunConfig) -> str:

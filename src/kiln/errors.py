@@ -32,7 +32,15 @@ class DataError(KilnError):
 
 
 class InputError(KilnError):
-    """Rows given to a trained model do not match the schema it was trained on."""
+    """Rows given to a trained model do not match the schema it was trained on.
+
+    `row` (0-based) and `feature` name the place at fault when there is one; the server answers
+    them as the `index` and `field` of its 422.
+    """
+
+    def __init__(self, message: str, *, row: int | None = None, feature: str | None = None) -> None:
+        super().__init__(message)
+        self.row, self.feature = row, feature
 
 
 class RunError(KilnError):
@@ -59,26 +67,21 @@ def closest(word: str, choices: Iterable[str]) -> str:
     return f" Did you mean `{match[0]}`?" if match else ""
 
 
-def config_error(exc: Exception, fields: dict[str, list[str]], where: str = "") -> ConfigError:
+def config_error(exc: Exception, fields: dict[str, list[str]], where: str = "", prefix: str = "") -> ConfigError:
     """Turn the first problem of a pydantic `ValidationError` into a one-line `ConfigError`.
 
-    `fields` maps a dotted section ("train", "" for the top) to its valid keys, for suggestions.
+    `fields` maps a dotted section ("train", "" for the top) to its valid keys, for suggestions;
+    `prefix` is the section the validated object sits in ("model" for a model spec).
     """
     err = exc.errors()[0]  # type: ignore[attr-defined]
-    loc = [str(part) for part in err["loc"] if not isinstance(part, int)]
-    if err["type"] == "union_tag_invalid":
-        loc.append("name")
-    key = ".".join(part for part in loc if part not in ("mlp", "cnn", "rnn"))
+    loc = [prefix] if prefix else []
+    loc += [str(part) for part in err["loc"] if not isinstance(part, int)]
+    key = ".".join(loc)
     origin = f" in {where}" if where else ""
     if err["type"] == "extra_forbidden":
         section = key.rpartition(".")[0]
         valid = [f"{section}.{name}" if section else name for name in fields.get(section, [])]
         hint = closest(key, valid) or f" Valid keys: {', '.join(valid)}."
         return ConfigError(f"Unknown config key `{key}`{origin}.{hint}")
-    if err["type"] == "union_tag_invalid":
-        found = err["ctx"]["tag"]
-        expected = err["ctx"]["expected_tags"].replace("'", "")
-        hint = closest(str(found), expected.split(", "))
-        return ConfigError(f"Unknown model `{found}`{origin}: expected one of {expected}.{hint}")
     found = err.get("input")
     return ConfigError(f"Invalid value for `{key}`{origin}: {err['msg'].lower()}; got {found!r}.")

@@ -1,12 +1,16 @@
-"""The lifecycle end to end (`fit`, `resume`): data, model, compile, train, evaluate, a finished run folder."""
+"""The lifecycle end to end (`fit`, `resume`): data, model, compile, train, evaluate, a finished run folder.
+
+`fit` reads as the article's six steps; each step's work lives in its own package (data/,
+models/, train/, evaluate/, export/), and this module only wires them together.
+"""
 
 from __future__ import annotations
 
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -16,33 +20,22 @@ import torch
 from kiln import config as config_mod
 from kiln.config import DataConfig, RunConfig, TrainConfig
 from kiln.data.builtin import BUILTIN
-from kiln.data.dataset import Dataset, take
+from kiln.data.dataset import Dataset
 from kiln.data.load import load_configured
-from kiln.data.preprocessing import Preprocessor
-from kiln.data.schema import Schema
-from kiln.data.splits import validation_split
+from kiln.data.prepare import Prepared, prepare
 from kiln.errors import ConfigError, KilnWarning, RunError, TrainingInterrupted, closest
 from kiln.evaluate.folder import score
 from kiln.evaluate.metrics import scalar_metrics, spread
-from kiln.models.registry import build
-from kiln.models.spec import CNNSpec, ModelSpec
+from kiln.models import registry
+from kiln.models.factories import cnn
+from kiln.models.spec import ModelSpec
 from kiln.predict import Predictor, TorchForward
-from kiln.runs import (
-    FORMAT_VERSION,
-    RunFolder,
-    atomic_write,
-    history_csv,
-    new_run,
-    sha256,
-    write_json,
-)
-from kiln.train import distributed
+from kiln.runs import FORMAT_VERSION, RunFolder, atomic_write, history_csv, new_run, sha256, write_json
 from kiln.train.augment import build_augment
 from kiln.train.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar
-from kiln.train.checkpoint import LAST, load_checkpoint
-from kiln.train.device import autocast, resolve_device
-from kiln.train.distributed import World
+from kiln.train.device import autocast, cpu_threads, resolve_device
 from kiln.train.loop import Trainer
+from kiln.train.strategy import Strategy, strategy_for
 from kiln.version import __version__
 
 
@@ -59,6 +52,11 @@ class Run:
     def path(self) -> Path:
         return self.folder.path
 
+    @cached_property
+    def predictor(self) -> Predictor:
+        """The saved model, loaded once (what `kiln.load(run.path)` returns)."""
+        return Predictor.load(self.path)
+
     def evaluate(self) -> dict[str, Any]:
         """Test metrics recomputed from the saved artifact alone (what `kiln evaluate` prints)."""
         from kiln.evaluate.folder import evaluate_run
@@ -72,9 +70,9 @@ class Run:
         plot_curves(self.history, self.folder.curves)
         return self.folder.curves
 
-    def predict(self, x: Any) -> list[dict[str, Any]]:
+    def predict(self, x: Any, top_k: int | None = None) -> Any:
         """Predict raw rows with the saved model (see `Predictor.predict`)."""
-        return Predictor.load(self.path).predict(x)
+        return self.predictor.predict(x, top_k)
 
 
 def resolve_config(
@@ -83,7 +81,7 @@ def resolve_config(
     """Merge a base config, a model spec, a data source and keyword options (train or data keys) into one."""
     raw = (config or RunConfig()).model_dump(mode="json")
     if model is not None:
-        raw["model"] = model.model_dump(mode="json")
+        raw["model"] = model
     if isinstance(data, Dataset):
         raw["data"].update(source=data.source or data.name, test_size=data.test_size, split=data.split, seed=data.seed)
         if data.schema.target != "target":
@@ -124,14 +122,14 @@ def fit(
         >>> run.metrics["accuracy"]
     """
     cfg = resolve_config(model, data, config, **options)
-    dataset = data if isinstance(data, Dataset) else load_configured(cfg.data)
+    dataset = data if isinstance(data, Dataset) else load_configured(cfg.data)  # 1. prepare the data
     chose_model = model is not None or (config is not None and "model" in config.model_fields_set)
     if not chose_model and dataset.schema.image_shape is not None and dataset.source not in BUILTIN:
-        cfg = cfg.model_copy(update={"model": CNNSpec()})
-    prepared = _prepare(dataset, cfg)
+        cfg = cfg.model_copy(update={"model": cnn()})  # 2. define: images you bring get a CNN
+    job = _Job.plan(cfg, dataset, quiet=quiet, extra=callbacks)  # 3. compile: everything checked, nothing written
     folder = new_run(runs_dir, name, f"{dataset.name}-{cfg.model.name}")
     atomic_write(folder.config, config_mod.to_yaml(cfg))
-    return _train_and_save(folder, cfg, dataset, prepared, resume=False, quiet=quiet, extra=callbacks)
+    return job.run(folder, resume=False)  # 4-5. train and evaluate every repeat, then save the run folder
 
 
 def resume(path: str | Path, *, quiet: bool = False, callbacks: Sequence[Callback] = ()) -> Run:
@@ -142,222 +140,145 @@ def resume(path: str | Path, *, quiet: bool = False, callbacks: Sequence[Callbac
     if folder.is_finished():
         raise RunError(f"`{folder.path}` is already finished (model.json exists); nothing to resume.")
     cfg = config_mod.load(folder.config)
-    dataset = load_configured(cfg.data)
+    job = _Job.plan(cfg, load_configured(cfg.data), quiet=quiet, extra=callbacks)
     for stale in [*folder.path.glob(".*.tmp"), *folder.checkpoints.glob(".*.tmp")]:
         stale.unlink()  # a temp file an interrupt left between its creation and its rename
-    return _train_and_save(folder, cfg, dataset, _prepare(dataset, cfg), resume=True, quiet=quiet, extra=callbacks)
+    return job.run(folder, resume=True)
 
 
-IMBALANCE = 3.0  # largest / smallest class count that earns a warning
+@dataclass(frozen=True)
+class _Job:
+    """One planned training job: the config, the data prepared for it, where it runs, and who watches it."""
 
-
-@dataclass
-class _Prepared:
-    """Tensors for training and validation, the preprocessing fitted on the training rows, the final schema."""
-
-    schema: Schema
-    preprocessor: Preprocessor
-    class_weights: torch.Tensor | None
-    x: torch.Tensor
-    y: torch.Tensor
-    x_val: torch.Tensor
-    y_val: torch.Tensor
+    cfg: RunConfig
+    dataset: Dataset
+    prepared: Prepared
     device: torch.device
+    strategy: Strategy
+    quiet: bool
+    extra: Sequence[Callback]
 
-
-def _prepare(dataset: Dataset, cfg: RunConfig) -> _Prepared:
-    classification = dataset.schema.task == "classification"
-    train, val = validation_split(
-        dataset.y_train,
-        cfg.data.val_split,
-        dataset.split,
-        cfg.data.seed,
-        dataset.schema.classes,
-        f"`{dataset.source}`",  # type: ignore[arg-type]
-    )
-    if cfg.train.batch_size > len(train):
-        raise ConfigError(
-            f"`train.batch_size` is {cfg.train.batch_size} but the training split has only {len(train)} rows; "
-            f"use a batch size of at most {len(train)}."
-        )
-    x, y = take(dataset.x_train, train), dataset.y_train[train]
-    pre, x_ready = Preprocessor.fit_transform(
-        x,
-        y,
-        value_range=dataset.value_range,
-        regression=not classification,
-        on_missing=cfg.data.on_missing,
-        image_shape=dataset.schema.image_shape,
-    )
-    schema = dataset.schema
-    if pre.encoder is not None:
-        schema = replace(schema, n_inputs=len(pre.encoder.outputs))
-    build(cfg.model, schema.inputs, schema.n_outputs, schema.image_shape)  # a spec that cannot fit the data fails here
-    device = resolve_device(cfg.train.device)
-    autocast(device, cfg.train.precision)  # raises now, before a run folder exists, if the precision cannot run
-    if cfg.train.processes > 1 and (cfg.train.batch_size < cfg.train.processes or device.type != "cpu"):
-        raise ConfigError(
-            f"`train.processes` {cfg.train.processes} needs `train.batch_size` of at least as many rows and a CPU "
-            f"device (multi-GPU training is not built yet); got batch size {cfg.train.batch_size} on {device.type}."
-        )
-    if device.type == "cpu" and cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-
-    def tensor(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a)).to(device)
-
-    weights = None
-    if classification:
-        counts = np.bincount(y, minlength=len(schema.classes)).astype(np.float32)
-        if cfg.train.class_weight == "balanced":
-            weights = tensor(len(y) / (len(counts) * np.maximum(counts, 1.0)))
-        elif counts.max() >= IMBALANCE * max(counts.min(), 1.0):
-            rare, common = schema.classes[int(counts.argmin())], schema.classes[int(counts.argmax())]
-            warnings.warn(
-                KilnWarning(
-                    f"Classes are imbalanced: {int(counts.min())} training rows of {rare!r} against "
-                    f"{int(counts.max())} of {common!r}; consider `--class-weight balanced`."
-                ),
-                stacklevel=3,
+    @classmethod
+    def plan(cls, cfg: RunConfig, dataset: Dataset, *, quiet: bool, extra: Sequence[Callback]) -> _Job:
+        """Prepare the data and check every choice (model fits data, device, precision, processes) up front."""
+        prepared = prepare(dataset, cfg)
+        schema = prepared.schema
+        registry.build(cfg.model, registry.Dims(schema.inputs, schema.n_outputs, schema.image_shape))
+        device = resolve_device(cfg.train.device)
+        autocast(device, cfg.train.precision)  # raises now if the precision cannot run here
+        train = cfg.train
+        if train.processes > 1 and (train.batch_size < train.processes or device.type != "cpu" or extra):
+            raise ConfigError(
+                f"`train.processes` {train.processes} needs `train.batch_size` of at least as many rows, a CPU device "
+                f"(multi-GPU training is not built yet) and no callbacks of your own; got batch size "
+                f"{train.batch_size} on {device.type}{' with callbacks' if extra else ''}."
             )
-    x_val, y_val = take(dataset.x_train, val), dataset.y_train[val]
-    return _Prepared(
-        schema,
-        pre,
-        weights,
-        tensor(x_ready),
-        tensor(pre.transform_target(y)),
-        tensor(pre.transform(x_val)),
-        tensor(pre.transform_target(y_val)),
-        device,
-    )
+        return cls(cfg, dataset, prepared, device, strategy_for(train.processes), quiet, extra)
 
+    def run(self, folder: RunFolder, *, resume: bool) -> Run:
+        """Train every repeat (seeds `train.seed` + 0, 1, ...), score each on the test split, save the first."""
+        from rich.console import Console
 
-def _train_and_save(
-    folder: RunFolder,
-    cfg: RunConfig,
-    dataset: Dataset,
-    prep: _Prepared,
-    *,
-    resume: bool,
-    quiet: bool,
-    extra: Sequence[Callback],
-) -> Run:
-    from rich.console import Console
-
-    if extra and cfg.train.processes > 1:
-        raise ConfigError("Callbacks cannot follow training in several processes; use `train.processes: 1` with them.")
-    console = Console(quiet=quiet, highlight=False)
-    repeats = cfg.train.repeats
-    runs: list[dict[str, Any]] = []
-    for r in range(repeats):
-        seed = cfg.train.seed + r
+        console = Console(quiet=self.quiet, highlight=False)
+        repeats = self.cfg.train.repeats
+        results: list[tuple[Trainer, Predictor, bytes, dict[str, Any]]] = []
+        for repeat in range(repeats):
+            if repeats > 1:
+                console.print(f"[bold]Repeat {repeat + 1}/{repeats}[/bold] (seed {self.cfg.train.seed + repeat})")
+            trainer, seconds = self._train(folder, repeat, resume=resume and repeat == 0)
+            weights, predictor = self._predictor(folder, trainer)
+            metrics = {**score(predictor, self.dataset.x_test, self.dataset.y_test), "fit_seconds": seconds}
+            console.print(_summary(metrics))
+            results.append((trainer, predictor, weights, metrics))
+        trainer, predictor, weights, metrics = results[0]
         if repeats > 1:
-            console.print(f"[bold]Repeat {r + 1}/{repeats}[/bold] (seed {seed})")
-        callbacks: list[Callback] = [ProgressBar(console)]
-        if cfg.train.early_stopping:
-            callbacks.insert(0, EarlyStopping(cfg.train.early_stopping))
-        if r == 0:
-            callbacks.append(Checkpoint(folder.checkpoints))
-        callbacks += extra
-        trainer, predictor, fit_seconds = _train_one(folder, cfg, prep, r, callbacks, resume and r == 0, quiet)
-        metrics = {**score(predictor, dataset.x_test, dataset.y_test), "fit_seconds": fit_seconds}
-        if r == 0:
-            main, main_trainer, main_predictor = metrics, trainer, predictor
-        runs.append(metrics)
-        console.print(_summary(metrics))
-    if repeats > 1:
-        main["repeats"] = spread(runs)
-    main.update(seed=float(cfg.train.seed), epochs_run=float(main_trainer.state.epoch))
-    if main_trainer.state.stopped_early:
-        main["best_epoch"] = float(main_trainer.state.best_epoch)
-    _save(folder, cfg, dataset, main_predictor, main_trainer.state.history, main)
-    return Run(folder, cfg, main_trainer.state.history, main)
+            metrics["repeats"] = spread([m for *_, m in results])
+        metrics.update(seed=float(self.cfg.train.seed), epochs_run=float(trainer.state.epoch))
+        stopper = next((cb for cb in trainer.callbacks if isinstance(cb, EarlyStopping)), None)
+        if stopper is not None and stopper.stopped_epoch:
+            metrics["best_epoch"] = float(stopper.best_epoch)
+        _save(folder, self.cfg, self.dataset, predictor, weights, trainer.state.history, metrics)
+        return Run(folder, self.cfg, trainer.state.history, metrics)
+
+    def _train(self, folder: RunFolder, repeat: int, *, resume: bool) -> tuple[Trainer, float]:
+        """Train one repeat; only the first checkpoints into the run folder (a later one starts over on resume)."""
+        tensors = tuple(self._tensor(a) for a in (self.prepared.x, self.prepared.y, self.prepared.x_val, self.prepared.y_val))
+        start = time.perf_counter()
+        try:
+            with cpu_threads(self.cfg.train.threads if self.device.type == "cpu" else 0):
+                trainer = self.strategy.fit(
+                    partial(_new_trainer, self, repeat),
+                    tensors,  # type: ignore[arg-type]
+                    folder.checkpoints if repeat == 0 else None,
+                    resume,
+                )
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(_interrupted(folder, self.cfg, repeat)) from None
+        return trainer, time.perf_counter() - start
+
+    def _tensor(self, a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+
+    def _predictor(self, folder: RunFolder, trainer: Trainer) -> tuple[bytes, Predictor]:
+        """The trained network's safetensors bytes and a Predictor on it, versioned by their hash as once saved."""
+        from safetensors.torch import save as save_tensors
+
+        net = trainer.model.cpu().eval()
+        weights = save_tensors({k: v.contiguous() for k, v in net.state_dict().items()})
+        predictor = Predictor(
+            run=folder,
+            schema=self.prepared.schema,
+            preprocessor=self.prepared.preprocessor,
+            forward=TorchForward(net),
+            version=sha256(weights)[:12],
+        )
+        return weights, predictor
+
+    def callbacks(self, main: bool, checkpoints: Path | None) -> list[Callback]:
+        """kiln's callbacks in order (early stopping, then on the main process progress and checkpoints), then yours."""
+        train = self.cfg.train
+        callbacks: list[Callback] = [EarlyStopping(train.early_stopping)] if train.early_stopping else []
+        if main:
+            from rich.console import Console
+
+            callbacks.append(ProgressBar(Console(quiet=self.quiet, highlight=False)))
+            if checkpoints is not None:
+                callbacks.append(Checkpoint(checkpoints))
+        return [*callbacks, *self.extra]
 
 
-def _train_one(
-    folder: RunFolder,
-    cfg: RunConfig,
-    prep: _Prepared,
-    repeat: int,
-    callbacks: list[Callback],
-    resume: bool,
-    quiet: bool,
-) -> tuple[Trainer, Predictor, float]:
-    """Train repeat number `repeat` (seed `train.seed + repeat`), from the checkpoint when resuming."""
-    trainer = _trainer(cfg, prep, repeat, callbacks)
-    if resume and (folder.checkpoints / LAST).is_file():
-        trainer.state = load_checkpoint(folder.checkpoints, trainer)
-    start = time.perf_counter()
-    try:
-        if cfg.train.processes > 1:
-            _train_in_processes(folder, cfg, prep, repeat, trainer, resume, quiet)
-        else:
-            trainer.fit(prep.x, prep.y, prep.x_val, prep.y_val)
-    except KeyboardInterrupt:
-        done = trainer.state.epoch
-        if repeat:
-            saved = f"repeat {repeat + 1}/{cfg.train.repeats} starts over on resume (repeat 1 is saved)"
-        elif done:
-            saved = f"the checkpoint of epoch {done} is saved"
-        else:
-            saved = "no epoch finished, so resuming starts from epoch 1"
-        raise TrainingInterrupted(
-            f"Interrupted in epoch {done + 1}/{cfg.train.epochs}; {saved}. "
-            f"Continue with: kiln train --resume {folder.path}"
-        ) from None
-    fit_seconds = time.perf_counter() - start
-    net = trainer.model.cpu().eval()
-    return trainer, Predictor(folder, prep.schema, prep.preprocessor, TorchForward(net), ""), fit_seconds
-
-
-def _trainer(
-    cfg: RunConfig, prep: _Prepared, repeat: int, callbacks: list[Callback], world: World | None = None
-) -> Trainer:
-    """A fresh model (seeded with `train.seed + repeat`) and its trainer."""
-    seed = cfg.train.seed + repeat
-    schema = prep.schema
+def _new_trainer(job: _Job, repeat: int, strategy: Strategy, main: bool, checkpoints: Path | None) -> Trainer:
+    """A fresh model (seeded with `train.seed + repeat`) and its trainer, for `strategy`'s process."""
+    seed = job.cfg.train.seed + repeat
+    schema = job.prepared.schema
     torch.manual_seed(seed)
-    net = build(cfg.model, schema.inputs, schema.n_outputs, schema.image_shape)
+    net = registry.build(job.cfg.model, registry.Dims(schema.inputs, schema.n_outputs, schema.image_shape))
+    weights = job.prepared.class_weights
     return Trainer(
         net,
-        cfg.train.model_copy(update={"seed": seed}),
+        job.cfg.train.model_copy(update={"seed": seed}),
         classification=schema.task == "classification",
-        device=prep.device,
-        callbacks=callbacks,
-        class_weights=prep.class_weights,
-        augment=build_augment(cfg.data.augment, schema.image_shape),
-        world=world,
+        device=job.device,
+        callbacks=job.callbacks(main, checkpoints),
+        class_weights=None if weights is None else job._tensor(weights),
+        augment=build_augment(job.cfg.data.augment, schema.image_shape),
+        strategy=strategy,
     )
 
 
-def _train_in_processes(
-    folder: RunFolder, cfg: RunConfig, prep: _Prepared, repeat: int, trainer: Trainer, resume: bool, quiet: bool
-) -> None:
-    """Train in `train.processes` processes; the first one's final checkpoint hands the result back to `trainer`."""
-    with tempfile.TemporaryDirectory() as handoff:
-        checkpoints = folder.checkpoints if repeat == 0 else Path(handoff)
-        distributed.run(cfg.train.processes, _process, checkpoints, cfg, prep, repeat, resume, quiet)
-        trainer.state = load_checkpoint(checkpoints, trainer)
-    if cfg.train.early_stopping:
-        EarlyStopping(cfg.train.early_stopping).on_train_end(trainer)
+def _interrupted(folder: RunFolder, cfg: RunConfig, repeat: int) -> str:
+    """What Ctrl-C left behind, and how to go on."""
+    from kiln.train.checkpoint import saved_epoch
 
-
-def _process(
-    world: World, checkpoints: Path, cfg: RunConfig, prep: _Prepared, repeat: int, resume: bool, quiet: bool
-) -> None:
-    """One training process: the first prints progress and writes checkpoints; all take part in every step."""
-    from rich.console import Console
-
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    callbacks: list[Callback] = [EarlyStopping(cfg.train.early_stopping)] if cfg.train.early_stopping else []
-    if world.rank == 0:
-        callbacks += [ProgressBar(Console(quiet=quiet, highlight=False)), Checkpoint(checkpoints)]
-    trainer = _trainer(cfg, prep, repeat, callbacks, world)
-    if resume and (checkpoints / LAST).is_file():
-        trainer.state = load_checkpoint(checkpoints, trainer)
-    trainer.fit(prep.x, prep.y, prep.x_val, prep.y_val)
+    done = saved_epoch(folder.checkpoints)
+    if repeat:
+        saved = f"repeat {repeat + 1}/{cfg.train.repeats} starts over on resume (repeat 1 is saved)"
+    elif done:
+        saved = f"the checkpoint of epoch {done} is saved"
+    else:
+        saved = "no epoch finished, so resuming starts from epoch 1"
+    where = f"Interrupted in repeat {repeat + 1}" if repeat else f"Interrupted in epoch {done + 1}/{cfg.train.epochs}"
+    return f"{where}; {saved}. Continue with: kiln train --resume {folder.path}"
 
 
 def _summary(metrics: dict[str, Any]) -> str:
@@ -374,13 +295,11 @@ def _save(
     cfg: RunConfig,
     dataset: Dataset,
     predictor: Predictor,
+    weights: bytes,
     history: list[dict[str, float]],
     metrics: dict[str, Any],
 ) -> None:
     """Write weights, history, metrics, plots and report; model.json last, which marks the run finished."""
-    from safetensors.torch import save as save_tensors
-
-    weights = save_tensors({k: v.contiguous() for k, v in predictor.module.state_dict().items()})
     atomic_write(folder.weights, weights)
     atomic_write(folder.history, history_csv(history))
     write_json(folder.metrics, metrics)
@@ -403,6 +322,7 @@ def _save(
             exported["onnx"] = export_onnx(folder, predictor.module, predictor.schema.inputs, classification)
         except RunError as exc:  # the run is trained and complete; it serves with torch instead
             warnings.warn(KilnWarning(f"{exc} The run is complete without model.onnx."), stacklevel=3)
+    module = registry.module_of(cfg.model)
     folder.write_model_json(
         {
             "format": FORMAT_VERSION,
@@ -411,6 +331,7 @@ def _save(
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "data": dataset.name,
             "model": cfg.model.model_dump(mode="json"),
+            **({"model_module": module} if module else {}),
             "schema": predictor.schema.to_dict(),
             "preprocessing": predictor.preprocessor.to_dict(),
             "weights": {"file": folder.weights.name, "sha256": sha256(weights)},

@@ -11,6 +11,7 @@ without it is an unfinished run (resumable), never one that looks complete.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -42,7 +43,21 @@ def atomic_write(path: Path, data: bytes | str) -> None:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process's umask, read without changing it (Linux has it in /proc/self/status)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return _umask_once()
+
+
+@functools.cache
+def _umask_once() -> int:
+    """Where /proc cannot tell: set and restore it once (process-wide for an instant), then remember it."""
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 

@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kiln
+from kiln.data.rows import encode_rows
 from kiln.data.table import read_table
 from kiln.errors import KilnWarning
 
@@ -233,8 +234,16 @@ def test_predict_applies_the_saved_encoding_by_column_name_in_any_order(
         first, second = cli("predict", customers_run, canonical), cli("predict", customers_run, shuffled)
     assert first.returncode == second.returncode == 0, first.stderr + second.stderr
     assert read_csv_text(first.stdout) == read_csv_text(second.stdout)
-    by_name = kiln.load(str(customers_run)).predict(
-        [{k: (None if r[k] == "" else r[k]) for k in reversed(order)} for r in rows]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", KilnWarning)
+        by_name = kiln.load(str(customers_run)).predict(
+            [{k: (None if r[k] == "" else r[k]) for k in reversed(order)} for r in rows]
+        )
+    unseen = sum(r["plan"] == "gold" for r in rows)  # never seen in training: a KilnWarning in Python
+    assert [str(w.message) for w in caught] == by_name.warnings == (
+        [f"{unseen} row(s) have a `plan` category never seen in training; they were scored with the unknown bucket."]
+        if unseen
+        else []
     )
     for printed, predicted in zip(read_csv_text(first.stdout), by_name):
         assert printed["label"] == predicted["label"]
@@ -288,7 +297,8 @@ def test_missing_values_default_to_median_plus_indicator_and_a_missing_category(
     predictor = kiln.load(str(run.path))
     gap = {"age": None, "plan": None, "active": "yes", "spend": 50.0}
     filled = {"age": 40, "plan": "<missing>", "active": "yes", "spend": 50.0}
-    encoded, unknown = predictor.preprocessor.encode(predictor.check([gap, filled]))
+    rows = encode_rows([gap, filled], predictor.schema.features, predictor.preprocessor.encoder)
+    encoded, unknown = rows.x, rows.unknown
     assert unknown == {}
     outputs = predictor.preprocessor.encoder.outputs
     row = dict(zip(outputs, encoded[0]))

@@ -16,16 +16,15 @@ import kiln
 from kiln.errors import RunError
 from kiln.export.onnx import PARITY_TOLERANCE, export_onnx
 from kiln.export.runtime import OnnxForward
-from kiln.models.registry import build
-from kiln.models.spec import CNNSpec, MLPSpec, RNNSpec
+from kiln.models.registry import Dims, build
 from kiln.predict import Predictor
 from kiln.runs import RunFolder, sha256
 
 NETWORKS = {
-    "mlp": (MLPSpec(hidden=[32, 16], dropout=0.2), None),
-    "cnn": (CNNSpec(channels=[4, 8], hidden=[16]), (1, 8, 8)),
-    "lstm": (RNNSpec(hidden_size=12), (1, 8, 8)),
-    "gru-bidirectional": (RNNSpec(cell="gru", hidden_size=8, layers=2, bidirectional=True), None),
+    "mlp": (kiln.mlp(hidden=[32, 16], dropout=0.2), None),
+    "cnn": (kiln.cnn(channels=[4, 8], hidden=[16]), (1, 8, 8)),
+    "lstm": (kiln.rnn(hidden_size=12), (1, 8, 8)),
+    "gru-bidirectional": (kiln.rnn(cell="gru", hidden_size=8, layers=2, bidirectional=True), None),
 }
 
 
@@ -34,7 +33,7 @@ def test_export_matches_torch(name: str, tmp_path: Path) -> None:
     spec, image_shape = NETWORKS[name]
     torch.manual_seed(0)
     n_features = 64 if image_shape else 10
-    module = build(spec, n_features, 5, image_shape).eval()
+    module = build(spec, Dims(n_features, 5, image_shape)).eval()
     folder = RunFolder(tmp_path)
 
     entry = export_onnx(folder, module, n_features)

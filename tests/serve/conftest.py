@@ -1,50 +1,14 @@
-"""Real `kiln serve` processes on 127.0.0.1 (free ports), started from the shared session runs."""
+"""Real `kiln serve` processes on 127.0.0.1 (free ports) for the shared session runs."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from serving import Server, start_server
+from serving import Server
 
 import kiln
-
-
-@pytest.fixture(scope="session")
-def servers() -> Iterator[Callable[..., Server]]:
-    """Start servers that live until the end of the session (then SIGTERM, or kill)."""
-    started: list[Server] = []
-
-    def start(run: Path, *args: str, env: dict[str, str] | None = None) -> Server:
-        started.append(start_server(run, *args, env=env))
-        return started[-1]
-
-    yield start
-    for server in started:
-        try:
-            server.stop(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.proc.kill()
-        server.proc.communicate()
-
-
-@pytest.fixture
-def server_factory() -> Iterator[Callable[..., Server]]:
-    """Start servers for one test; any still running at teardown are killed."""
-    started: list[Server] = []
-
-    def start(run: Path, *args: str, env: dict[str, str] | None = None) -> Server:
-        started.append(start_server(run, *args, env=env))
-        return started[-1]
-
-    yield start
-    for server in started:
-        if server.proc.poll() is None:
-            server.proc.kill()
-        server.proc.communicate()
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from kiln.data.dataset import Dataset, split_dataset
-from kiln.data.schema import Schema
+from kiln.data.schema import Schema, infer_task
 from kiln.data.splits import SplitMode
-from kiln.data.tabular import MAX_CLASSES_FOR_INTEGERS
 from kiln.errors import DataError
 
 
@@ -54,7 +53,7 @@ def load_arrays(path: Path, *, task: str, test_size: float, split: SplitMode, se
         raise DataError(
             f"`{path}`: X row {bad[0][0]}, column {bad[0][1]} is {flat[tuple(bad[0])]}; expected finite numbers."
         )
-    is_class = _is_classification(y, task)
+    is_class = infer_task(y, task) == "classification"
     if is_class:
         labels, codes = np.unique(y.astype(str), return_inverse=True)
         classes = [str(c) for c in labels]
@@ -66,13 +65,3 @@ def load_arrays(path: Path, *, task: str, test_size: float, split: SplitMode, se
     return split_dataset(
         path.stem, schema, flat, target, test_size=test_size, split=split, seed=seed, where=f"`{path}`"
     )
-
-
-def _is_classification(y: np.ndarray, task: str) -> bool:
-    """Text labels and few distinct integers are classes; other numbers are a regression target."""
-    if task != "auto":
-        return task == "classification"
-    if not np.issubdtype(y.dtype, np.number):
-        return True
-    integral = np.issubdtype(y.dtype, np.integer) or bool(np.all(np.mod(y, 1) == 0))
-    return integral and len(np.unique(y)) <= MAX_CLASSES_FOR_INTEGERS

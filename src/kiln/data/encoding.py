@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from kiln.data.table import Table
+from kiln.data.table import BOOLEAN_TEXT, Table
 from kiln.errors import DataError, InputError
 
 MISSING = "<missing>"
@@ -92,7 +92,8 @@ class TableEncoder:
         x = as_float(col.name, values, table.where)
         missing = np.isnan(x)
         if missing.any() and self.on_missing == "error":
-            raise InputError(f"{table.where(int(missing.argmax()))}, column `{col.name}`: value is missing.")
+            i = int(missing.argmax())
+            raise InputError(f"{table.where(i)}, column `{col.name}`: value is missing.", row=i, feature=col.name)
         filled = np.where(missing, col.fill, x)[:, None]
         return np.concatenate([filled, missing[:, None]], axis=1) if col.indicator else filled
 
@@ -163,11 +164,8 @@ def _is_missing(v: Any) -> bool:
 def missing_mask(values: np.ndarray) -> np.ndarray:
     """True where a column's value is missing (None or NaN), elementwise in C."""
     if values.dtype == object:
-        return np.asarray((values == None) | (values != values), dtype=bool)  # noqa: E711  NaN != NaN
+        return np.asarray((values == None) | (values != values), dtype=bool)
     return np.isnan(values)
-
-
-_BOOLS = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}
 
 
 def as_float(name: str, values: Any, where: Callable[[int], str]) -> np.ndarray:
@@ -180,11 +178,11 @@ def as_float(name: str, values: Any, where: Callable[[int], str]) -> np.ndarray:
     for i, v in enumerate(values):
         if _is_missing(v) or v == "":
             out[i] = np.nan
-        elif isinstance(v, str) and v.strip().lower() in _BOOLS:
-            out[i] = _BOOLS[v.strip().lower()]
+        elif isinstance(v, str) and v.strip().lower() in BOOLEAN_TEXT:
+            out[i] = BOOLEAN_TEXT[v.strip().lower()]
         else:
             try:
                 out[i] = float(v)
             except (TypeError, ValueError):
-                raise InputError(f"{where(i)}, column `{name}`: expected a number, found {v!r}.") from None
+                raise InputError(f"{where(i)}, column `{name}`: expected a number, found {v!r}.", row=i, feature=name) from None
     return out

@@ -3,6 +3,7 @@ headerless numeric CSVs by position, images by the run's image mode and size."""
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,6 @@ import numpy as np
 from kiln.data.arrays import read_arrays
 from kiln.data.encoding import category
 from kiln.data.images import IMAGE_SUFFIXES, read_image
-from kiln.data.rows import read_rows
 from kiln.data.schema import Schema
 from kiln.data.table import Table, is_number, read_table
 from kiln.errors import InputError
@@ -44,7 +44,7 @@ def read_inputs(
     if path.suffix.lower() in (".npz", ".npy"):
         return Inputs(_array_rows(path))
     if path.suffix.lower() == ".csv" and _headerless(path, encoding):
-        return Inputs(read_rows(path, schema.features))
+        return Inputs(_headerless_rows(path, schema.features, encoding))
     table = read_table(path, encoding=encoding, text_columns=text_columns)
     extra = {k: v for k, v in table.columns.items() if k not in schema.features and k != schema.target}
     return Inputs(table, extra)
@@ -63,6 +63,36 @@ def _headerless(path: Path, encoding: str) -> bool:
     with path.open(encoding=encoding, errors="replace") as f:
         first = f.readline().strip()
     return bool(first) and all(is_number(cell) for cell in first.split(","))
+
+
+def _headerless_rows(path: Path, features: list[str], encoding: str) -> np.ndarray:
+    """A CSV of numbers without a header, its columns in the model's feature order.
+
+    Raises:
+        InputError: naming the file and line of a row of the wrong length or a value that is not a number.
+    """
+    try:
+        with path.open(newline="", encoding=encoding) as f:
+            lines = [(reader.line_num, row) for reader in [csv.reader(f)] for row in reader if row]
+    except UnicodeDecodeError as exc:
+        raise InputError(f"`{path}` is not {encoding} text (byte {exc.start}); pass `--encoding`.") from None
+    out = np.empty((len(lines), len(features)), dtype=np.float32)
+    for i, (line, row) in enumerate(lines):
+        if len(row) != len(features):
+            raise InputError(
+                f"`{path}` line {line}: expected {len(features)} values (the model's features), found {len(row)}.",
+                row=i,
+            )
+        for j, cell in enumerate(row):
+            try:
+                out[i, j] = float(cell)
+            except ValueError:
+                raise InputError(
+                    f"`{path}` line {line}, column `{features[j]}`: expected a number, found {cell!r}.",
+                    row=i,
+                    feature=features[j],
+                ) from None
+    return out
 
 
 def _images(path: Path, schema: Schema, files: list[Path] | None = None) -> Inputs:

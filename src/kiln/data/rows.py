@@ -1,64 +1,226 @@
-"""Raw feature rows from a CSV file, matched to a trained model's features by column name."""
+"""One input path: raw rows of any origin -> the encoded float32 matrix that a model's preprocessing scales.
+
+Rows come as a `Table` read from a file, a NumPy array, or a sequence of rows: lists in feature
+order, or mappings keyed by feature name (Python values, or a parsed JSON body). Every value is
+checked against its feature's kind with one vocabulary, and a bad one raises an `InputError`
+naming the row and the feature. `Predictor.predict`, `kiln predict` and `/v1/predict` all
+encode through `encode_rows`.
+"""
 
 from __future__ import annotations
 
-import csv
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from kiln.data.table import is_number
-from kiln.errors import InputError
+from kiln.data.encoding import TableEncoder, as_float, category
+from kiln.data.table import BOOLEAN_TEXT, Kind, Table, is_number
+from kiln.errors import InputError, closest
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def read_rows(path: str | Path, features: list[str]) -> np.ndarray:
-    """Read rows of `features` from a CSV file: by header name in any order, or positionally without a header.
+class Origin:
+    """Where rows come from: how messages name a row and a value, and how strict the reading is.
+
+    Python rows (this class) are named `Row 3` and `Row 3, feature `age``, and read leniently, since
+    they often come from a CSV reader or a DataFrame: keys that are not features are ignored, and a
+    number may come as text ("34", blank for missing). The server's subclass names JSON paths
+    (`inputs[3][0] (`age`)`) and is strict, as a typed API should be.
+    """
+
+    extra_keys = True  # a mapping may hold keys that are not features (ids, the target)
+    number_text = True  # a number may be written as text
+
+    def row(self, i: int) -> str:
+        return f"Row {i}"
+
+    def cell(self, i: int, j: int, name: str, keyed: bool = False) -> str:
+        """The value of feature `name` (number `j`) in row `i`, which came as a mapping when `keyed`."""
+        return f"Row {i}, feature `{name}`"
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Encoded rows (n, encoded features), float32 and not yet scaled, and per categorical column the
+    number of rows whose category training never saw."""
+
+    x: np.ndarray
+    unknown: dict[str, int]
+
+
+def encode_rows(rows: Any, features: list[str], encoder: TableEncoder | None, origin: Origin = Origin()) -> Encoded:
+    """Raw rows -> `Encoded`, for a model trained on `features` with the table `encoder` (None for plain numbers).
 
     Raises:
-        InputError: naming the file, line and column of a missing column, wrong row length or non-number.
+        InputError: a missing or unknown feature, a row of the wrong length, or a value that does not
+            fit its feature's kind; with `row` and `feature` set where there is one.
     """
-    path = Path(path)
-    try:
-        with path.open(newline="", encoding="utf-8") as f:
-            lines = [row for row in csv.reader(f) if row]
-    except FileNotFoundError:
-        raise InputError(f"Input file `{path}` does not exist.") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"`{path}` is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV.") from None
-    if not lines:
-        raise InputError(f"`{path}` is empty: expected CSV rows of {len(features)} features.")
-    has_header = not all(is_number(cell) for cell in lines[0])
-    first_line = 2 if has_header else 1
-    if has_header:
-        header = [cell.strip() for cell in lines[0]]
-        missing = [name for name in features if name not in header]
-        if missing:
+    if isinstance(rows, Table):
+        return _encode_table(rows, features, encoder)
+    if isinstance(rows, np.ndarray) and rows.dtype.kind in "fiu" and encoder is None:
+        if rows.ndim == 1:
+            rows = rows[None, :]
+        if rows.ndim != 2 or rows.shape[1] != len(features):
+            raise InputError(f"Expected rows of {len(features)} features; got an array of shape {rows.shape}.")
+        return Encoded(finite(rows, features, origin), {})
+    kinds: list[Kind] = [c.kind for c in encoder.columns] if encoder else ["numeric"] * len(features)  # type: ignore[misc]
+    optional = encoder is not None and encoder.on_missing == "impute"
+    listed = _listed(rows)
+    keyed = [isinstance(row, Mapping) for row in listed]
+    cells = [_cells(row, i, features, origin) for i, row in enumerate(listed)]
+    columns = {
+        name: _column([row[j] for row in cells], kinds[j], optional, j, name, _Named(origin, keyed))
+        for j, name in enumerate(features)
+    }
+    if encoder is None:
+        x = np.column_stack(list(columns.values())) if cells else np.empty((0, len(features)))
+        return Encoded(finite(x, features, _Named(origin, keyed)), {})
+    x, unknown = encoder.transform(Table(Path("<rows>"), columns, dict(zip(features, kinds))))
+    return Encoded(x, unknown)
+
+
+def finite(x: np.ndarray, features: list[str], origin: Origin = Origin(), first: int = 0) -> np.ndarray:
+    """Rows of numbers -> float32, refusing NaN, infinities and values float32 cannot hold.
+
+    `first` is the feature index of `x`'s column 0, when `x` holds one feature's column.
+    """
+    bad = ~(np.abs(x) <= FLOAT32_MAX)  # NaN compares False, so it is caught too
+    if bad.any():
+        i, j = (int(k) for k in np.argwhere(bad)[0])
+        value, name = float(x[i, j]), features[j]
+        reason = "is not a finite number" if not math.isfinite(value) else "is outside the float32 range"
+        raise InputError(f"{origin.cell(i, first + j, name)}: {value:.6g} {reason}.", row=i, feature=name)
+    return x.astype(np.float32, copy=False)
+
+
+def kind_of(value: Any) -> str:
+    """A value's type in a user's words (JSON's names), for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, (bool, np.bool_)):
+        return "a boolean"
+    if isinstance(value, (int, float, np.number)):
+        return "a number"
+    if isinstance(value, str):
+        return f"a string ({value[:20]!r}{'...' if len(value) > 20 else ''})"
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return "a list"
+    return "an object"
+
+
+def _encode_table(table: Table, features: list[str], encoder: TableEncoder | None) -> Encoded:
+    missing = [name for name in features if name not in table.columns]
+    if missing:
+        raise InputError(
+            f"`{table.path}` is missing feature column(s) {', '.join(f'`{m}`' for m in missing[:5])}"
+            f"{' and more' if len(missing) > 5 else ''}; expected the {len(features)} columns the model was trained on.",
+            feature=missing[0],
+        )
+    if encoder is not None:
+        return Encoded(*encoder.transform(table))
+    x = np.column_stack([as_float(name, table.columns[name], table.where) for name in features])
+    bad = ~(np.abs(x) <= FLOAT32_MAX)
+    if bad.any():
+        i, j = (int(k) for k in np.argwhere(bad)[0])
+        raise InputError(
+            f"{table.where(i)}, column `{features[j]}`: expected a finite number, found {x[i, j]}.",
+            row=i,
+            feature=features[j],
+        )
+    return Encoded(x.astype(np.float32), {})
+
+
+def _listed(rows: Any) -> list[Any]:
+    """A sequence of rows; one row on its own (a list of values or a mapping) becomes a batch of one."""
+    if isinstance(rows, np.ndarray):
+        rows = rows.tolist()
+    if isinstance(rows, Mapping):
+        return [rows]
+    if not isinstance(rows, Sequence) or isinstance(rows, str):
+        raise InputError(f"Rows must be a list of rows, an array or a table; got {kind_of(rows)}.")
+    if rows and not isinstance(rows[0], (Sequence, Mapping, np.ndarray)) or isinstance(rows[:1], str):
+        return [rows]
+    return list(rows)
+
+
+def _cells(row: Any, i: int, features: list[str], origin: Origin) -> Sequence[Any]:
+    """One row's raw values in feature order: from a mapping by name, or a list of the right length."""
+    n = len(features)
+    if isinstance(row, Mapping):
+        unknown = [] if origin.extra_keys else [key for key in row if key not in features]
+        if unknown:
+            hint = closest(str(unknown[0]), features)
+            raise InputError(f"{origin.row(i)}: unknown feature `{unknown[0]}`.{hint}", row=i, feature=unknown[0])
+        absent = [name for name in features if name not in row]
+        if absent:
             raise InputError(
-                f"`{path}` is missing feature column(s) {', '.join(f'`{m}`' for m in missing[:5])}"
-                f"{' and more' if len(missing) > 5 else ''}; expected the {len(features)} columns the model was trained on."
+                f"{origin.row(i)}: missing feature `{absent[0]}` ({len(absent)} of {n} missing).",
+                row=i,
+                feature=absent[0],
             )
-        order = [header.index(name) for name in features]
-        body = lines[1:]
-    else:
-        if len(lines[0]) != len(features):
-            raise InputError(
-                f"`{path}` line 1: expected {len(features)} values (the model's features), found {len(lines[0])}."
-            )
-        order = list(range(len(features)))
-        body = lines
-    if not body:
-        raise InputError(f"`{path}` has a header but no rows.")
-    out = np.empty((len(body), len(features)), dtype=np.float32)
-    width = len(lines[0])
-    for i, row in enumerate(body):
-        line = i + first_line
-        if len(row) != width:
-            raise InputError(f"`{path}` line {line}: expected {width} values, found {len(row)}.")
-        for j, col in enumerate(order):
-            try:
-                out[i, j] = float(row[col])
-            except ValueError:
-                raise InputError(
-                    f"`{path}` line {line}, column `{features[j]}`: expected a number, found {row[col]!r}."
-                ) from None
+        return [row[name] for name in features]
+    if isinstance(row, np.ndarray):
+        row = row.tolist()
+    if not isinstance(row, Sequence) or isinstance(row, str):
+        raise InputError(
+            f"{origin.row(i)}: expected a row (a list of {n} values or an object keyed by feature name); "
+            f"got {kind_of(row)}.",
+            row=i,
+        )
+    if len(row) != n:
+        raise InputError(f"{origin.row(i)}: expected {n} values (one per feature), got {len(row)}.", row=i)
+    return row
+
+
+def _column(values: list[Any], kind: Kind, optional: bool, j: int, name: str, origin: Origin) -> np.ndarray:
+    """One feature's values across the rows, checked against its kind: float64 (NaN for missing) or text."""
+    if kind == "categorical":
+        out = np.empty(len(values), dtype=object)
+        for i, v in enumerate(values):
+            if v is None and optional or isinstance(v, str):
+                out[i] = v
+            elif isinstance(v, (int, float, np.number)):
+                out[i] = category(v)  # a JSON client may send 2 for the category "2"
+            else:
+                _refuse(i, j, name, origin, "a category (a string)", v)
+        return out
+    out = np.empty(len(values), dtype=np.float64)
+    for i, v in enumerate(values):
+        if v is None and optional:
+            out[i] = math.nan
+        elif isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+            out[i] = v
+        elif kind == "boolean" and isinstance(v, (bool, np.bool_)):
+            out[i] = float(v)
+        elif kind == "boolean" and isinstance(v, str) and v.strip().lower() in BOOLEAN_TEXT:
+            out[i] = BOOLEAN_TEXT[v.strip().lower()]
+        elif origin.number_text and isinstance(v, str) and (is_number(v) or optional and not v.strip()):
+            out[i] = float(v) if v.strip() else math.nan
+        else:
+            _refuse(i, j, name, origin, "a number or true/false" if kind == "boolean" else "a number", v)
+    if optional:  # NaN means missing here; infinities and float32 overflow are still refused
+        finite(np.where(np.isnan(out), 0.0, out)[:, None], [name], origin, first=j)
     return out
+
+
+def _refuse(i: int, j: int, name: str, origin: Origin, expected: str, value: Any) -> None:
+    raise InputError(f"{origin.cell(i, j, name)}: expected {expected}, got {kind_of(value)}.", row=i, feature=name)
+
+
+class _Named(Origin):
+    """An origin that knows which rows came keyed by feature name (a server names those `inputs[3].age`)."""
+
+    def __init__(self, origin: Origin, keyed: list[bool]) -> None:
+        self.origin, self.keyed = origin, keyed
+        self.extra_keys, self.number_text = origin.extra_keys, origin.number_text
+
+    def row(self, i: int) -> str:
+        return self.origin.row(i)
+
+    def cell(self, i: int, j: int, name: str, keyed: bool = False) -> str:
+        return self.origin.cell(i, j, name, self.keyed[i])

@@ -5,7 +5,22 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
 Task = Literal["classification", "regression"]
+MAX_CLASSES_FOR_INTEGERS = 20
+
+
+def infer_task(y: np.ndarray, task: str = "auto") -> Task:
+    """The task a target asks for: text labels and at most 20 distinct integers are classes, other numbers
+    a regression target; `task` other than auto is taken as given. Training, arrays and `kiln inspect` all ask here."""
+    if task in ("classification", "regression"):
+        return task  # type: ignore[return-value]
+    if not np.issubdtype(y.dtype, np.number):
+        return "classification"
+    values = y.astype(np.float64)
+    integral = bool(np.all(np.mod(values, 1) == 0))
+    return "classification" if integral and len(np.unique(values)) <= MAX_CLASSES_FOR_INTEGERS else "regression"
 
 
 @dataclass(frozen=True)

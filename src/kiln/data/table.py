@@ -19,8 +19,12 @@ from kiln.errors import DataError
 Kind = Literal["numeric", "boolean", "categorical"]
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
 SAMPLE = 1000
-_TRUE = {"true", "yes", "y", "t", "1"}
-_FALSE = {"false", "no", "n", "f", "0"}
+# The one boolean vocabulary: a column of these words reads as booleans, and a boolean feature
+# accepts them (any case) in every input path.
+BOOLEAN_TEXT = {
+    **dict.fromkeys(("true", "yes", "y", "t", "1"), 1.0),
+    **dict.fromkeys(("false", "no", "n", "f", "0"), 0.0),
+}
 
 
 @dataclass
@@ -163,8 +167,8 @@ def _to_numpy(path: Path, name: str, col, encoding: str, as_text: bool) -> tuple
     if as_text:
         return values, "categorical"
     lowered = {str(v).lower() for v in values if v is not None}
-    if lowered and lowered <= (_TRUE | _FALSE) and len(lowered) <= 2:
-        return np.array([np.nan if v is None else float(str(v).lower() in _TRUE) for v in values]), "boolean"
+    if lowered and lowered <= BOOLEAN_TEXT.keys() and len(lowered) <= 2:
+        return np.array([np.nan if v is None else BOOLEAN_TEXT[str(v).lower()] for v in values]), "boolean"
     _reject_numbers_with_text(path, name, values)
     return values, "categorical"
 
@@ -184,7 +188,7 @@ def _reject_numbers_with_text(path: Path, name: str, values: np.ndarray) -> None
     A sample decides whether the column is meant to be numeric, so a text column of a million
     rows costs a thousand parses, not a million.
     """
-    present = np.flatnonzero(values != None)  # noqa: E711  (elementwise on an object array)
+    present = np.flatnonzero(values != None)
     sample = present[:: max(1, len(present) // SAMPLE)]
     if not len(sample) or sum(is_number(values[i]) for i in sample) < 0.9 * len(sample):
         return

@@ -10,12 +10,10 @@ import numpy as np
 
 from kiln.data.dataset import Dataset, split_dataset
 from kiln.data.encoding import category, missing_mask
-from kiln.data.schema import Schema, Task
+from kiln.data.schema import Schema, infer_task
 from kiln.data.splits import SplitMode
 from kiln.data.table import Table, read_table
 from kiln.errors import DataError, KilnWarning, closest
-
-MAX_CLASSES_FOR_INTEGERS = 20
 
 
 def load_table_dataset(
@@ -40,9 +38,8 @@ def load_table_dataset(
         raise DataError(
             f"`{table.path}` has no column `{target}`.{closest(target, names)} Columns: {', '.join(names)}."
         )
-    y_raw, y_kind = _target_values(table.columns.pop(target)), table.kinds.pop(target)
-    if y_raw.dtype != object:
-        y_kind = "numeric"
+    y_raw = target_values(table.columns.pop(target))
+    del table.kinds[target]
     keep = ~missing_mask(y_raw)
     if not keep.any():
         raise DataError(f"`{table.path}` target column `{target}` has no values.")
@@ -51,7 +48,7 @@ def load_table_dataset(
             KilnWarning(f"Dropped {int((~keep).sum())} row(s) whose target `{target}` is missing."), stacklevel=2
         )
         table, y_raw = table.take(np.flatnonzero(keep)), y_raw[keep]
-    resolved = _task(y_raw, y_kind, task)
+    resolved = infer_task(y_raw, task)
     _check_features(table)
     if on_missing == "error":
         _refuse_missing(table)
@@ -72,7 +69,7 @@ def load_table_dataset(
     )
 
 
-def _target_values(text: np.ndarray) -> np.ndarray:
+def target_values(text: np.ndarray) -> np.ndarray:
     """The target as read (text): numbers when every value is one (for task inference), else the labels."""
     try:
         return np.array([np.nan if v is None else float(v) for v in text])
@@ -85,17 +82,6 @@ def _natural(label: str) -> tuple[int, float | str]:
         return (0, float(label))
     except ValueError:
         return (1, label)
-
-
-def _task(y: np.ndarray, kind: str, task: str) -> Task:
-    """Strings, booleans and few integers are classes; other numbers are a regression target."""
-    if task in ("classification", "regression"):
-        return task  # type: ignore[return-value]
-    if kind != "numeric":
-        return "classification"
-    values = y.astype(np.float64)
-    integral = np.all(np.mod(values, 1) == 0)
-    return "classification" if integral and len(np.unique(values)) <= MAX_CLASSES_FOR_INTEGERS else "regression"
 
 
 @dataclass

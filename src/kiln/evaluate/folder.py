@@ -18,12 +18,12 @@ def evaluate_run(path: str | Path, data: str | Path | None = None) -> dict[str, 
     """Score the saved model on its test split (same source, seed and split as config.yaml), or on a new
     labelled file or image folder `data`, through the saved preprocessing."""
     predictor = Predictor.load(path)
-    cfg = config_mod.load(predictor.run.config)
+    source = config_mod.load_section(predictor.run.config, "data")  # the model section may name a user's model
     if data is None:
-        dataset = load_configured(cfg.data)
+        dataset = load_configured(source)
         rows, y = dataset.x_test, dataset.y_test
     else:
-        rows, y = read_labelled(data, predictor.schema, encoding=cfg.data.encoding, text_columns=predictor.text_columns)
+        rows, y = read_labelled(data, predictor.schema, encoding=source.encoding, text_columns=predictor.text_columns)
     return score(predictor, rows, y)
 
 

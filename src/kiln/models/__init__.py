@@ -1,14 +1,11 @@
-"""Step 2 of the lifecycle: define the network. Specs are plain data; `build` makes the torch module."""
+"""Step 2 of the lifecycle: define the network. Specs are plain data; the registry builds the torch module.
 
-from kiln.models.spec import (
-    MODEL_NAMES,
-    CNNSpec,
-    MLPSpec,
-    ModelSpec,
-    RNNSpec,
-    cnn,
-    mlp,
-    rnn,
-)
+`kiln.mlp`, `kiln.cnn` and `kiln.rnn` live in `kiln.models.factories`: here those names are the
+built-in models' own modules.
+"""
 
-__all__ = ["MODEL_NAMES", "CNNSpec", "MLPSpec", "ModelSpec", "RNNSpec", "cnn", "mlp", "rnn"]
+from kiln.models.factories import model
+from kiln.models.registry import Dims, register_model
+from kiln.models.spec import ModelSpec
+
+__all__ = ["Dims", "ModelSpec", "model", "register_model"]

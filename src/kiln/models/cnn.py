@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import torch
+from pydantic import Field
 from torch import nn
 
+from kiln.errors import ConfigError
 from kiln.models.layers import ACTIVATIONS, dense_stack, keras_init
-from kiln.models.spec import CNNSpec
+from kiln.models.registry import Dims
+from kiln.models.spec import Activation, ModelSpec
+
+
+class Spec(ModelSpec):
+    """A convolutional network: conv blocks (conv, batch norm, activation, pool) then a dense head."""
+
+    name: Literal["cnn"] = "cnn"
+    channels: list[Annotated[int, Field(gt=0)]] = [32, 64]
+    kernel_size: int = Field(3, gt=0)
+    batch_norm: bool = True
+    hidden: list[Annotated[int, Field(gt=0)]] = [128]
+    activation: Activation = "relu"
+    dropout: float = Field(0.25, ge=0.0, lt=1.0)
 
 
 class CNN(nn.Module):
     """Conv blocks (conv, batch norm, activation, 2x2 max-pool while the map is big enough), then a dense head."""
 
-    def __init__(self, spec: CNNSpec, image_shape: tuple[int, int, int], n_outputs: int) -> None:
+    def __init__(self, spec: Spec, image_shape: tuple[int, int, int], n_outputs: int) -> None:
         super().__init__()
         self.image_shape = image_shape
         c, h, w = image_shape
@@ -34,3 +51,12 @@ class CNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.view(x.shape[0], *self.image_shape)  # (B, features) -> (B, C, H, W)
         return self.head(self.features(x))
+
+
+def build(spec: Spec, dims: Dims) -> CNN:
+    if dims.image_shape is None:
+        raise ConfigError(
+            f"Model `cnn` needs image input (C x H x W); this data has {dims.features} tabular features. "
+            "Use `--model mlp` or an image dataset such as digits."
+        )
+    return CNN(spec, dims.image_shape, dims.outputs)

@@ -14,10 +14,12 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from kiln.serve import page
+from kiln.serve.asgi import PredictEndpoint
 from kiln.serve.guard import Gate
 from kiln.serve.metrics import CONTENT_TYPE
+from kiln.serve.routes import PREDICT
 from kiln.serve.schemas import ErrorResponse, ModelInfo, PredictRequest, PredictResponse
-from kiln.serve.service import PredictEndpoint, Service
+from kiln.serve.service import Service
 from kiln.version import __version__
 
 JSON = "application/json"
@@ -36,7 +38,7 @@ async def _predict() -> None:
 
 # /v1/predict is served by `PredictEndpoint` behind the gate (plain ASGI, for speed); this route documents it.
 PREDICT_DOC = APIRoute(
-    "/v1/predict",
+    PREDICT,
     _predict,
     methods=["POST"],
     tags=["model"],

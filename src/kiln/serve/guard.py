@@ -12,11 +12,10 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kiln.serve.asgi import respond, too_large
+from kiln.serve.routes import PREDICT, PUBLIC, ROUTES
 from kiln.serve.schemas import ApiError
-from kiln.serve.service import ARTIFACTS, Service, respond, too_large
-
-PUBLIC = frozenset({"/", "/health", "/ready", "/docs", "/openapi.json", "/assets/app.js", "/assets/style.css"})
-ROUTES = PUBLIC | {"/v1/predict", "/v1/model", "/metrics"} | {f"/v1/model/{name}" for name in ARTIFACTS}
+from kiln.serve.service import Service
 
 
 class Gate:
@@ -48,7 +47,7 @@ class Gate:
             error = self.check(scope)
             if error is not None:
                 await respond(send_status, error)
-            elif scope["path"] != "/v1/predict":
+            elif scope["path"] != PREDICT:
                 await self.app(scope, receive, send_status)
             elif scope["method"] == "POST":
                 await self.predict(scope, receive, send_status)

@@ -1,11 +1,11 @@
 """Request bodies -> encoded float32 rows for the model, or a 4xx that names the row and the feature.
 
-A body of numeric rows for a model without a table encoder takes the fast path: one strict
-pydantic parse from bytes (in Rust, depth-limited) and one NumPy conversion. Anything else
-(objects keyed by feature name, nested or PNG images, table rows with categories or missing
-values, or a mistake) takes the explaining path, which walks the parsed JSON value by value.
-Table rows are then encoded with the run's saved `TableEncoder`, row by row, so a request's rows
-never depend on another request's.
+This module owns the body's JSON shape: the `inputs` and `top_k` keys, images as nested arrays or
+base64 PNG. The rows themselves go through kiln's one input path (`kiln.data.rows`), as in
+`Predictor.predict` and `kiln predict`, with messages naming JSON paths (`inputs[3][0] (`age`)`).
+A body of numeric rows for a model without a table encoder first tries the fast path: one strict
+pydantic parse from bytes (in Rust, depth-limited) straight into a NumPy array. Each request is
+encoded on its own, so its rows never depend on another request's.
 """
 
 from __future__ import annotations
@@ -13,10 +13,8 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import math
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,14 +22,11 @@ import pydantic_core
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict
 
-from kiln.data.encoding import TableEncoder
-from kiln.data.preprocessing import Preprocessor
-from kiln.data.table import Table
+from kiln.data.rows import Origin, kind_of
 from kiln.errors import InputError, closest
 from kiln.predict import Predictor
 from kiln.serve.schemas import ApiError, invalid
 
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 MAX_IMAGE_PIXELS = 4096 * 4096  # decoded size limit for a PNG, against decompression bombs
 DEFAULT_TOP_K = 3
 
@@ -45,37 +40,51 @@ class _NumericRequest(TypedDict):
 _FAST = TypeAdapter(_NumericRequest)
 
 
+class JsonOrigin(Origin):
+    """Rows and values named by their JSON path in the body; read strictly (JSON has types: use them)."""
+
+    extra_keys = False
+    number_text = False
+
+    def row(self, i: int) -> str:
+        return f"inputs[{i}]"
+
+    def cell(self, i: int, j: int, name: str, keyed: bool = False) -> str:
+        return f"inputs[{i}].{name} (`{name}`)" if keyed else f"inputs[{i}][{j}] (`{name}`)"
+
+
+JSON = JsonOrigin()
+
+
 @dataclass(frozen=True)
 class InputSpec:
-    """What the served model accepts: features (and their kinds for tables), image shape, PNG scale, limits."""
+    """What the served model accepts: features and their kinds, image shape, PNG scale, classes, limits."""
 
+    predictor: Predictor
     features: list[str]
+    kinds: list[str]
     image_shape: tuple[int, int, int] | None
     pixel_range: float
     classes: list[str]
     max_rows: int
-    preprocessor: Preprocessor
-    encoder: TableEncoder | None = None
-    kinds: list[str] = field(default_factory=list)
-    columns: dict[str, int] = field(default_factory=dict, repr=False)
+    table: bool
 
     @classmethod
     def of(cls, predictor: Predictor, max_rows: int) -> InputSpec:
         """Derive the spec from a Predictor; PNG pixels scale to the run's value range (digits: 0..16)."""
         pre = predictor.preprocessor
         uniform = bool(np.all(pre.shift == 0) and np.all(pre.scale == pre.scale[0]) and pre.scale[0] > 0)
-        features = predictor.schema.features
         kinds = {c.name: c.kind for c in pre.encoder.columns} if pre.encoder else {}
+        features = predictor.schema.features
         return cls(
+            predictor=predictor,
             features=features,
+            kinds=[kinds.get(name, "numeric") for name in features],
             image_shape=predictor.schema.image_shape,
             pixel_range=float(1.0 / pre.scale[0]) if uniform else 255.0,
             classes=predictor.schema.classes,
             max_rows=max_rows,
-            preprocessor=pre,
-            encoder=pre.encoder,
-            kinds=[kinds.get(name, "numeric") for name in features],
-            columns={name: j for j, name in enumerate(features)},
+            table=pre.encoder is not None,
         )
 
 
@@ -90,7 +99,7 @@ class Parsed:
 
 def parse(body: bytes, spec: InputSpec) -> Parsed:
     """A request body -> `Parsed`, or an `ApiError` (400 for bad JSON, 422 for a bad value)."""
-    if spec.encoder is None:
+    if not spec.table:
         try:
             fast = _FAST.validate_json(body)
         except ValidationError:
@@ -98,8 +107,17 @@ def parse(body: bytes, spec: InputSpec) -> Parsed:
         else:
             rows = fast["inputs"]
             if 0 < len(rows) <= spec.max_rows and all(len(row) == len(spec.features) for row in rows):
-                return Parsed(_finite(np.array(rows, dtype=np.float64), spec), _top_k(fast.get("top_k"), spec))
+                return _encoded(np.array(rows, dtype=np.float64), spec, _top_k(fast.get("top_k"), spec))
     return _explain(body, spec)
+
+
+def _encoded(rows: Any, spec: InputSpec, top_k: int) -> Parsed:
+    """Rows through the one input path; its `InputError` becomes a 422 naming the row and feature."""
+    try:
+        encoded = spec.predictor._encode(rows, JSON)
+    except InputError as exc:
+        raise invalid(str(exc), index=exc.row, field=exc.feature) from None
+    return Parsed(encoded.x, top_k, encoded.unknown)
 
 
 def _explain(body: bytes, spec: InputSpec) -> Parsed:
@@ -111,7 +129,7 @@ def _explain(body: bytes, spec: InputSpec) -> Parsed:
         reason = "it is nested too deeply" if "recursion limit" in str(exc) else str(exc)
         raise ApiError(400, "invalid_json", f"The body is not valid JSON: {reason}.") from None
     if not isinstance(data, dict):
-        raise invalid(f'The body must be a JSON object like {{"inputs": [[...]]}}; got {_kind(data)}.', field="inputs")
+        raise invalid(f'The body must be a JSON object like {{"inputs": [[...]]}}; got {kind_of(data)}.', field="inputs")
     unknown = [key for key in data if key not in ("inputs", "top_k")]
     if unknown:
         hint = closest(unknown[0], ["inputs", "top_k"])
@@ -124,31 +142,12 @@ def _explain(body: bytes, spec: InputSpec) -> Parsed:
     top_k = _top_k(data.get("top_k"), spec)
     rows = data["inputs"]
     if not isinstance(rows, list):
-        raise invalid(f"`inputs` must be a list of rows; got {_kind(rows)}.", field="inputs")
+        raise invalid(f"`inputs` must be a list of rows; got {kind_of(rows)}.", field="inputs")
     if not rows:
         raise invalid("`inputs` is an empty batch; send at least one row.", field="inputs")
     if len(rows) > spec.max_rows:
         raise invalid(f"`inputs` has {len(rows)} rows; the limit is {spec.max_rows} per request.", field="inputs")
-    cells = [_row(row, i, spec) for i, row in enumerate(rows)]
-    if spec.encoder is None:
-        return Parsed(np.array(cells, dtype=np.float32), top_k)
-    return _encode(cells, spec, top_k)
-
-
-def _encode(cells: list[list[Any]], spec: InputSpec, top_k: int) -> Parsed:
-    """Validated table cells -> the run's encoding (categories one-hot, missing values filled)."""
-    columns: dict[str, Any] = {}
-    for j, name in enumerate(spec.features):
-        values = [row[j] for row in cells]
-        if spec.kinds[j] == "categorical":
-            columns[name] = np.array(values, dtype=object)
-        else:
-            columns[name] = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
-    try:
-        encoded, unseen = spec.preprocessor.encode(Table(Path("<request>"), columns, {}))
-    except InputError as exc:
-        raise invalid(str(exc)) from None
-    return Parsed(encoded, top_k, unseen)
+    return _encoded([_row(row, i, spec) for i, row in enumerate(rows)], spec, top_k)
 
 
 def _top_k(value: Any, spec: InputSpec) -> int:
@@ -161,41 +160,22 @@ def _top_k(value: Any, spec: InputSpec) -> int:
     return value
 
 
-def _row(row: Any, i: int, spec: InputSpec) -> list[Any]:
-    n = len(spec.features)
-    where = f"inputs[{i}]"
-    if isinstance(row, dict):
-        return _by_name(row, i, spec)
+def _row(row: Any, i: int, spec: InputSpec) -> Any:
+    """One JSON row as the input path takes it: an image (nested arrays, PNG) flattened, anything else as sent."""
     if isinstance(row, str):
         if spec.image_shape is None:
-            raise invalid(f"{where}: got a string; this model takes rows of {n} values, not images.", index=i)
+            n = len(spec.features)
+            raise invalid(f"inputs[{i}]: got a string; this model takes rows of {n} values, not images.", index=i)
         return _png(row, i, spec)
-    if not isinstance(row, list):
-        raise invalid(
-            f"{where}: expected a row (a list of {n} values or an object keyed by feature name); got {_kind(row)}. "
-            'Wrap a single row in a list: {"inputs": [[...]]}.',
-            index=i,
-        )
-    if spec.image_shape is not None and row and isinstance(row[0], list):
+    if spec.image_shape is not None and isinstance(row, list) and row and isinstance(row[0], list):
         return _nested(row, i, spec)
-    if len(row) != n:
-        raise invalid(f"{where}: expected {n} values (one per feature), got {len(row)}.", index=i)
-    return [_cell(v, f"{where}[{j}]", i, j, spec) for j, v in enumerate(row)]
-
-
-def _by_name(row: dict[str, Any], i: int, spec: InputSpec) -> list[Any]:
-    unknown = [key for key in row if key not in spec.columns]
-    if unknown:
-        hint = closest(unknown[0], spec.features)
-        raise invalid(f"inputs[{i}]: unknown feature `{unknown[0]}`.{hint}", index=i, field=unknown[0])
-    missing = [name for name in spec.features if name not in row]
-    if missing:
+    if not isinstance(row, (list, dict)):
         raise invalid(
-            f"inputs[{i}]: missing feature `{missing[0]}` ({len(missing)} of {len(spec.features)} missing).",
+            f"inputs[{i}]: expected a row (a list of {len(spec.features)} values or an object keyed by feature "
+            f'name); got {kind_of(row)}. Wrap a single row in a list: {{"inputs": [[...]]}}.',
             index=i,
-            field=missing[0],
         )
-    return [_cell(row[name], f"inputs[{i}].{name}", i, j, spec) for j, name in enumerate(spec.features)]
+    return row
 
 
 def _nested(row: list[Any], i: int, spec: InputSpec) -> list[Any]:
@@ -208,7 +188,7 @@ def _nested(row: list[Any], i: int, spec: InputSpec) -> list[Any]:
 
     def walk(node: Any, path: str, dims: tuple[int, ...]) -> None:
         if not isinstance(node, list) or len(node) != dims[0]:
-            found = f"{len(node)} value{'' if len(node) == 1 else 's'}" if isinstance(node, list) else _kind(node)
+            found = f"{len(node)} value{'' if len(node) == 1 else 's'}" if isinstance(node, list) else kind_of(node)
             raise invalid(
                 f"{path}: expected {dims[0]} values (image of {'x'.join(map(str, shape))}), got {found}.", index=i
             )
@@ -216,7 +196,7 @@ def _nested(row: list[Any], i: int, spec: InputSpec) -> list[Any]:
             if len(dims) > 1:
                 walk(child, f"{path}[{k}]", dims[1:])
             else:
-                values.append(_cell(child, f"{path}[{k}]", i, len(values), spec))
+                values.append(child)
 
     walk(row, f"inputs[{i}]", shape)
     return values
@@ -248,57 +228,3 @@ def _png(text: str, i: int, spec: InputSpec) -> list[Any]:
     except (OSError, ValueError) as exc:
         raise invalid(f"inputs[{i}]: the PNG cannot be decoded ({exc}).", index=i) from None
     return (pixels.reshape(-1).astype(np.float64) * (spec.pixel_range / 255.0)).tolist()  # (C, H, W) flattened
-
-
-def _cell(value: Any, where: str, i: int, j: int, spec: InputSpec) -> Any:
-    """One raw value, checked against its feature's kind: a finite number, or for tables a category or null."""
-    kind = spec.kinds[j]
-    feature = spec.features[j]
-    if spec.encoder is not None:
-        if value is None and spec.encoder.on_missing == "impute":
-            return None
-        if kind == "categorical":
-            if isinstance(value, str):
-                return value
-            raise invalid(
-                f"{where} (`{feature}`): expected a category (a string), got {_kind(value)}.", index=i, field=feature
-            )
-        if kind == "boolean" and isinstance(value, bool):
-            return float(value)
-    if type(value) is float or type(value) is int:
-        if abs(value) <= FLOAT32_MAX:  # False for NaN
-            return float(value)
-        shown = f"{value:.6g}" if type(value) is float else "the integer"
-        reason = (
-            "is outside the float32 range" if type(value) is int or math.isfinite(value) else "is not a finite number"
-        )
-        raise invalid(f"{where} (`{feature}`): {shown} {reason}.", index=i, field=feature)
-    expected = "a number or true/false" if kind == "boolean" else "a number"
-    raise invalid(f"{where} (`{feature}`): expected {expected}, got {_kind(value)}.", index=i, field=feature)
-
-
-def _finite(x: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """float64 rows -> float32, rejecting NaN, infinities and values float32 cannot hold."""
-    bad = ~(np.abs(x) <= FLOAT32_MAX)  # NaN compares False, so it is caught too
-    if bad.any():
-        i, j = (int(k) for k in np.argwhere(bad)[0])
-        reason = "is not a finite number" if not math.isfinite(x[i, j]) else "is outside the float32 range"
-        raise invalid(
-            f"inputs[{i}][{j}] (`{spec.features[j]}`): {x[i, j]:.6g} {reason}.", index=i, field=spec.features[j]
-        )
-    return x.astype(np.float32)
-
-
-def _kind(value: Any) -> str:
-    """A JSON type name for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return f"a string ({value[:20]!r}{'...' if len(value) > 20 else ''})"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"

@@ -13,11 +13,8 @@ from importlib.resources import files
 
 from fastapi import FastAPI, Response
 
-ASSETS = {
-    "/": ("index.html", "text/html; charset=utf-8"),
-    "/assets/app.js": ("app.js", "text/javascript"),
-    "/assets/style.css": ("style.css", "text/css"),
-}
+from kiln.serve.routes import PAGE
+
 HEADERS = {
     # Only this origin's own script, styles and images (plots arrive as blob: URLs); no inline code.
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; object-src 'none'; frame-ancestors 'none'",
@@ -38,7 +35,7 @@ def static(data: bytes, media_type: str) -> Callable[[], Awaitable[Response]]:
 def mount(app: FastAPI) -> None:
     """Add the page and its assets as fixed routes."""
     folder = files("kiln.serve") / "static"
-    for route, (name, media_type) in ASSETS.items():
+    for route, (name, media_type) in PAGE.items():
         app.add_api_route(
             route, static((folder / name).read_bytes(), media_type), methods=["GET"], include_in_schema=False
         )

@@ -1,25 +1,46 @@
 """Callbacks: small ordered hooks on named training events (progress, early stopping, checkpoints).
 
-Events: `on_train_begin`, `on_epoch_begin`, `on_batch_end`, `on_epoch_end(logs)`, `on_train_end`. The loop stays free of flags;
-anything optional is a callback.
+Events: `on_train_begin`, `on_epoch_begin`, `on_batch_end`, `on_epoch_end(logs)`, `on_train_end`.
+The loop stays free of flags; anything optional is a callback. A callback keeps its own state and
+hands it to checkpoints through `state_dict` / `load_state_dict`, so it resumes with the run.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kiln.train.checkpoint import save_checkpoint
 
 if TYPE_CHECKING:
+    import torch
     from rich.console import Console
 
     from kiln.train.loop import Trainer
 
 
 class Callback:
-    """Base class: override the events you need."""
+    """Base class: override the events you need; a callback with state also overrides the two state methods.
+
+    Example:
+        >>> class Best(kiln.Callback):
+        ...     def __init__(self) -> None:
+        ...         self.best = 0.0
+        ...     def on_epoch_end(self, trainer, logs):
+        ...         self.best = max(self.best, logs.get("val_accuracy", 0.0))
+        ...     def state_dict(self):
+        ...         return {"best": self.best}
+        ...     def load_state_dict(self, state):
+        ...         self.best = state["best"]
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        """What `--resume` needs to continue this callback (JSON values and tensors); empty when stateless."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what `state_dict` returned, from a checkpoint."""
 
     def on_train_begin(self, trainer: Trainer) -> None: ...
 
@@ -88,26 +109,44 @@ class ProgressBar(Callback):
 
 
 class EarlyStopping(Callback):
-    """Stop when `val_loss` has not improved for `patience` epochs; restore the best weights at the end."""
+    """Stop when `monitor` (`val_loss`, or `loss` without validation) has not improved for `patience` epochs;
+    restore the best weights at the end."""
 
     def __init__(self, patience: int, monitor: str = "val_loss") -> None:
         self.patience, self.monitor = patience, monitor
+        self.best, self.best_epoch, self.wait, self.stopped_epoch = math.inf, 0, 0, 0
+        self.best_weights: dict[str, torch.Tensor] | None = None
 
     def on_epoch_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
-        state = trainer.state
         value = logs.get(self.monitor, logs["loss"])
-        if value < state.best:
-            state.best, state.best_epoch, state.wait = value, int(logs["epoch"]), 0
-            state.best_weights = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+        if value < self.best:
+            self.best, self.best_epoch, self.wait = value, int(logs["epoch"]), 0
+            self.best_weights = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
         else:
-            state.wait += 1
-            if state.wait >= self.patience:
-                state.stopped_early = True
+            self.wait += 1
+            if self.wait >= self.patience:
+                self.stopped_epoch = int(logs["epoch"])
                 trainer.stop = True
 
     def on_train_end(self, trainer: Trainer) -> None:
-        if trainer.state.best_weights is not None and math.isfinite(trainer.state.best):
-            trainer.model.load_state_dict(trainer.state.best_weights)
+        if self.best_weights is not None and math.isfinite(self.best):
+            trainer.model.load_state_dict(self.best_weights)
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "wait": self.wait,
+            "stopped_epoch": self.stopped_epoch,
+        }
+        if self.best_weights is not None:
+            state["best_weights"] = self.best_weights
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
+        self.wait, self.stopped_epoch = int(state["wait"]), int(state["stopped_epoch"])
+        self.best_weights = state.get("best_weights")
 
 
 class Checkpoint(Callback):
@@ -117,4 +156,4 @@ class Checkpoint(Callback):
         self.folder = folder
 
     def on_epoch_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
-        save_checkpoint(self.folder, trainer, trainer.state)
+        save_checkpoint(self.folder, trainer)

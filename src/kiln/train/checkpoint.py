@@ -1,4 +1,4 @@
-"""Checkpoints: model, optimizer, scheduler, RNG and trainer state in one safetensors file, written atomically.
+"""Checkpoints: model, optimizer, scheduler, RNG, loop and callback state in one safetensors file, written atomically.
 
 Tensors go in the safetensors payload, everything else in its JSON metadata: no pickle, and the
 single file is replaced in one rename, so it is always a complete checkpoint of a finished epoch.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
@@ -18,6 +18,9 @@ from safetensors.torch import save as save_tensors
 from kiln.errors import RunError
 from kiln.runs import atomic_write
 from kiln.train.state import TrainState
+
+if TYPE_CHECKING:
+    from kiln.train.loop import Trainer
 
 LAST = "last.safetensors"
 
@@ -44,7 +47,7 @@ def _join(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return tree
 
 
-def save_checkpoint(folder: Path, trainer: Any, state: TrainState) -> None:
+def save_checkpoint(folder: Path, trainer: Trainer) -> None:
     """Write checkpoints/last.safetensors for the epoch just finished."""
     folder.mkdir(exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
@@ -56,44 +59,63 @@ def save_checkpoint(folder: Path, trainer: Any, state: TrainState) -> None:
         "optimizer": _split(trainer.optimizer.state_dict(), "optimizer", tensors),
         "scheduler": trainer.scheduler.state_dict() if trainer.scheduler else None,
         "rng": _split(rng, "rng", tensors),
-        "best_weights": _split(state.best_weights, "best", tensors) if state.best_weights else None,
-        "state": state.to_json(),
+        "callbacks": _split(callback_states(trainer), "callbacks", tensors),
+        "state": trainer.state.to_json(),
     }
     atomic_write(folder / LAST, save_tensors(tensors, metadata={"kiln": json.dumps(meta)}))
 
 
-def load_checkpoint(folder: Path, trainer: Any) -> TrainState:
-    """Restore model, optimizer, scheduler and RNG from checkpoints/last.safetensors; return the state."""
+def load_checkpoint(folder: Path, trainer: Trainer) -> None:
+    """Restore model, optimizer, scheduler, RNG, loop and callback state from checkpoints/last.safetensors."""
     path = folder / LAST
     try:
         data = path.read_bytes()
         tensors = load_tensors(data)
         meta = json.loads(_metadata(data)["kiln"])
+        trainer.model.load_state_dict(_join(meta["model"], tensors))
+        optimizer = _join(meta["optimizer"], tensors)
+        optimizer["state"] = {int(k): v for k, v in optimizer["state"].items()}  # JSON made the param ids strings
+        trainer.optimizer.load_state_dict(optimizer)
+        if trainer.scheduler and meta["scheduler"]:
+            trainer.scheduler.load_state_dict(meta["scheduler"])
+        rng = _join(meta["rng"], tensors)
+        saved = _join(meta["callbacks"], tensors)
+        state = TrainState.from_json(meta["state"])
     except FileNotFoundError:
         raise RunError(f"`{path}` is missing: this run has no checkpoint to resume from.") from None
-    except (SafetensorError, KeyError, ValueError) as exc:
-        raise RunError(f"`{path}` is corrupted and cannot be resumed ({exc}).") from None
-    trainer.model.load_state_dict(_join(meta["model"], tensors))
-    optimizer = _join(meta["optimizer"], tensors)
-    optimizer["state"] = {int(k): v for k, v in optimizer["state"].items()}  # JSON made the param ids strings
-    trainer.optimizer.load_state_dict(optimizer)
-    if trainer.scheduler and meta["scheduler"]:
-        trainer.scheduler.load_state_dict(meta["scheduler"])
-    rng = _join(meta["rng"], tensors)
+    except (SafetensorError, KeyError, ValueError, TypeError) as exc:
+        raise RunError(f"`{path}` is corrupted and cannot be resumed ({exc!r}).") from None
     torch.set_rng_state(rng["torch"])
     if "cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
-    raw = meta["state"]
-    best = _join(meta["best_weights"], tensors) if meta["best_weights"] else None
-    return TrainState(
-        epoch=raw["epoch"],
-        history=raw["history"],
-        best=raw["best"],
-        best_epoch=raw["best_epoch"],
-        wait=raw["wait"],
-        stopped_early=raw["stopped_early"],
-        best_weights=best,
-    )
+    for key, callback in _keyed(trainer):
+        if key in saved:
+            callback.load_state_dict(saved[key])
+    trainer.state = state
+
+
+def saved_epoch(folder: Path) -> int:
+    """The epoch of the last checkpoint in `folder`, 0 when there is none (or it cannot be read)."""
+    try:
+        data = (folder / LAST).read_bytes()
+        return int(json.loads(_metadata(data)["kiln"])["state"]["epoch"])
+    except (OSError, KeyError, ValueError):
+        return 0
+
+
+def callback_states(trainer: Trainer) -> dict[str, Any]:
+    """Each stateful callback's `state_dict`, keyed by its class name and position among its kind."""
+    return {key: state for key, callback in _keyed(trainer) if (state := callback.state_dict())}
+
+
+def _keyed(trainer: Trainer) -> list[tuple[str, Any]]:
+    seen: dict[str, int] = {}
+    keyed = []
+    for callback in trainer.callbacks:
+        name = type(callback).__qualname__
+        seen[name] = seen.get(name, 0) + 1
+        keyed.append((f"{name}.{seen[name]}", callback))
+    return keyed
 
 
 def _metadata(data: bytes) -> dict[str, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import ContextManager
 
 import torch
@@ -27,3 +27,16 @@ def autocast(device: torch.device, precision: str) -> Callable[[], ContextManage
     if device.type == "cuda" and precision in ("auto", "bf16"):
         return lambda: torch.autocast(device_type="cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int) -> Iterator[None]:
+    """Run the block with `n` torch CPU threads (0: leave torch's setting), then restore the count found."""
+    before = torch.get_num_threads()
+    if n and n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)

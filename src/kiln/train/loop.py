@@ -19,14 +19,9 @@ from kiln.config import TrainConfig
 from kiln.errors import TrainingError
 from kiln.train.callbacks import Callback
 from kiln.train.device import autocast
-from kiln.train.distributed import World
-from kiln.train.optim import (
-    build_optimizer,
-    build_penalty,
-    build_scheduler,
-    direct_step,
-)
+from kiln.train.optim import build_optimizer, build_penalty, build_scheduler, direct_step
 from kiln.train.state import TrainState
+from kiln.train.strategy import SingleProcess, Strategy
 
 
 class Trainer:
@@ -42,7 +37,7 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         class_weights: torch.Tensor | None = None,
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        world: World | None = None,
+        strategy: Strategy = SingleProcess(),
     ) -> None:
         self.model = model.to(device)
         self.cfg = cfg
@@ -51,14 +46,22 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.class_weights = class_weights
         self.augment = augment
-        self.world = world
+        self.strategy = strategy
         self.optimizer = build_optimizer(self.model, cfg, device)
         self.step = direct_step(self.optimizer)
         self.scheduler = build_scheduler(self.optimizer, cfg)
         self.penalty = build_penalty(self.model, cfg.l1, cfg.l2)
         self.autocast = autocast(device, cfg.precision)
         self.state = TrainState()
-        self.stop = False
+
+    @property
+    def stop(self) -> bool:
+        """Set by a callback to end training after this epoch (saved in checkpoints as the state's `stopped`)."""
+        return self.state.stopped
+
+    @stop.setter
+    def stop(self, value: bool) -> None:
+        self.state.stopped = value
 
     def loss(self, out: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         if self.classification:
@@ -67,7 +70,6 @@ class Trainer:
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> TrainState:
         """Train from `self.state` (fresh or restored from a checkpoint) up to `cfg.epochs`."""
-        self.stop = self.state.stopped_early
         for cb in self.callbacks:
             cb.on_train_begin(self)
         try:
@@ -83,9 +85,13 @@ class Trainer:
                 for cb in self.callbacks:
                     cb.on_epoch_end(self, logs)
         finally:
-            for cb in self.callbacks:
-                cb.on_train_end(self)
+            self.end()
         return self.state
+
+    def end(self) -> None:
+        """The `on_train_end` event: restores best weights, closes progress bars."""
+        for cb in self.callbacks:
+            cb.on_train_end(self)
 
     def _epoch(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> dict[str, float]:
         start = time.perf_counter()
@@ -101,25 +107,21 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         self.model.train()
+        strategy = self.strategy
         for i in range(0, n, bs):
             xb, yb = xs[i : i + bs], ys[i : i + bs]
             rows = len(xb)  # of the whole batch, across processes
-            if self.world is not None:
-                xb, yb = self.world.shard(xb), self.world.shard(yb)
+            xb, yb = strategy.shard(xb), strategy.shard(yb)
             if self.augment is not None:
                 xb = self.augment(xb)
             with self.autocast():
                 out = self.model(xb)
-            if self.world is None:
-                loss = self.loss(out, yb)
-            else:  # this process's share of the whole batch's mean loss; the shares sum to it
-                loss = self.loss(out, yb, reduction="sum") / rows
+            loss = strategy.loss(self.loss, out, yb, rows)
             if self.penalty is not None:
-                loss = loss + self.penalty() / (self.world.size if self.world else 1)
+                loss = loss + self.penalty() / strategy.size
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if self.world is not None:
-                self.world.sum([p.grad for p in self.model.parameters() if p.grad is not None])
+            strategy.sum([p.grad for p in self.model.parameters() if p.grad is not None])
             if self.cfg.clip_grad_norm:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad_norm)
             self.step()
@@ -128,8 +130,7 @@ class Trainer:
                 correct += (out.argmax(1) == yb).sum()
             for cb in self.callbacks:
                 cb.on_batch_end(self)
-        if self.world is not None:
-            self.world.sum([loss_sum, correct])
+        strategy.sum([loss_sum, correct])
         logs = {"epoch": float(epoch + 1), "loss": loss_sum.item() / n}
         if self.classification:
             logs["accuracy"] = correct.item() / n

@@ -1,31 +1,22 @@
-"""What a training run has done so far: enough to resume it exactly."""
+"""What the loop has done so far: epochs, history, whether a callback stopped it. Callbacks keep their own state."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-
-import torch
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass
 class TrainState:
-    """Epochs completed, the per-epoch history, and early stopping's bookkeeping."""
+    """Epochs completed, the per-epoch history, and whether a callback asked the loop to stop."""
 
     epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
-    best: float = math.inf
-    best_epoch: int = 0
-    wait: int = 0
-    stopped_early: bool = False
-    best_weights: dict[str, torch.Tensor] | None = None
+    stopped: bool = False
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "epoch": self.epoch,
-            "history": self.history,
-            "best": self.best,
-            "best_epoch": self.best_epoch,
-            "wait": self.wait,
-            "stopped_early": self.stopped_early,
-        }
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> TrainState:
+        return cls(epoch=int(raw["epoch"]), history=list(raw["history"]), stopped=bool(raw["stopped"]))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -37,11 +37,21 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def start_server(run: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 30) -> Server:
-    """Start `python -m kiln serve RUN --port 0 ARGS`, read its URL from the first line, wait for /ready."""
+def start_server(
+    run: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 30,
+    imports: tuple[str, ...] = (),
+    cwd: Path | None = None,
+) -> Server:
+    """Start `python -m kiln [--import M] serve RUN --port 0 ARGS` in `cwd`, read its URL from the first line,
+    wait for /ready."""
+    first = [arg for module in imports for arg in ("--import", module)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kiln", "serve", str(run), "--port", "0", *args],
+        [sys.executable, "-m", "kiln", *first, "serve", str(run), "--port", "0", *args],
         env=_env(env or {}),
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

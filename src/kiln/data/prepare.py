@@ -1,0 +1,87 @@
+"""Step 1's last part: the training and validation rows, encoded and scaled by preprocessing fitted on
+the training rows alone, and the class weights; checked against the run's config before any run folder exists."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from kiln.config import RunConfig
+from kiln.data.dataset import Dataset, take
+from kiln.data.preprocessing import Preprocessor
+from kiln.data.schema import Schema
+from kiln.data.splits import validation_split
+from kiln.errors import ConfigError, KilnWarning
+
+IMBALANCE = 3.0  # largest / smallest class count that earns a warning
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Model-ready rows (float32) for training and validation, the fitted preprocessing and the final schema."""
+
+    schema: Schema
+    preprocessor: Preprocessor
+    x: np.ndarray
+    y: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    class_weights: np.ndarray | None = None
+
+
+def prepare(dataset: Dataset, cfg: RunConfig) -> Prepared:
+    """Split validation rows off the training pool, fit the preprocessing on the rest, and encode both.
+
+    Raises:
+        ConfigError: the batch is larger than the training split.
+        DataError: the validation split cannot be made.
+    """
+    schema = dataset.schema
+    train, val = validation_split(
+        dataset.y_train, cfg.data.val_split, dataset.split, cfg.data.seed, schema.classes, f"`{dataset.source}`"  # type: ignore[arg-type]
+    )
+    if cfg.train.batch_size > len(train):
+        raise ConfigError(
+            f"`train.batch_size` is {cfg.train.batch_size} but the training split has only {len(train)} rows; "
+            f"use a batch size of at most {len(train)}."
+        )
+    y = dataset.y_train[train]
+    pre, x = Preprocessor.fit_transform(
+        take(dataset.x_train, train),
+        y,
+        value_range=dataset.value_range,
+        regression=schema.task == "regression",
+        on_missing=cfg.data.on_missing,
+        image_shape=schema.image_shape,
+    )
+    if pre.encoder is not None:
+        schema = replace(schema, n_inputs=len(pre.encoder.outputs))
+    y_val = dataset.y_train[val]
+    return Prepared(
+        schema=schema,
+        preprocessor=pre,
+        x=x,
+        y=pre.transform_target(y),
+        x_val=pre.transform(take(dataset.x_train, val)),
+        y_val=pre.transform_target(y_val),
+        class_weights=_class_weights(y, schema, cfg.train.class_weight) if schema.task == "classification" else None,
+    )
+
+
+def _class_weights(y: np.ndarray, schema: Schema, mode: str) -> np.ndarray | None:
+    """`balanced`: each class weighted by its rarity; otherwise None, with a warning when classes are imbalanced."""
+    counts = np.bincount(y, minlength=len(schema.classes)).astype(np.float32)
+    if mode == "balanced":
+        return len(y) / (len(counts) * np.maximum(counts, 1.0))
+    if counts.max() >= IMBALANCE * max(counts.min(), 1.0):
+        rare, common = schema.classes[int(counts.argmin())], schema.classes[int(counts.argmax())]
+        warnings.warn(
+            KilnWarning(
+                f"Classes are imbalanced: {int(counts.min())} training rows of {rare!r} against "
+                f"{int(counts.max())} of {common!r}; consider `--class-weight balanced`."
+            ),
+            stacklevel=4,
+        )
+    return None

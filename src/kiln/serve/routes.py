@@ -1,0 +1,13 @@
+"""Every route the server answers, declared once: the gate's auth and metrics labels and the app read these."""
+
+from __future__ import annotations
+
+PAGE = {  # the try-it page: route -> (file in static/, media type)
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/assets/app.js": ("app.js", "text/javascript"),
+    "/assets/style.css": ("style.css", "text/css"),
+}
+ARTIFACTS = ("curves.png", "confusion_matrix.png")  # the only run-folder files the server reads for clients
+PREDICT = "/v1/predict"
+PUBLIC = frozenset({"/health", "/ready", "/docs", "/openapi.json", *PAGE})  # answered without the API key
+ROUTES = PUBLIC | {PREDICT, "/v1/model", "/metrics", *(f"/v1/model/{name}" for name in ARTIFACTS)}
