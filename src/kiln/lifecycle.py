@@ -113,7 +113,8 @@ def fit(
     """Train `model` on `data` and write a finished run folder.
 
     Options are train keys (epochs, batch_size, optimizer, lr, ...) or data keys (val_split, ...).
-    `callbacks` run after kiln's own (early stopping, progress, checkpoint) on every event. With no
+    `callbacks` run after kiln's early stopping and progress, and before its checkpoint (which saves
+    their `state_dict` for `resume`), on every event. With no
     model given, images you bring (a folder, image-shaped arrays) get a CNN; everything else, the
     built-in digits included, the article's MLP.
 
@@ -235,16 +236,17 @@ class _Job:
         return weights, predictor
 
     def callbacks(self, main: bool, checkpoints: Path | None) -> list[Callback]:
-        """kiln's callbacks in order (early stopping, then on the main process progress and checkpoints), then yours."""
+        """Early stopping, progress (main process), yours, then the checkpoint, which saves everyone's epoch-end state."""
         train = self.cfg.train
         callbacks: list[Callback] = [EarlyStopping(train.early_stopping)] if train.early_stopping else []
         if main:
             from rich.console import Console
 
             callbacks.append(ProgressBar(Console(quiet=self.quiet, highlight=False)))
-            if checkpoints is not None:
-                callbacks.append(Checkpoint(checkpoints))
-        return [*callbacks, *self.extra]
+        callbacks += self.extra
+        if main and checkpoints is not None:
+            callbacks.append(Checkpoint(checkpoints))
+        return callbacks
 
 
 def _new_trainer(job: _Job, repeat: int, strategy: Strategy, main: bool, checkpoints: Path | None) -> Trainer:

@@ -81,3 +81,17 @@ def test_keras_initialization() -> None:
 def test_cnn_on_tabular_data_says_what_to_do() -> None:
     with pytest.raises(ConfigError, match=r"Model `cnn` needs image input .* 4 tabular features\. Use `--model mlp`"):
         build(kiln.cnn(), Dims(4, 3, None))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_bidirectional_rnn_reads_each_direction_to_its_end(cell: str) -> None:
+    """The head sees the forward direction after the last step and the backward one after the first
+    (`out[:, -1]` would give the backward direction a single step)."""
+    torch.manual_seed(0)
+    net = build(kiln.rnn(cell=cell, hidden_size=5, layers=2, bidirectional=True), Dims(6, 3, None)).eval()
+    x = torch.randn(4, 6)
+    seen: list[torch.Tensor] = []
+    net.head.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    out, _ = net.rnn(x.view(4, 6, 1))  # (B, T, 2 * hidden)
+    net(x)
+    torch.testing.assert_close(seen[0], torch.cat([out[:, -1, :5], out[:, 0, 5:]], dim=1))

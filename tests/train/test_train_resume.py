@@ -17,13 +17,13 @@ from kiln.train import Callback, Trainer
 
 
 class InterruptAt(Callback):
-    """Presses Ctrl-C at the end of one epoch (after kiln's own checkpoint callback ran)."""
+    """Presses Ctrl-C as the epoch after `epoch` begins (so epoch `epoch` is checkpointed)."""
 
     def __init__(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def on_epoch_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
-        if int(logs["epoch"]) == self.epoch:
+    def on_epoch_begin(self, trainer: Trainer, batches: int) -> None:
+        if trainer.state.epoch == self.epoch:
             raise KeyboardInterrupt
 
 
@@ -170,3 +170,38 @@ def test_advice_after_an_interrupt_in_the_first_epoch_works(tmp_path: Path, fast
         assert history_without_seconds(resumed.path) == history_without_seconds(straight.path)
     else:
         assert not (tmp_path / "early").exists()  # nothing to continue: no unfinished folder left behind
+
+
+class EpochsSeen(Callback):
+    """A user's callback with state: how many epochs it has seen, and the best validation accuracy."""
+
+    def __init__(self) -> None:
+        self.epochs, self.best = 0, 0.0
+
+    def on_epoch_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
+        self.epochs += 1
+        self.best = max(self.best, logs["val_accuracy"])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epochs": self.epochs, "best": self.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epochs, self.best = state["epochs"], state["best"]
+
+
+def test_a_users_callback_resumes_with_its_state(tmp_path: Path, fast_config: kiln.RunConfig) -> None:
+    common = {"config": fast_config, "epochs": 5, "batch_size": 16, "runs_dir": tmp_path, "quiet": True}
+    watcher = EpochsSeen()
+    straight = kiln.fit(kiln.mlp(hidden=[8]), "wine", name="straight", callbacks=[watcher], **common)
+    with pytest.raises(TrainingInterrupted):
+        kiln.fit(kiln.mlp(hidden=[8]), "wine", name="cut", callbacks=[EpochsSeen(), InterruptAt(2)], **common)
+    with safe_open(str(tmp_path / "cut" / "checkpoints" / "last.safetensors"), framework="pt") as f:
+        saved = json.loads(f.metadata()["kiln"])["callbacks"]
+    assert saved["EpochsSeen.1"]["epochs"] == 2
+    resumed_watcher = EpochsSeen()
+    kiln.resume(tmp_path / "cut", quiet=True, callbacks=[resumed_watcher])
+    assert (resumed_watcher.epochs, resumed_watcher.best) == (watcher.epochs, watcher.best) == (5, straight_best(straight))
+
+
+def straight_best(run: kiln.Run) -> float:
+    return max(row["val_accuracy"] for row in run.history)
