@@ -36,7 +36,7 @@ TRAIN_CASES: list[tuple[str, list[str], str]] = [
         ["--data", "mnist_fashion"],
         r"Unknown dataset `mnist_fashion`: expected one of digits, iris",
     ),
-    ("unknown model", ["--model", "mpl"], r"Unknown model `mpl`: expected one of mlp, cnn, rnn\. Did you mean `mlp`\?"),
+    ("unknown model", ["--model", "mpl"], r"Unknown model `mpl`: expected one of mlp, cnn, rnn, linear\. Did you mean `mlp`\?"),
     ("unknown model via --set", ["--set", "model.name=rnnn"], r"Unknown model `rnnn`.*Did you mean `rnn`\?"),
     ("unknown train key", ["--set", "train.lrr=0.1"], r"Unknown config key `train\.lrr`\. Did you mean `train\.lr`\?"),
     (

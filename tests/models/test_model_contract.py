@@ -26,6 +26,7 @@ SPECS: dict[str, Any] = {
     "cnn-no-batchnorm": kiln.cnn(channels=[8], hidden=[16], batch_norm=False, dropout=0.0, activation="tanh"),
     "rnn-lstm": kiln.rnn(hidden_size=16),
     "rnn-gru-bidirectional-2-layers": kiln.rnn(cell="gru", hidden_size=16, layers=2, bidirectional=True, dropout=0.1),
+    "linear": kiln.model("linear"),
 }
 
 

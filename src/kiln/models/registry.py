@@ -25,6 +25,7 @@ BUILTIN = {
     "mlp": "kiln.models.mlp",
     "cnn": "kiln.models.cnn",
     "rnn": "kiln.models.rnn",
+    "linear": "kiln.models.linear",
 }
 PASSED = ("n_features", "n_outputs", "image_shape")  # what kiln passes a user's module, besides its spec
 M = TypeVar("M", bound="type[nn.Module]")
