@@ -26,12 +26,14 @@ Run it from the repository root:
 
     .venv/bin/python bench/seed_workload.py            # 5 runs of each
     .venv/bin/python bench/seed_workload.py --runs 3 --only keras,torch-loop
+    .venv/bin/python bench/seed_workload.py --only kiln --kiln-base /tmp/kiln-base/src   # before vs after a change
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -257,12 +259,14 @@ def run_torch_loop(python: Path, seed: int) -> Sample:
 # --------------------------------------------------------------------------- kiln
 
 
-def run_kiln(python: Path, runs_dir: Path, seed: int) -> Sample:
+def run_kiln(python: Path, runs_dir: Path, seed: int, source: Path | None = None) -> Sample:
+    """`kiln train` for one seed; with `source`, the kiln package in that folder (another checkout's src/)."""
     kiln = python.parent / "kiln"
-    command = [str(kiln), "train", "--runs-dir", str(runs_dir), "--name", f"bench-{seed}"]
+    command = [str(kiln), "train", "--runs-dir", str(runs_dir), "--name", f"bench-{seed}{'-base' if source else ''}"]
     command += ["--seed", str(seed)]
+    env = None if source is None else dict(os.environ, PYTHONPATH=str(source))
     try:
-        child = run_child(command, cwd=REPO_DIR)
+        child = run_child(command, cwd=REPO_DIR, env=env)
     except OSError as error:
         return Sample(process_s=float("nan"), peak_mib=float("nan"), error=f"cannot start {kiln}: {error}")
     if child.returncode != 0:
@@ -382,6 +386,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=REPO_DIR.parent / "shared" / "anchors",
         help=f"folder holding {ANCHOR_NAME}",
     )
+    parser.add_argument(
+        "--kiln-base",
+        type=Path,
+        help="another checkout's src/ folder: adds contender kiln-base (e.g. main before a change), run interleaved",
+    )
     parser.add_argument("--child", choices=["torch-loop"], help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -408,6 +417,8 @@ def contender_runners(args: argparse.Namespace, runs_dir: Path) -> dict[str, Cal
         runners["torch-loop"] = lambda run: run_torch_loop(python, run)
     if "kiln" in args.only:
         runners["kiln"] = lambda run: run_kiln(python, runs_dir, run)
+    if args.kiln_base is not None:
+        runners["kiln-base"] = lambda run: run_kiln(python, runs_dir, run, args.kiln_base.resolve())
     return runners
 
 

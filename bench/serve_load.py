@@ -89,8 +89,8 @@ class Level:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def _env() -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+def _env(source: Path = REPO / "src") -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(source) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
 
 def _free_port() -> int:
@@ -113,11 +113,13 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) ->
     raise RuntimeError(f"{url} not ready after {timeout}s")
 
 
-def start_kiln(run: Path) -> tuple[subprocess.Popen[bytes], str, float]:
-    """Start `kiln serve`; return the process, its URL and the seconds from spawn to /ready."""
+def start_kiln(run: Path, source: Path = REPO / "src") -> tuple[subprocess.Popen[bytes], str, float]:
+    """Start `kiln serve` from the kiln in `source`; return the process, its URL and the seconds to /ready."""
     port = _free_port()
     start = time.perf_counter()
-    proc = subprocess.Popen([*KILN, "serve", str(run), "--port", str(port)], env=_env(), stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*KILN, "serve", str(run), "--port", str(port)], env=_env(source), stdout=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}"
     _wait_ready(url + "/ready", proc)
     return proc, url, time.perf_counter() - start
@@ -188,6 +190,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000, help="Requests per contender and level.")
     parser.add_argument("--rounds", type=int, default=2, help="Interleaved rounds; the table shows medians.")
     parser.add_argument("--cold-starts", type=int, default=3, help="kiln serve starts timed for the cold-start figure.")
+    parser.add_argument(
+        "--kiln-base", type=Path, help="another checkout's src/ folder: adds contender kiln-base, served interleaved"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -205,6 +210,8 @@ def main() -> None:
             stop(proc)
 
         servers = {"baseline": start_baseline(run), "kiln": start_kiln(run)[:2]}
+        if args.kiln_base is not None:
+            servers["kiln-base"] = start_kiln(run, args.kiln_base.resolve())[:2]
         results: dict[tuple[str, int], list[Level]] = {}
         try:
             for _, url in servers.values():
@@ -236,8 +243,9 @@ def report(results: dict[tuple[str, int], list[Level]], cold: list[float], reque
         f"\n{requests} requests per contender and level, one distinct digits row each; medians of {len(next(iter(results.values())))} rounds\n"
     )
     print(f"{'contender':<10} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'errors':>7}")
+    names = [name for name in ("baseline", "kiln-base", "kiln") if (name, LEVELS[0]) in results]
     for level in LEVELS:
-        for name in ("baseline", "kiln"):
+        for name in names:
             print(
                 f"{name:<10} {level:>4} {median(name, level, 'p50'):>8.2f} {median(name, level, 'p99'):>8.2f} "
                 f"{median(name, level, 'rps'):>8.0f} {int(median(name, level, 'errors')):>7}"

@@ -36,7 +36,11 @@ TRAIN_CASES: list[tuple[str, list[str], str]] = [
         ["--data", "mnist_fashion"],
         r"Unknown dataset `mnist_fashion`: expected one of digits, iris",
     ),
-    ("unknown model", ["--model", "mpl"], r"Unknown model `mpl`: expected one of mlp, cnn, rnn, linear\. Did you mean `mlp`\?"),
+    (
+        "unknown model",
+        ["--model", "mpl"],
+        r"Unknown model `mpl`: expected one of mlp, cnn, rnn, linear\. Did you mean `mlp`\?",
+    ),
     ("unknown model via --set", ["--set", "model.name=rnnn"], r"Unknown model `rnnn`.*Did you mean `rnn`\?"),
     ("unknown train key", ["--set", "train.lrr=0.1"], r"Unknown config key `train\.lrr`\. Did you mean `train\.lr`\?"),
     (
@@ -319,7 +323,11 @@ PREDICT_CASES: list[tuple[str, str, str]] = [
         "5.1,3.5,1.4,0.2,9.9\n",
         r"line 1: expected 4 values \(the model's features\), found 5",
     ),
-    ("ragged row, no header", "5.1,3.5,1.4,0.2\n6.0,2.2\n", r"line 2: expected 4 values \(the model's features\), found 2"),
+    (
+        "ragged row, no header",
+        "5.1,3.5,1.4,0.2\n6.0,2.2\n",
+        r"line 2: expected 4 values \(the model's features\), found 2",
+    ),
     (
         "non-numeric cell, no header",
         "5.1,3.5,1.4,0.2\n6.0,2.2,x,1.0\n",

@@ -23,7 +23,11 @@ def test_all_is_sorted_and_every_name_resolves() -> None:
 def test_all_lists_every_public_error_and_the_callback_base() -> None:
     """Users catch kiln's errors and subclass its Callback from `kiln` itself, not from internal modules."""
     errors = importlib.import_module("kiln.errors")
-    public = {name for name, value in vars(errors).items() if isinstance(value, type) and issubclass(value, Warning | Exception)}
+    public = {
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, Warning | Exception)
+    }
     assert public <= set(kiln.__all__)
     assert kiln.Callback is importlib.import_module("kiln.train.callbacks").Callback
 

@@ -106,7 +106,7 @@ def train(
     encoding: Annotated[str | None, typer.Option(help="Text encoding of a CSV file (default utf-8).")] = None,
     augment: Annotated[list[str], typer.Option(help="Image augmentation for training: shift, flip, rotate.")] = [],
     model: Annotated[
-        str | None, typer.Option(help="Model: mlp, cnn, rnn, or one you registered (see `kiln --import`).")
+        str | None, typer.Option(help="Model: mlp, cnn, rnn, linear, or one you registered (see `kiln --import`).")
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs to train.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,

@@ -113,10 +113,10 @@ def fit(
     """Train `model` on `data` and write a finished run folder.
 
     Options are train keys (epochs, batch_size, optimizer, lr, ...) or data keys (val_split, ...).
-    `callbacks` run after kiln's early stopping and progress, and before its checkpoint (which saves
-    their `state_dict` for `resume`), on every event. With no
-    model given, images you bring (a folder, image-shaped arrays) get a CNN; everything else, the
-    built-in digits included, the article's MLP.
+    `callbacks` run on every event after kiln's early stopping and progress, and before its
+    checkpoint, which saves their `state_dict` for `resume`. With no model given, images you bring
+    (a folder, image-shaped arrays) get a CNN; everything else, the built-in digits included, the
+    article's MLP.
 
     Example:
         >>> run = kiln.fit(kiln.mlp(hidden=[64, 64]), kiln.load_data("digits"), epochs=10, batch_size=32)
@@ -182,29 +182,30 @@ class _Job:
 
         console = Console(quiet=self.quiet, highlight=False)
         repeats = self.cfg.train.repeats
-        results: list[tuple[Trainer, Predictor, bytes, dict[str, Any]]] = []
+        scores: list[dict[str, Any]] = []
         for repeat in range(repeats):
             if repeats > 1:
                 console.print(f"[bold]Repeat {repeat + 1}/{repeats}[/bold] (seed {self.cfg.train.seed + repeat})")
-            trainer, seconds = self._train(folder, repeat, resume=resume and repeat == 0)
-            weights, predictor = self._predictor(folder, trainer)
-            metrics = {**score(predictor, self.dataset.x_test, self.dataset.y_test), "fit_seconds": seconds}
-            console.print(_summary(metrics))
-            results.append((trainer, predictor, weights, metrics))
-        trainer, predictor, weights, metrics = results[0]
+            trained = self._train(folder, repeat, resume=resume and repeat == 0)
+            weights, scored = self._predictor(folder, trained)
+            scores.append({**score(scored, self.dataset.x_test, self.dataset.y_test), "fit_seconds": trained.seconds})
+            console.print(_summary(scores[-1]))
+            if repeat == 0:  # the saved run is the first seed's; the others only add their scores
+                trainer, predictor, saved_weights = trained, scored, weights
+        metrics = scores[0]
         if repeats > 1:
-            metrics["repeats"] = spread([m for *_, m in results])
+            metrics["repeats"] = spread(scores)
         metrics.update(seed=float(self.cfg.train.seed), epochs_run=float(trainer.state.epoch))
         stopper = next((cb for cb in trainer.callbacks if isinstance(cb, EarlyStopping)), None)
         if stopper is not None and stopper.stopped_epoch:
             metrics["best_epoch"] = float(stopper.best_epoch)
-        _save(folder, self.cfg, self.dataset, predictor, weights, trainer.state.history, metrics)
+        _save(folder, self.cfg, self.dataset, predictor, saved_weights, trainer.state.history, metrics)
         return Run(folder, self.cfg, trainer.state.history, metrics)
 
-    def _train(self, folder: RunFolder, repeat: int, *, resume: bool) -> tuple[Trainer, float]:
+    def _train(self, folder: RunFolder, repeat: int, *, resume: bool) -> Trainer:
         """Train one repeat; only the first checkpoints into the run folder (a later one starts over on resume)."""
-        tensors = tuple(self._tensor(a) for a in (self.prepared.x, self.prepared.y, self.prepared.x_val, self.prepared.y_val))
-        start = time.perf_counter()
+        prepared = self.prepared
+        tensors = tuple(self._tensor(a) for a in (prepared.x, prepared.y, prepared.x_val, prepared.y_val))
         try:
             with cpu_threads(self.cfg.train.threads if self.device.type == "cpu" else 0):
                 trainer = self.strategy.fit(
@@ -215,7 +216,7 @@ class _Job:
                 )
         except KeyboardInterrupt:
             raise TrainingInterrupted(_interrupted(folder, self.cfg, repeat)) from None
-        return trainer, time.perf_counter() - start
+        return trainer
 
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
@@ -272,15 +273,12 @@ def _interrupted(folder: RunFolder, cfg: RunConfig, repeat: int) -> str:
     """What Ctrl-C left behind, and how to go on."""
     from kiln.train.checkpoint import saved_epoch
 
-    done = saved_epoch(folder.checkpoints)
+    resuming = f"Continue with: kiln train --resume {folder.path}"
     if repeat:
-        saved = f"repeat {repeat + 1}/{cfg.train.repeats} starts over on resume (repeat 1 is saved)"
-    elif done:
-        saved = f"the checkpoint of epoch {done} is saved"
-    else:
-        saved = "no epoch finished, so resuming starts from epoch 1"
-    where = f"Interrupted in repeat {repeat + 1}" if repeat else f"Interrupted in epoch {done + 1}/{cfg.train.epochs}"
-    return f"{where}; {saved}. Continue with: kiln train --resume {folder.path}"
+        return f"Interrupted in repeat {repeat + 1}/{cfg.train.repeats}, which starts over on resume. {resuming}"
+    done = saved_epoch(folder.checkpoints)
+    saved = f"the checkpoint of epoch {done} is saved" if done else "no epoch finished, so resuming starts from epoch 1"
+    return f"Interrupted in epoch {done + 1}/{cfg.train.epochs}; {saved}. {resuming}"
 
 
 def _summary(metrics: dict[str, Any]) -> str:

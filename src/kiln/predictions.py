@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator, Mapping, Sequence
-from functools import cached_property
 from typing import Any, overload
 
 import numpy as np
@@ -22,14 +21,24 @@ class Predictions(Sequence[dict[str, Any]]):
     """
 
     def __init__(
-        self, outputs: np.ndarray, classes: list[str], unknown: Mapping[str, int] | None = None, top_k: int | None = None
+        self,
+        outputs: np.ndarray,
+        classes: list[str],
+        unknown: Mapping[str, int] | None = None,
+        top_k: int | None = None,
     ) -> None:
         self.outputs, self.classes, self.top_k = outputs, classes, top_k
-        self.unknown = dict(unknown or {})
+        self.unknown = dict(unknown) if unknown else {}
+        self._records: list[dict[str, Any]] | None = None
 
-    @cached_property
+    @property
     def records(self) -> list[dict[str, Any]]:
         """One dict per row: `label`, `probabilities` per class (and `top_k`), or `value` for regression."""
+        if self._records is None:
+            self._records = self._build_records()
+        return self._records
+
+    def _build_records(self) -> list[dict[str, Any]]:
         if not self.classes:
             return [{"value": v} for v in self.outputs.tolist()]
         classes = self.classes
@@ -55,6 +64,8 @@ class Predictions(Sequence[dict[str, Any]]):
     @property
     def warnings(self) -> list[str]:
         """One line per column with categories never seen in training."""
+        if not self.unknown:
+            return []
         return [
             f"{count} row(s) have a `{column}` category never seen in training; they were scored with the unknown bucket."
             for column, count in self.unknown.items()

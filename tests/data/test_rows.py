@@ -55,7 +55,12 @@ def test_every_origin_of_numeric_rows_encodes_alike() -> None:
         ([[1, None, 3]], "Row 0, feature `b`: expected a number, got null.", 0, "b"),
         ([[1, 2, 1e39]], "Row 0, feature `c`: 1e+39 is outside the float32 range.", 0, "c"),
         ([{"a": 1, "b": 2}], "Row 0: missing feature `c` (1 of 3 missing).", 0, "c"),
-        ([[1, 2, 3], 7], "Row 1: expected a row (a list of 3 values or an object keyed by feature name); got a number.", 1, None),
+        (
+            [[1, 2, 3], 7],
+            "Row 1: expected a row (a list of 3 values or an object keyed by feature name); got a number.",
+            1,
+            None,
+        ),
     ],
 )
 def test_bad_values_name_row_and_feature(rows: Any, message: str, row: int | None, feature: str | None) -> None:
@@ -89,7 +94,9 @@ def test_table_rows_accept_the_one_boolean_vocabulary() -> None:
     rows = [[3.0, "red", w] for w in words] + [[3.0, "red", True], [3.0, "red", 0]]
     encoded = encode_rows(rows, TABLE_FEATURES, TABLE).x
     np.testing.assert_array_equal(encoded[:, -1], [1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0])
-    with pytest.raises(InputError, match=r"Row 0, feature `fresh`: expected a number or true/false, got a string \('maybe'\)"):
+    with pytest.raises(
+        InputError, match=r"Row 0, feature `fresh`: expected a number or true/false, got a string \('maybe'\)"
+    ):
         encode_rows([[3.0, "red", "maybe"]], TABLE_FEATURES, TABLE)
 
 

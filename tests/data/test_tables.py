@@ -240,10 +240,16 @@ def test_predict_applies_the_saved_encoding_by_column_name_in_any_order(
             [{k: (None if r[k] == "" else r[k]) for k in reversed(order)} for r in rows]
         )
     unseen = sum(r["plan"] == "gold" for r in rows)  # never seen in training: a KilnWarning in Python
-    assert [str(w.message) for w in caught] == by_name.warnings == (
-        [f"{unseen} row(s) have a `plan` category never seen in training; they were scored with the unknown bucket."]
-        if unseen
-        else []
+    assert (
+        [str(w.message) for w in caught]
+        == by_name.warnings
+        == (
+            [
+                f"{unseen} row(s) have a `plan` category never seen in training; they were scored with the unknown bucket."
+            ]
+            if unseen
+            else []
+        )
     )
     for printed, predicted in zip(read_csv_text(first.stdout), by_name):
         assert printed["label"] == predicted["label"]

@@ -21,9 +21,14 @@ def test_a_y_n_column_reads_the_same_from_a_file_and_from_python(
     cli: Callable[..., Any], tmp_path: Path, fast_config: kiln.RunConfig
 ) -> None:
     rng = np.random.default_rng(0)
-    rows = [[round(float(v), 3), "y" if f else "n", "hi" if v + f > 0.5 else "lo"] for v, f in zip(rng.normal(size=80), rng.integers(0, 2, 80))]
+    rows = [
+        [round(float(v), 3), "y" if f else "n", "hi" if v + f > 0.5 else "lo"]
+        for v, f in zip(rng.normal(size=80), rng.integers(0, 2, 80))
+    ]
     train = write_csv(tmp_path / "flags.csv", ["x", "flag", "y"], rows)
-    run = kiln.fit(kiln.mlp(hidden=[4]), str(train), config=fast_config, target="y", epochs=2, runs_dir=tmp_path, quiet=True)
+    run = kiln.fit(
+        kiln.mlp(hidden=[4]), str(train), config=fast_config, target="y", epochs=2, runs_dir=tmp_path, quiet=True
+    )
     predictor = kiln.load(str(run.path))
     assert predictor.preprocessor.encoder.columns[1].kind == "boolean"
     new = [[0.3, "y"], [-1.2, "N"], [2.0, "n"]]

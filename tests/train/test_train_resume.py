@@ -200,7 +200,9 @@ def test_a_users_callback_resumes_with_its_state(tmp_path: Path, fast_config: ki
     assert saved["EpochsSeen.1"]["epochs"] == 2
     resumed_watcher = EpochsSeen()
     kiln.resume(tmp_path / "cut", quiet=True, callbacks=[resumed_watcher])
-    assert (resumed_watcher.epochs, resumed_watcher.best) == (watcher.epochs, watcher.best) == (5, straight_best(straight))
+    assert (
+        (resumed_watcher.epochs, resumed_watcher.best) == (watcher.epochs, watcher.best) == (5, straight_best(straight))
+    )
 
 
 def straight_best(run: kiln.Run) -> float:

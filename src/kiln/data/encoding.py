@@ -184,5 +184,7 @@ def as_float(name: str, values: Any, where: Callable[[int], str]) -> np.ndarray:
             try:
                 out[i] = float(v)
             except (TypeError, ValueError):
-                raise InputError(f"{where(i)}, column `{name}`: expected a number, found {v!r}.", row=i, feature=name) from None
+                raise InputError(
+                    f"{where(i)}, column `{name}`: expected a number, found {v!r}.", row=i, feature=name
+                ) from None
     return out

@@ -48,7 +48,9 @@ def load_configured(data: DataConfig) -> Dataset:
 def _load(data: DataConfig) -> Dataset:
     source, split = data.source, data.split
     if source in BUILTIN:
-        return load_builtin(source, test_size=data.test_size, split="keras" if split == "auto" else split, seed=data.seed)
+        return load_builtin(
+            source, test_size=data.test_size, split="keras" if split == "auto" else split, seed=data.seed
+        )
     path = Path(source)
     mode = "stratified" if split == "auto" else split
     common: dict[str, Any] = {"test_size": data.test_size, "split": mode, "seed": data.seed}

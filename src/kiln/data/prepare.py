@@ -40,7 +40,12 @@ def prepare(dataset: Dataset, cfg: RunConfig) -> Prepared:
     """
     schema = dataset.schema
     train, val = validation_split(
-        dataset.y_train, cfg.data.val_split, dataset.split, cfg.data.seed, schema.classes, f"`{dataset.source}`"  # type: ignore[arg-type]
+        dataset.y_train,
+        cfg.data.val_split,
+        dataset.split,
+        cfg.data.seed,
+        schema.classes,
+        f"`{dataset.source}`",  # type: ignore[arg-type]
     )
     if cfg.train.batch_size > len(train):
         raise ConfigError(

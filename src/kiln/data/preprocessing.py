@@ -26,11 +26,6 @@ class Preprocessor:
     encoder: TableEncoder | None = None
 
     @classmethod
-    def fit(cls, x: np.ndarray | Table, y: np.ndarray, **options: Any) -> Preprocessor:
-        """Fit on the training rows only (see `fit_transform`)."""
-        return cls.fit_transform(x, y, **options)[0]
-
-    @classmethod
     def fit_transform(
         cls,
         x: np.ndarray | Table,
@@ -70,19 +65,14 @@ class Preprocessor:
         pre = cls(scale.astype(np.float32), shift.astype(np.float32), target_mean, target_std, encoder)
         return pre, pre.scaled(np.asarray(x, dtype=np.float32))
 
-    def encode(self, x: np.ndarray | Table) -> tuple[np.ndarray, dict[str, int]]:
-        """Raw rows -> unscaled float32 features, plus per-column counts of unseen categories."""
-        if isinstance(x, Table):
-            assert self.encoder is not None, "a table needs a fitted encoder"
-            return self.encoder.transform(x)
-        return np.asarray(x, dtype=np.float32), {}
-
     def transform(self, x: np.ndarray | Table) -> np.ndarray:
-        """Raw rows -> model inputs (n, inputs), float32."""
-        encoded, _ = self.encode(x)
-        return self.scaled(encoded)
+        """Rows as the dataset holds them (a typed Table, or numbers) -> model inputs (n, inputs), float32."""
+        if isinstance(x, Table) and self.encoder is not None:
+            x, _ = self.encoder.transform(x)
+        return self.scaled(np.asarray(x, dtype=np.float32))
 
     def scaled(self, encoded: np.ndarray) -> np.ndarray:
+        """Encoded rows -> model inputs: `x * scale + shift` per feature."""
         return (encoded * self.scale + self.shift).astype(np.float32, copy=False)
 
     def transform_target(self, y: np.ndarray) -> np.ndarray:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -44,10 +43,9 @@ class Origin:
         return f"Row {i}, feature `{name}`"
 
 
-@dataclass(frozen=True)
-class Encoded:
+class Encoded(NamedTuple):
     """Encoded rows (n, encoded features), float32 and not yet scaled, and per categorical column the
-    number of rows whose category training never saw."""
+    number of rows whose category training never saw. (A tuple: the server makes one per request.)"""
 
     x: np.ndarray
     unknown: dict[str, int]
@@ -60,14 +58,14 @@ def encode_rows(rows: Any, features: list[str], encoder: TableEncoder | None, or
         InputError: a missing or unknown feature, a row of the wrong length, or a value that does not
             fit its feature's kind; with `row` and `feature` set where there is one.
     """
-    if isinstance(rows, Table):
-        return _encode_table(rows, features, encoder)
-    if isinstance(rows, np.ndarray) and rows.dtype.kind in "fiu" and encoder is None:
+    if isinstance(rows, np.ndarray) and encoder is None and rows.dtype.kind in "fiu":
         if rows.ndim == 1:
             rows = rows[None, :]
         if rows.ndim != 2 or rows.shape[1] != len(features):
             raise InputError(f"Expected rows of {len(features)} features; got an array of shape {rows.shape}.")
         return Encoded(finite(rows, features, origin), {})
+    if isinstance(rows, Table):
+        return _encode_table(rows, features, encoder)
     kinds: list[Kind] = [c.kind for c in encoder.columns] if encoder else ["numeric"] * len(features)  # type: ignore[misc]
     optional = encoder is not None and encoder.on_missing == "impute"
     listed = _listed(rows)
@@ -89,9 +87,8 @@ def finite(x: np.ndarray, features: list[str], origin: Origin = Origin(), first:
 
     `first` is the feature index of `x`'s column 0, when `x` holds one feature's column.
     """
-    bad = ~(np.abs(x) <= FLOAT32_MAX)  # NaN compares False, so it is caught too
-    if bad.any():
-        i, j = (int(k) for k in np.argwhere(bad)[0])
+    if not (np.abs(x) <= FLOAT32_MAX).all():  # NaN compares False, so it is caught too
+        i, j = (int(k) for k in np.argwhere(~(np.abs(x) <= FLOAT32_MAX))[0])
         value, name = float(x[i, j]), features[j]
         reason = "is not a finite number" if not math.isfinite(value) else "is outside the float32 range"
         raise InputError(f"{origin.cell(i, first + j, name)}: {value:.6g} {reason}.", row=i, feature=name)

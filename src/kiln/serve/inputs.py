@@ -129,7 +129,9 @@ def _explain(body: bytes, spec: InputSpec) -> Parsed:
         reason = "it is nested too deeply" if "recursion limit" in str(exc) else str(exc)
         raise ApiError(400, "invalid_json", f"The body is not valid JSON: {reason}.") from None
     if not isinstance(data, dict):
-        raise invalid(f'The body must be a JSON object like {{"inputs": [[...]]}}; got {kind_of(data)}.', field="inputs")
+        raise invalid(
+            f'The body must be a JSON object like {{"inputs": [[...]]}}; got {kind_of(data)}.', field="inputs"
+        )
     unknown = [key for key in data if key not in ("inputs", "top_k")]
     if unknown:
         hint = closest(unknown[0], ["inputs", "top_k"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,13 +41,17 @@ class _Progress:
 class Service:
     """One loaded model and everything needed to answer requests for it."""
 
-    def __init__(self, predictor: Predictor, settings: ServeSettings) -> None:
+    def __init__(
+        self, predictor: Predictor, settings: ServeSettings, on_ready: Callable[[], None] = lambda: None
+    ) -> None:
+        """`on_ready` runs once the model is warm, before /ready answers 200 (the server freezes its heap there)."""
         if predictor.runtime == "torch":  # a copy that runs torch in fixed blocks: batch-independent rows (batching.py)
             predictor = dataclasses.replace(predictor, forward=FixedBlocks(predictor.forward))
         self.predictor = predictor
         self.settings = settings
         self.spec = InputSpec.of(predictor, settings.max_rows)
         self.ready = False
+        self.on_ready = on_ready
         self._warming: asyncio.Task[None] | None = None
         self.draining = False
         self.drain_deadline = 0.0
@@ -106,6 +111,7 @@ class Service:
     async def _warm_up(self) -> None:
         for rows in {1, self.settings.max_batch}:  # first calls allocate
             await self.batcher.submit(np.zeros((rows, self.predictor.schema.inputs), np.float32))
+        self.on_ready()
         self.ready = True
 
     async def stop(self) -> None:

@@ -53,6 +53,7 @@ class Trainer:
         self.penalty = build_penalty(self.model, cfg.l1, cfg.l2)
         self.autocast = autocast(device, cfg.precision)
         self.state = TrainState()
+        self.seconds = 0.0  # wall time of the last `fit`
 
     @property
     def stop(self) -> bool:
@@ -70,6 +71,7 @@ class Trainer:
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> TrainState:
         """Train from `self.state` (fresh or restored from a checkpoint) up to `cfg.epochs`."""
+        start = time.perf_counter()
         for cb in self.callbacks:
             cb.on_train_begin(self)
         try:
@@ -86,6 +88,7 @@ class Trainer:
                     cb.on_epoch_end(self, logs)
         finally:
             self.end()
+            self.seconds = time.perf_counter() - start
         return self.state
 
     def end(self) -> None:
@@ -121,7 +124,7 @@ class Trainer:
                 loss = loss + self.penalty() / strategy.size
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            strategy.sum([p.grad for p in self.model.parameters() if p.grad is not None])
+            strategy.sum_gradients(self.model)
             if self.cfg.clip_grad_norm:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad_norm)
             self.step()

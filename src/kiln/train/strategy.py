@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import socket
 import tempfile
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ class Strategy(Protocol):
 
     def sum(self, tensors: list[torch.Tensor]) -> None: ...
 
+    def sum_gradients(self, model: torch.nn.Module) -> None: ...
+
     def fit(self, make: MakeTrainer, data: Data, checkpoints: Path | None, resume: bool) -> Trainer: ...
 
 
@@ -68,6 +71,9 @@ class SingleProcess:
         return loss(out, y)
 
     def sum(self, tensors: list[torch.Tensor]) -> None:
+        return None
+
+    def sum_gradients(self, model: torch.nn.Module) -> None:
         return None
 
     def fit(self, make: MakeTrainer, data: Data, checkpoints: Path | None, resume: bool) -> Trainer:
@@ -97,20 +103,26 @@ class DataParallel:
         for tensor in tensors:
             dist.all_reduce(tensor)
 
+    def sum_gradients(self, model: torch.nn.Module) -> None:
+        self.sum([p.grad for p in model.parameters() if p.grad is not None])
+
     def fit(self, make: MakeTrainer, data: Data, checkpoints: Path | None, resume: bool) -> Trainer:
         """Train in `size` new processes; the first one's final checkpoint hands the result to a trainer here."""
         import torch.multiprocessing as mp
 
         with tempfile.TemporaryDirectory() if checkpoints is None else nullcontext(str(checkpoints)) as folder:
             args = (self.size, _free_port(), make, data, Path(folder), resume)
+            start = time.perf_counter()
             try:
                 mp.spawn(_process, args=args, nprocs=self.size, join=True)
             except mp.ProcessException as exc:  # a worker failed: its last line says why (e.g. a kiln error)
                 lines = [line for line in str(exc).splitlines() if line.strip()]
                 raise TrainingError(f"A training process failed: {lines[-1].strip() if lines else exc}") from None
+            seconds = time.perf_counter() - start
             trainer = make(self, False, None)
             load_checkpoint(Path(folder), trainer)
         trainer.end()
+        trainer.seconds = seconds  # the processes' whole run, start-up included
         return trainer
 
 
@@ -134,4 +146,3 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
