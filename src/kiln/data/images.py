@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
@@ -12,6 +15,9 @@ from kiln.data.dataset import Dataset, split_dataset
 from kiln.data.schema import Schema
 from kiln.data.splits import SplitMode
 from kiln.errors import DataError, KilnWarning
+
+if TYPE_CHECKING:
+    import PIL.Image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 
@@ -30,12 +36,27 @@ def class_files(folder: Path) -> dict[str, list[Path]]:
     return files
 
 
-def read_image(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
+@contextmanager
+def _open_image(path: Path | IO[bytes]) -> Iterator[PIL.Image.Image]:
+    """An image decoded in full (a truncated file fails here); one over Pillow's pixel limit is an OSError too."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise OSError(f"too large to decode: over Pillow's limit of {Image.MAX_IMAGE_PIXELS} pixels") from None
+    with img:
+        img.load()
+        yield img
+
+
+def read_image(path: Path | IO[bytes], mode: str, size: tuple[int, int]) -> np.ndarray:
     """One image as a float32 array (C, H, W) of 0-255 values, converted to `mode` ("L"/"RGB") and resized."""
     from PIL import Image
 
-    with Image.open(path) as img:
-        img.load()
+    with _open_image(path) as img:
         img = img.convert(mode)
         if img.size != size:
             img = img.resize(size, Image.Resampling.BILINEAR)
@@ -45,15 +66,12 @@ def read_image(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
 
 def _probe(paths: list[Path]) -> tuple[dict[Path, tuple[str, tuple[int, int]]], dict[Path, str]]:
     """Mode and size of each readable image; the reason for each unreadable one."""
-    from PIL import Image, UnidentifiedImageError
-
     info, bad = {}, {}
     for path in paths:
         try:
-            with Image.open(path) as img:
-                img.load()  # decodes fully, so truncated files fail here
+            with _open_image(path) as img:
                 info[path] = (img.mode, img.size)
-        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        except (OSError, SyntaxError, ValueError) as exc:
             bad[path] = str(exc) or type(exc).__name__
     return info, bad
 

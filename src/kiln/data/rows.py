@@ -121,15 +121,7 @@ def _encode_table(table: Table, features: list[str], encoder: TableEncoder | Non
     if encoder is not None:
         return Encoded(*encoder.transform(table))
     x = np.column_stack([as_float(name, table.columns[name], table.where) for name in features])
-    bad = ~(np.abs(x) <= FLOAT32_MAX)
-    if bad.any():
-        i, j = (int(k) for k in np.argwhere(bad)[0])
-        raise InputError(
-            f"{table.where(i)}, column `{features[j]}`: expected a finite number, found {x[i, j]}.",
-            row=i,
-            feature=features[j],
-        )
-    return Encoded(x.astype(np.float32), {})
+    return Encoded(finite(x, features, _InFile(table)), {})
 
 
 def _listed(rows: Any) -> list[Any]:
@@ -140,7 +132,7 @@ def _listed(rows: Any) -> list[Any]:
         return [rows]
     if not isinstance(rows, Sequence) or isinstance(rows, str):
         raise InputError(f"Rows must be a list of rows, an array or a table; got {kind_of(rows)}.")
-    if rows and not isinstance(rows[0], (Sequence, Mapping, np.ndarray)) or isinstance(rows[:1], str):
+    if rows and (isinstance(rows[0], str) or not isinstance(rows[0], (Sequence, Mapping, np.ndarray))):
         return [rows]
     return list(rows)
 
@@ -221,3 +213,16 @@ class _Named(Origin):
 
     def cell(self, i: int, j: int, name: str, keyed: bool = False) -> str:
         return self.origin.cell(i, j, name, self.keyed[i])
+
+
+class _InFile(Origin):
+    """Rows of a table read from a file, named by file line (CSV) or row (Parquet)."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def row(self, i: int) -> str:
+        return self.table.where(i)
+
+    def cell(self, i: int, j: int, name: str, keyed: bool = False) -> str:
+        return f"{self.table.where(i)}, column `{name}`"

@@ -7,6 +7,7 @@ array: float64 (NaN for missing) for numbers and booleans, object (None for miss
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +67,8 @@ def read_table(path: str | Path, *, encoding: str = "utf-8", text_columns: Colle
     labels, or a model's categorical columns, which must not turn into numbers or booleans in a new file).
 
     Raises:
-        DataError: empty file, header only, ragged rows (with the line), bad encoding (with the column).
+        DataError: empty file, header only, ragged rows (with the line), bad encoding (with the column),
+            a column name used twice (with both positions).
     """
     path = Path(path)
     if not path.is_file():
@@ -81,7 +83,7 @@ def read_table(path: str | Path, *, encoding: str = "utf-8", text_columns: Colle
         raise DataError(f"`{path}` has a header but no rows.")
     columns: dict[str, np.ndarray] = {}
     kinds: dict[str, Kind] = {}
-    for name, col in zip(arrow.column_names, arrow.columns):
+    for name, col in zip(_column_names(path, arrow, encoding), arrow.columns):
         columns[name], kinds[name] = _to_numpy(path, name, col, encoding, as_text=name in text_columns)
     return Table(path, columns, kinds)
 
@@ -91,7 +93,8 @@ def _read_parquet(path: Path):  # type: ignore[no-untyped-def]
     import pyarrow.parquet as pq
 
     try:
-        return pq.read_table(path)
+        with pq.ParquetFile(path) as parquet:  # not pq.read_table: its dataset reader refuses a repeated name unclearly
+            return parquet.read()
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"`{path}` is not a readable Parquet file: {exc}.") from None
 
@@ -122,6 +125,28 @@ def _read_csv(path: Path, encoding: str):  # type: ignore[no-untyped-def]
                 f"`{path}` line {line}: expected {expected} values like the header, found {found}."
             ) from None
         raise DataError(f"`{path}` could not be parsed as CSV: {message}.") from None
+
+
+def _column_names(path: Path, arrow, encoding: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """The header's names: Arrow decodes them only now, and a name used twice would make two columns one."""
+    header = "schema" if path.suffix.lower() in (".parquet", ".pq") else "header"
+    names = []
+    for i, field in enumerate(arrow.schema):
+        try:
+            names.append(field.name)
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"`{path}` {header}, column {i + 1}: not valid {encoding} text ({exc.reason} at byte {exc.start}); "
+                "pass `--encoding latin-1` (or cp1252)."
+            ) from None
+    repeated = [name for name, count in Counter(names).items() if count > 1]
+    if repeated:
+        positions = [str(i + 1) for i, name in enumerate(names) if name == repeated[0]]
+        raise DataError(
+            f"`{path}` {header}: expected unique column names, found `{repeated[0]}` as columns "
+            f"{', '.join(positions[:-1])} and {positions[-1]}; rename or drop all but one."
+        )
+    return names
 
 
 def _ragged_line(path: Path, encoding: str, delimiter: str) -> tuple[int, int, int]:

@@ -10,6 +10,7 @@ import numpy as np
 
 from kiln.data.dataset import Dataset, split_dataset
 from kiln.data.encoding import category, missing_mask
+from kiln.data.rows import FLOAT32_MAX
 from kiln.data.schema import Schema, infer_task
 from kiln.data.splits import SplitMode
 from kiln.data.table import Table, read_table
@@ -48,7 +49,12 @@ def load_table_dataset(
             KilnWarning(f"Dropped {int((~keep).sum())} row(s) whose target `{target}` is missing."), stacklevel=2
         )
         table, y_raw = table.take(np.flatnonzero(keep)), y_raw[keep]
+    if task != "classification" and y_raw.dtype.kind == "f":  # a number target; inf would train to NaN
+        _refuse_unbounded(table, target, y_raw)
     resolved = infer_task(y_raw, task)
+    for name, values in table.columns.items():
+        if table.kinds[name] != "categorical":
+            _refuse_unbounded(table, name, values)
     _check_features(table)
     if on_missing == "error":
         _refuse_missing(table)
@@ -131,6 +137,15 @@ def _refuse_missing(table: Table) -> None:
                 f"{table.where(int(missing.argmax()))}, column `{name}`: value is missing "
                 f"({int(missing.sum())} missing value(s) in the column); fill them or drop `--on-missing error`."
             )
+
+
+def _refuse_unbounded(table: Table, name: str, values: np.ndarray) -> None:
+    """inf (or a number float32 cannot hold) is a broken value, not a missing one: it would train to NaN."""
+    bad = np.abs(values) > FLOAT32_MAX  # NaN compares False: missing values stay missing
+    if bad.any():
+        i = int(bad.argmax())
+        expected = "a finite number" if np.isinf(values[i]) else f"a number within float32's ±{FLOAT32_MAX:.3g}"
+        raise DataError(f"{table.where(i)}, column `{name}`: expected {expected}, found {values[i]:g}.")
 
 
 def _check_features(table: Table) -> None:

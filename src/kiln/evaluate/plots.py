@@ -12,6 +12,9 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+# Text properties that draw a string as written: a class named `$x$` or `\alpha` is not mathtext or TeX.
+PLAIN = {"parse_math": False, "usetex": False}
+
 
 def _figure(width: float, height: float, columns: int = 1) -> tuple[Figure, list[Axes]]:
     """A figure drawn by the Agg canvas directly: no pyplot, no GUI backend (and ~0.25 s less import)."""
@@ -21,6 +24,13 @@ def _figure(width: float, height: float, columns: int = 1) -> tuple[Figure, list
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
     return fig, [fig.add_subplot(1, columns, i + 1) for i in range(columns)]
+
+
+def _titles(ax: Axes, title: str, xlabel: str, ylabel: str) -> None:
+    """Title and axis labels, as plain text."""
+    ax.set_title(title, **PLAIN)
+    ax.set_xlabel(xlabel, **PLAIN)
+    ax.set_ylabel(ylabel, **PLAIN)
 
 
 def _save(fig: Figure, path: Path) -> None:
@@ -38,7 +48,7 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> None:
         ax.plot(epochs, [row[metric] for row in history], marker="o", label="train")
         if f"val_{metric}" in history[0]:
             ax.plot(epochs, [row[f"val_{metric}"] for row in history], marker="o", label="validation")
-        ax.set(title=f"Model {metric}", xlabel="epoch", ylabel=metric)
+        _titles(ax, f"Model {metric}", "epoch", metric)
         ax.grid(alpha=0.3)
         ax.legend()
     _save(fig, path)
@@ -50,9 +60,10 @@ def plot_confusion(matrix: list[list[int]], classes: list[str], path: Path) -> N
     fig, (ax,) = _figure(size, size)
     ax.imshow(matrix, cmap="Blues")
     ticks = range(len(classes))
-    ax.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="true", title="Confusion matrix (test)")
-    ax.set_xticklabels(classes, rotation=45 if max(map(len, classes)) > 3 else 0)
-    ax.set_yticklabels(classes)
+    ax.set(xticks=ticks, yticks=ticks)
+    _titles(ax, "Confusion matrix (test)", "predicted", "true")
+    ax.set_xticklabels(classes, rotation=45 if max(map(len, classes)) > 3 else 0, **PLAIN)
+    ax.set_yticklabels(classes, **PLAIN)
     peak = max(max(row) for row in matrix) or 1
     for i, row in enumerate(matrix):
         for j, count in enumerate(row):
