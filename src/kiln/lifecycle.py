@@ -30,7 +30,16 @@ from kiln.models import registry
 from kiln.models.factories import cnn
 from kiln.models.spec import ModelSpec
 from kiln.predict import Predictor, TorchForward
-from kiln.runs import FORMAT_VERSION, RunFolder, atomic_write, history_csv, new_run, sha256, write_json
+from kiln.runs import (
+    FORMAT_VERSION,
+    RunFolder,
+    atomic_write,
+    check_run_name,
+    history_csv,
+    new_run,
+    sha256,
+    write_json,
+)
 from kiln.train.augment import build_augment
 from kiln.train.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar
 from kiln.train.device import autocast, cpu_threads, resolve_device
@@ -122,6 +131,8 @@ def fit(
         >>> run = kiln.fit(kiln.mlp(hidden=[64, 64]), kiln.load_data("digits"), epochs=10, batch_size=32)
         >>> run.metrics["accuracy"]
     """
+    if name is not None:
+        check_run_name(name)  # before any data is loaded or folder made
     cfg = resolve_config(model, data, config, **options)
     dataset = data if isinstance(data, Dataset) else load_configured(cfg.data)  # 1. prepare the data
     chose_model = model is not None or (config is not None and "model" in config.model_fields_set)
@@ -299,27 +310,38 @@ def _save(
     history: list[dict[str, float]],
     metrics: dict[str, Any],
 ) -> None:
-    """Write weights, history, metrics, plots and report; model.json last, which marks the run finished."""
+    """Write weights, history, metrics, plots and report; model.json last, which marks the run finished.
+
+    model.json records the sha256 of the weights, of the plots and report (the server hands out only
+    those that still match) and, in its `onnx` entry, of the weights model.onnx was exported from.
+    """
+    weights_sha256 = sha256(weights)
     atomic_write(folder.weights, weights)
     atomic_write(folder.history, history_csv(history))
     write_json(folder.metrics, metrics)
+    written: list[Path] = []
     if cfg.evaluate.plots:
         from kiln.evaluate.plots import plot_confusion, plot_curves
 
         plot_curves(history, folder.curves)
+        written.append(folder.curves)
         if "confusion_matrix" in metrics:
             plot_confusion(metrics["confusion_matrix"], dataset.schema.classes, folder.confusion)
+            written.append(folder.confusion)
     if cfg.evaluate.report:
         from kiln.evaluate.report import write_report
 
         write_report(folder, metrics, config_mod.to_yaml(cfg))
+        written.append(folder.report)
     exported: dict[str, Any] = {}
     if cfg.evaluate.onnx:
         from kiln.export.onnx import export_onnx
 
         try:
             classification = predictor.schema.task == "classification"
-            exported["onnx"] = export_onnx(folder, predictor.module, predictor.schema.inputs, classification)
+            exported["onnx"] = export_onnx(
+                folder, predictor.module, predictor.schema.inputs, classification, weights_sha256=weights_sha256
+            )
         except RunError as exc:  # the run is trained and complete; it serves with torch instead
             warnings.warn(KilnWarning(f"{exc} The run is complete without model.onnx."), stacklevel=3)
     module = registry.module_of(cfg.model)
@@ -334,7 +356,8 @@ def _save(
             **({"model_module": module} if module else {}),
             "schema": predictor.schema.to_dict(),
             "preprocessing": predictor.preprocessor.to_dict(),
-            "weights": {"file": folder.weights.name, "sha256": sha256(weights)},
+            "weights": {"file": folder.weights.name, "sha256": weights_sha256},
+            "artifacts": {path.name: sha256(path.read_bytes()) for path in written},
             **exported,
         },
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,6 +25,9 @@ from kiln.runs import RunFolder
 
 if TYPE_CHECKING:
     from torch import nn
+
+    from kiln.models.registry import Dims
+    from kiln.models.spec import ModelSpec
 
 Runtime = Literal["auto", "torch", "onnx"]
 Forward = Callable[[np.ndarray], np.ndarray]
@@ -70,21 +73,22 @@ class Predictor:
         meta = run.read_model_json()
         try:
             schema = Schema.from_dict(meta["schema"])
+        except (TypeError, ValueError) as exc:
+            raise RunError(f"`{run.model_json}` is corrupted: {exc}.") from None
+        try:
             preprocessor = Preprocessor.from_dict(meta["preprocessing"])
             version = str(meta["weights"]["sha256"])[:12]
         except (KeyError, TypeError, ValueError) as exc:
             raise RunError(f"`{run.model_json}` is corrupted: {exc!r}.") from None
-        if not len(preprocessor.scale) == len(preprocessor.shift) == schema.inputs:
-            raise RunError(
-                f"`{run.model_json}` is corrupted: preprocessing has {len(preprocessor.scale)} scales for "
-                f"{schema.inputs} model inputs."
-            )
+        _check_preprocessing(run, schema, preprocessor)
         parts = {"run": run, "schema": schema, "preprocessor": preprocessor, "version": version}
         if runtime == "onnx" or (runtime == "auto" and _onnx_usable(run, meta)):
-            from kiln.export.runtime import OnnxForward
+            from kiln.export.runtime import ONNX_FILE, OnnxForward
 
             run.read_weights(meta["weights"]["sha256"])  # a damaged artifact fails whichever runtime reads it
-            return cls(**parts, forward=OnnxForward.load(run, meta), runtime="onnx")
+            forward = OnnxForward.load(run, meta)
+            _check_widths(run, schema, ONNX_FILE, *forward.widths())
+            return cls(**parts, forward=forward, runtime="onnx")
         return cls(**parts, forward=TorchForward(load_module(run, meta, schema)), runtime="torch")
 
     @property
@@ -146,6 +150,43 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def _inputs_key(schema: Schema) -> str:
+    """The model.json key that fixes the model's input width, and what it says."""
+    if schema.n_inputs is not None:
+        return f"`schema.n_inputs` is {schema.n_inputs}"
+    return f"`schema.features` lists {len(schema.features)} features"
+
+
+def _outputs_key(schema: Schema) -> str:
+    """The model.json key that fixes the model's output width, and what it says."""
+    if schema.task == "classification":
+        return f"`schema.classes` lists {len(schema.classes)} classes"
+    return "`schema.task` is 'regression' (one output)"
+
+
+def _check_preprocessing(run: RunFolder, schema: Schema, preprocessor: Preprocessor) -> None:
+    """Refuse preprocessing whose width differs from the schema's (caught before any network is built)."""
+    scale, shift = len(preprocessor.scale), len(preprocessor.shift)
+    if shift != scale:
+        raise RunError(
+            f"`{run.model_json}` is corrupted: `preprocessing.shift` has {shift} values, `preprocessing.scale` {scale}."
+        )
+    if scale != schema.inputs:
+        raise RunError(
+            f"`{run.model_json}` is corrupted: {_inputs_key(schema)} but `preprocessing.scale` has {scale} values."
+        )
+
+
+def _check_widths(
+    run: RunFolder, schema: Schema, file: str, inputs: int | str | None, outputs: int | str | None
+) -> None:
+    """Refuse a network file whose input or output width (an int, when known) differs from model.json's schema."""
+    if isinstance(outputs, int) and outputs != schema.n_outputs:
+        raise RunError(f"`{run.model_json}` is corrupted: {_outputs_key(schema)} but `{file}` has {outputs} outputs.")
+    if isinstance(inputs, int) and inputs != schema.inputs:
+        raise RunError(f"`{run.model_json}` is corrupted: {_inputs_key(schema)} but `{file}` takes {inputs} inputs.")
+
+
 def _onnx_usable(run: RunFolder, meta: dict[str, Any]) -> bool:
     if "onnx" not in meta or not (run.path / meta["onnx"]["file"]).is_file():
         return False
@@ -177,7 +218,9 @@ def load_module(run: RunFolder, meta: dict[str, Any], schema: Schema) -> nn.Modu
         tensors = load_tensors(data)
     except SafetensorError as exc:
         raise RunError(f"`{run.weights}` is not a valid safetensors file ({exc}).") from None
-    module = registry.build(spec, registry.Dims(schema.inputs, schema.n_outputs, schema.image_shape))
+    dims = registry.Dims(schema.inputs, schema.n_outputs, schema.image_shape)
+    _check_shapes(run, schema, spec, dims, {name: tuple(t.shape) for name, t in tensors.items()})
+    module = registry.build(spec, dims)
     try:
         module.load_state_dict(tensors)
     except RuntimeError as exc:
@@ -185,3 +228,63 @@ def load_module(run: RunFolder, meta: dict[str, Any], schema: Schema) -> nn.Modu
             f"`{run.weights}` does not fit the architecture in model.json: {str(exc).splitlines()[0]}"
         ) from None
     return module.eval()
+
+
+Shapes = dict[str, tuple[int, ...]]
+
+
+def _check_shapes(run: RunFolder, schema: Schema, spec: ModelSpec, dims: Dims, found: Shapes) -> None:
+    """Refuse weights whose tensor shapes differ from the network model.json describes, before building it.
+
+    The network is built on torch's meta device (shapes only, no memory), so a damaged spec or
+    schema (a huge layer, a wrong class count) is refused without allocating anything. When only
+    the output (or input) width differs, the error names the schema key; otherwise the tensor.
+    """
+    expected = _meta_shapes(spec, dims)
+    if expected is None or expected == found:
+        return
+    outputs = _implied(expected, _meta_shapes(spec, replace(dims, outputs=dims.outputs + 1)), found, dims.outputs)
+    inputs = _implied(expected, _meta_shapes(spec, replace(dims, features=dims.features + 1)), found, dims.features)
+    _check_widths(run, schema, run.weights.name, inputs, outputs)
+    name = next(n for n in sorted(expected.keys() | found.keys()) if expected.get(n) != found.get(n))
+    raise RunError(
+        f"`{run.weights}` does not fit the architecture in model.json: tensor `{name}` is "
+        f"{_shape(found.get(name))} in the weights but {_shape(expected.get(name))} for model.json's spec and schema."
+    )
+
+
+def _meta_shapes(spec: ModelSpec, dims: Dims) -> Shapes | None:
+    """The state-dict shapes of the network `spec` builds for `dims`, on the meta device (nothing allocated).
+
+    None for a registered module that cannot be built there (e.g. it reads a tensor's values in
+    `__init__`): its real build and `load_state_dict` still check it.
+    """
+    import torch
+
+    from kiln.errors import KilnError
+    from kiln.models import registry
+
+    try:
+        with torch.device("meta"):
+            module = registry.build(spec, dims)
+    except KilnError:
+        raise
+    except Exception:  # a user's __init__ may fail in any way on the meta device
+        return None
+    return {name: tuple(t.shape) for name, t in module.state_dict().items()}
+
+
+def _implied(expected: Shapes, grown: Shapes | None, found: Shapes, size: int) -> int | None:
+    """The width the weights imply where `expected` has `size` and `grown` (built one wider) has `size + 1`."""
+    for name, shape in expected.items():
+        other, actual = (grown or {}).get(name), found.get(name)
+        if other is None or actual is None or len(other) != len(shape) or len(actual) != len(shape):
+            continue
+        for axis, (was, now, got) in enumerate(zip(shape, other, actual)):
+            if (was, now) == (size, size + 1) and got != size:
+                return actual[axis]
+    return None
+
+
+def _shape(shape: tuple[int, ...] | None) -> str:
+    return "missing" if shape is None else f"shaped {list(shape)}"

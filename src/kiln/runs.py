@@ -16,25 +16,54 @@ import hashlib
 import io
 import json
 import os
+import re
+import stat
 import tempfile
+import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kiln.errors import RunError
+from kiln.errors import ConfigError, KilnWarning, RunError
 
 FORMAT_VERSION = 1
 REQUIRED_MODEL_KEYS = ("format", "model", "schema", "preprocessing", "weights")
+MAX_NAME = 100
+_NAME = re.compile(rf"[A-Za-z0-9_-][A-Za-z0-9._-]{{0,{MAX_NAME - 1}}}", re.ASCII)
+
+
+def check_run_name(name: str) -> str:
+    """`name` if it is one safe folder name (no path, no hidden folder, not too long); a ConfigError otherwise."""
+    if not _NAME.fullmatch(name):
+        shown = repr(name) if len(name) <= 40 else f"{name[:40]!r}... ({len(name)} characters)"
+        raise ConfigError(
+            f"Invalid run name {shown}: expected one folder name of letters, digits, `-`, `_` and `.` "
+            f"(not starting with `.`), at most {MAX_NAME} characters."
+        )
+    return name
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write `data` to `path` via a temp file in the same folder and a rename: all or nothing."""
+    """Write `data` to `path` via a temp file in the same folder and a rename: all or nothing.
+
+    Raises:
+        RunError: the file cannot be written (disk full, no permission, ...); no temp file is left.
+    """
     payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        _replace(path, payload)
+    except OSError as exc:
+        raise RunError(f"Cannot write `{path}`: {exc.strerror or exc}.") from None
+
+
+def _replace(path: Path, payload: bytes) -> None:
+    """Write `payload` to a temp file next to `path` and rename it over `path`; a failure removes the temp file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a run folder's files are as readable as any other
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp makes 0600; run files are as readable as any other
             f.write(payload)
         os.replace(tmp, path)
     except BaseException:
@@ -111,7 +140,9 @@ class RunFolder:
             raise RunError(
                 f"`{self.model_json}` has format {meta['format']!r}; this kiln reads format {FORMAT_VERSION}."
             )
-        if "checksum" in meta and meta["checksum"] != _checksum(meta):
+        if "checksum" not in meta:  # every model.json of this format has one: without it, edits go unnoticed
+            raise RunError(f"`{self.model_json}` is corrupted: missing key(s) checksum.")
+        if meta["checksum"] != _checksum(meta):
             raise RunError(
                 f"`{self.model_json}` is corrupted: its contents were changed after training (checksum mismatch)."
             )
@@ -135,10 +166,92 @@ class RunFolder:
             )
         return data
 
-    def read_metrics(self) -> dict[str, Any]:
+    def read_artifacts(self, names: Iterable[str]) -> dict[str, bytes]:
+        """The named artifacts (plots, report) that are safe to hand out, by name; absent ones are left out.
+
+        One that is a symbolic link, lies outside the folder, is not a regular file, or whose bytes
+        differ from the sha256 model.json recorded at save is skipped with a KilnWarning naming it.
+        A run saved before artifacts were hashed (no `artifacts` entry) gets every check but the hash.
+        """
+        recorded = self.read_model_json().get("artifacts")
+        found = {}
+        for name in names:
+            path = self.path / name
+            if not os.path.lexists(path):
+                continue
+            try:
+                found[name] = self._read_artifact(path, recorded)
+            except RunError as exc:
+                warnings.warn(KilnWarning(f"Not serving `{path}`: {exc}"), stacklevel=2)
+        return found
+
+    def _read_artifact(self, path: Path, recorded: Any) -> bytes:
+        """The bytes of one artifact, or a RunError saying why it cannot be trusted."""
+        if path.is_symlink():
+            raise RunError("it is a symbolic link; a run folder's files are never links.")
+        if path.resolve().parent != self.path.resolve():
+            raise RunError("it resolves outside the run folder.")
         try:
-            return json.loads(self.metrics.read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)  # no link swapped in since the check above
+        except OSError as exc:
+            raise RunError(f"it cannot be read ({exc.strerror}).") from None
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise RunError("it is not a regular file.")
+            data = f.read()
+        if recorded is None:
+            return data
+        expected = recorded.get(path.name) if isinstance(recorded, dict) else None
+        if expected is None:
+            raise RunError("model.json records no sha256 for it, so it was not written by training.")
+        if sha256(data) != expected:
+            raise RunError("its sha256 does not match model.json (changed after training).")
+        return data
+
+    def read_config(self) -> dict[str, Any]:
+        """config.yaml as a mapping of sections, read without validating keys (any kiln release's config reads).
+
+        Raises:
+            RunError: it cannot be read, is not UTF-8, not YAML, not a mapping, or a section is not a mapping.
+        """
+        import yaml
+
+        try:
+            raw = yaml.safe_load(_read_text(self.config) or "")
+        except yaml.YAMLError as exc:
+            raise RunError(f"`{self.config}` is damaged: not valid YAML: {_yaml_problem(exc)}.") from None
+        raw = {} if raw is None else raw
+        if not isinstance(raw, dict):
+            raise RunError(f"`{self.config}` is damaged: expected a mapping of sections, found {type(raw).__name__}.")
+        for section, value in raw.items():
+            if not isinstance(value, dict):
+                raise RunError(
+                    f"`{self.config}` is damaged: section `{section}` must be a mapping, found {type(value).__name__}."
+                )
+        return raw
+
+    def load_metrics(self) -> dict[str, Any]:
+        """metrics.json as an object ({} when the run has none yet).
+
+        Raises:
+            RunError: it cannot be read, is not UTF-8, not JSON, or not a JSON object.
+        """
+        text = _read_text(self.metrics)
+        if text is None:
+            return {}
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise RunError(f"`{self.metrics}` is damaged: not valid JSON ({exc}).") from None
+        if not isinstance(raw, dict):
+            raise RunError(f"`{self.metrics}` is damaged: expected a JSON object, found {type(raw).__name__}.")
+        return raw
+
+    def read_metrics(self) -> dict[str, Any]:
+        """metrics.json as an object, or {} when it is missing or damaged (for displays that can do without it)."""
+        try:
+            return self.load_metrics()
+        except RunError:
             return {}
 
     def read_history(self) -> list[dict[str, float]]:
@@ -147,6 +260,25 @@ class RunFolder:
         except FileNotFoundError:
             return []
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(io.StringIO(text))]
+
+
+def _read_text(path: Path) -> str | None:
+    """The UTF-8 text of `path`, None when it does not exist; a RunError naming it when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except UnicodeDecodeError as exc:
+        raise RunError(f"`{path}` is damaged: not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
+    except OSError as exc:
+        raise RunError(f"`{path}` cannot be read: {exc.strerror}.") from None
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """What a YAML parser found wrong, and where, in one line."""
+    problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
 
 
 def _checksum(meta: dict[str, Any]) -> str:
@@ -166,17 +298,25 @@ def history_csv(rows: list[dict[str, float]]) -> str:
 
 
 def new_run(runs_dir: str | Path, name: str | None, default_stem: str) -> RunFolder:
-    """Create a fresh run folder; a name that exists already gets a numeric suffix."""
+    """Create a fresh run folder; a name that exists already gets a numeric suffix.
+
+    Raises:
+        ConfigError: `name` is not one safe folder name (see `check_run_name`).
+        RunError: the folder cannot be created (no space, no permission, `runs_dir` is a file).
+    """
+    stem = check_run_name(name) if name is not None else f"{default_stem}-{datetime.now():%Y%m%d-%H%M%S}"
     root = Path(runs_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    stem = name or f"{default_stem}-{datetime.now():%Y%m%d-%H%M%S}"
-    for i in range(1000):
-        path = root / (stem if i == 0 else f"{stem}-{i}")
-        try:
-            path.mkdir()
-            return RunFolder(path)
-        except FileExistsError:
-            continue
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for i in range(1000):
+            path = root / (stem if i == 0 else f"{stem}-{i}")
+            try:
+                path.mkdir()
+                return RunFolder(path)
+            except FileExistsError:
+                continue
+    except OSError as exc:
+        raise RunError(f"Cannot create a run folder in `{root}`: {exc.strerror}.") from None
     raise RunError(f"Could not create a run folder for `{stem}` in `{root}`: too many runs with that name.")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -48,13 +49,53 @@ class Schema:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> Schema:
-        shape = raw.get("image_shape")
-        return cls(
-            features=list(raw["features"]),
-            task=raw["task"],
-            target=raw.get("target", "target"),
-            classes=list(raw.get("classes", [])),
-            image_shape=tuple(shape) if shape else None,  # type: ignore[arg-type]
-            n_inputs=raw.get("n_inputs"),
-        )
+    def from_dict(cls, raw: Any) -> Schema:
+        """The schema in model.json, checked key by key before anything is built from it.
+
+        Raises:
+            TypeError, ValueError: naming the `schema.` key that is malformed, what was expected and what was found.
+        """
+        if not isinstance(raw, dict):
+            raise TypeError(f"`schema` must be an object; got {_found(raw)}")
+        task = raw.get("task")
+        if task not in ("classification", "regression"):
+            raise ValueError(f"`schema.task` must be 'classification' or 'regression'; got {_found(task)}")
+        features, classes = _names(raw, "features"), _names(raw, "classes")
+        if not features:
+            raise ValueError("`schema.features` must list at least one feature; got []")
+        if (task == "classification") != bool(classes):
+            expected = "at least one class" if task == "classification" else "no classes"
+            raise ValueError(f"`schema.classes` must list {expected} for {task}; got {_found(classes)}")
+        target = raw.get("target", "target")
+        if not isinstance(target, str):
+            raise TypeError(f"`schema.target` must be a string; got {_found(target)}")
+        shape, n_inputs = raw.get("image_shape"), raw.get("n_inputs")
+        if shape is not None and not (isinstance(shape, list) and len(shape) == 3 and all(map(_positive, shape))):
+            raise ValueError(f"`schema.image_shape` must be null or 3 positive integers (C, H, W); got {_found(shape)}")
+        if n_inputs is not None and not _positive(n_inputs):
+            raise ValueError(f"`schema.n_inputs` must be null or a positive integer; got {_found(n_inputs)}")
+        image_shape = tuple(shape) if shape else None
+        schema = cls(features, task, target, classes, image_shape, n_inputs)  # type: ignore[arg-type]
+        if image_shape and math.prod(image_shape) != schema.inputs:
+            raise ValueError(
+                f"`schema.image_shape` {shape} holds {math.prod(image_shape)} values for {schema.inputs} model inputs"
+            )
+        return schema
+
+
+def _names(raw: dict[str, Any], key: str) -> list[str]:
+    """A list of strings under `key` ([] when absent), or a ValueError naming `schema.<key>`."""
+    value = raw.get(key, [])
+    if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        raise ValueError(f"`schema.{key}` must be a list of strings; got {_found(value)}")
+    return value
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _found(value: Any) -> str:
+    """`value` as Python writes it, cut short: a damaged file may hold anything, of any length."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."

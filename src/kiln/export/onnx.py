@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kiln.errors import RunError
-from kiln.export.runtime import ONNX_FILE, session
+from kiln.export.runtime import ONNX_FILE, WEIGHTS_KEY, session
 from kiln.runs import RunFolder, atomic_write, sha256
 
 if TYPE_CHECKING:
@@ -28,11 +28,20 @@ PARITY_TOLERANCE = 1e-5
 PARITY_ROWS = 64
 
 
-def export_onnx(folder: RunFolder, module: nn.Module, n_features: int, classification: bool = False) -> dict[str, Any]:
+def export_onnx(
+    folder: RunFolder,
+    module: nn.Module,
+    n_features: int,
+    classification: bool = False,
+    *,
+    weights_sha256: str | None = None,
+) -> dict[str, Any]:
     """Write `module` as `model.onnx` into `folder` (atomically) after a parity check against torch.
 
     Returns the `onnx` entry of model.json: file, sha256, max_abs_diff (ONNX Runtime vs torch on
-    random rows, float32, on what a Predictor returns: class probabilities, or raw outputs) and opset.
+    random rows, float32, on what a Predictor returns: class probabilities, or raw outputs) and opset,
+    plus `weights_sha256` when given: the sha256 of the run's weights that `module` holds, so that
+    model.onnx is refused once those weights change (`OnnxForward.load`).
 
     Raises:
         RunError: the network cannot be exported, or ONNX Runtime disagrees with torch by
@@ -47,7 +56,8 @@ def export_onnx(folder: RunFolder, module: nn.Module, n_features: int, classific
             "`--set evaluate.onnx=false` to skip the export."
         )
     atomic_write(folder.path / ONNX_FILE, data)
-    return {"file": ONNX_FILE, "sha256": sha256(data), "max_abs_diff": diff, "opset": OPSET}
+    entry = {"file": ONNX_FILE, "sha256": sha256(data), "max_abs_diff": diff, "opset": OPSET}
+    return entry if weights_sha256 is None else {**entry, WEIGHTS_KEY: weights_sha256}
 
 
 def to_onnx(module: nn.Module, n_features: int) -> bytes:
@@ -117,7 +127,13 @@ def export_run(path: str | Path) -> dict[str, Any]:
     predictor = Predictor.load(path, runtime="torch")
     meta = predictor.run.read_model_json()
     classification = predictor.schema.task == "classification"
-    entry = export_onnx(predictor.run, predictor.module, predictor.schema.inputs, classification)
+    entry = export_onnx(
+        predictor.run,
+        predictor.module,
+        predictor.schema.inputs,
+        classification,
+        weights_sha256=meta["weights"]["sha256"],  # Predictor.load verified the file against it
+    )
     predictor.run.write_model_json({**meta, "onnx": entry})
     return {**entry, "seconds": time.perf_counter() - start}
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import onnxruntime
 
 ONNX_FILE = "model.onnx"
+WEIGHTS_KEY = "weights_sha256"  # in model.json's `onnx` entry: the weights model.onnx was exported from
 
 
 def session(data: bytes) -> onnxruntime.InferenceSession:
@@ -44,8 +45,8 @@ class OnnxForward:
         """Load the run's model.onnx after checking its sha256 against model.json's `onnx` entry.
 
         Raises:
-            RunError: model.json has no `onnx` entry, the file is missing or altered, or ONNX
-                Runtime cannot load it.
+            RunError: model.json has no `onnx` entry, the file is missing or altered, it was exported
+                from other weights than model.json's, or ONNX Runtime cannot load it.
         """
         entry = meta.get("onnx")
         if not isinstance(entry, dict) or "sha256" not in entry:
@@ -58,6 +59,7 @@ class OnnxForward:
                 f"`{run.model_json}` is corrupted: `onnx.file` must be {ONNX_FILE!r}; got {entry['file']!r}."
             )
         path = run.path / ONNX_FILE
+        _check_tied(run, entry, meta)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -72,5 +74,22 @@ class OnnxForward:
         except Exception as exc:  # onnxruntime raises its own exception types from C++
             raise RunError(f"ONNX Runtime cannot load `{path}`: {exc}".splitlines()[0]) from None
 
+    def widths(self) -> tuple[int | str, int | str]:
+        """The graph's input and output widths (the axis after the batch; a name where the graph leaves it open)."""
+        return self.session.get_inputs()[0].shape[-1], self.session.get_outputs()[0].shape[-1]
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(self.outputs, {self.input: x})[0]
+
+
+def _check_tied(run: RunFolder, entry: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Refuse a model.onnx exported from other weights than model.json's (which the caller verified on disk).
+
+    An `onnx` entry without `weights_sha256` was written before exports recorded it; it is trusted as before.
+    """
+    tied = entry.get(WEIGHTS_KEY)
+    if tied is not None and tied != meta["weights"]["sha256"]:
+        raise RunError(
+            f"`{run.path / ONNX_FILE}` was exported from other weights than `{run.weights}` (model.json's "
+            f"`onnx.{WEIGHTS_KEY}` differs from the weights' sha256). Export it again with `kiln export {run.path}`."
+        )

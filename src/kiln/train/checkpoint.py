@@ -2,10 +2,13 @@
 
 Tensors go in the safetensors payload, everything else in its JSON metadata: no pickle, and the
 single file is replaced in one rename, so it is always a complete checkpoint of a finished epoch.
+The metadata also holds a sha256 of the state and every tensor's bytes, so a checkpoint damaged on
+disk is refused on resume instead of silently continuing from altered weights.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,7 +65,8 @@ def save_checkpoint(folder: Path, trainer: Trainer) -> None:
         "callbacks": _split(callback_states(trainer), "callbacks", tensors),
         "state": trainer.state.to_json(),
     }
-    atomic_write(folder / LAST, save_tensors(tensors, metadata={"kiln": json.dumps(meta)}))
+    state = json.dumps(meta)
+    atomic_write(folder / LAST, save_tensors(tensors, metadata={"kiln": state, "checksum": _checksum(state, tensors)}))
 
 
 def load_checkpoint(folder: Path, trainer: Trainer) -> None:
@@ -71,7 +75,13 @@ def load_checkpoint(folder: Path, trainer: Trainer) -> None:
     try:
         data = path.read_bytes()
         tensors = load_tensors(data)
-        meta = json.loads(_metadata(data)["kiln"])
+        header = _metadata(data)
+        if header.get("checksum") != _checksum(header["kiln"], tensors):
+            raise RunError(
+                f"`{path}` is corrupted and cannot be resumed: its bytes do not match the checksum saved with it. "
+                "Start the run again."
+            )
+        meta = json.loads(header["kiln"])
         trainer.model.load_state_dict(_join(meta["model"], tensors))
         optimizer = _join(meta["optimizer"], tensors)
         optimizer["state"] = {int(k): v for k, v in optimizer["state"].items()}  # JSON made the param ids strings
@@ -116,6 +126,16 @@ def _keyed(trainer: Trainer) -> list[tuple[str, Any]]:
         seen[name] = seen.get(name, 0) + 1
         keyed.append((f"{name}.{seen[name]}", callback))
     return keyed
+
+
+def _checksum(state: str, tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 of the JSON state and of each tensor's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256(state.encode("utf-8"))
+    for name in sorted(tensors):
+        tensor = tensors[name]
+        digest.update(f"\0{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
 
 
 def _metadata(data: bytes) -> dict[str, str]:
