@@ -101,6 +101,28 @@ def test_inf_in_a_regression_target_names_the_line(cli: Callable[..., Any], tmp_
     assert nothing_in(runs)
 
 
+@pytest.mark.parametrize("target", ["y", "price"])
+def test_evaluate_on_the_training_file_drops_blank_targets_as_training_did(
+    cli: Callable[..., Any], tmp_path: Path, target: str
+) -> None:
+    """`kiln evaluate --data` reads a labelled file's target as training did: blank targets are dropped with the same
+    warning (not "'<missing>' is not a class"), and inf in a number target is refused by line."""
+    rows = [[i, (i * 7) % 11, "pq"[i % 2], i * 0.37 + 0.5] for i in range(60)]
+    rows[5][2] = rows[5][3] = ""
+    data = write_csv(tmp_path / "t.csv", ["a", "b", "y", "price"], rows)
+    with pytest.warns(KilnWarning):  # the other target column is a feature here; training drops row 5's target
+        run = kiln.fit(kiln.mlp(hidden=[4]), str(data), target=target, epochs=1, runs_dir=tmp_path / "runs", quiet=True)
+    scored = cli("evaluate", run.path, "--data", data, "--json")
+    assert scored.returncode == 0, scored.stderr
+    assert scored.stderr == f"kiln: warning: Dropped 1 row(s) whose target `{target}` is missing.\n"
+    if target == "price":
+        rows[5][3], rows[9][3] = 1.0, "inf"
+        one_error_line(
+            cli("evaluate", run.path, "--data", write_csv(tmp_path / "inf.csv", ["a", "b", "y", "price"], rows)),
+            r"`\S*inf\.csv` line 11, column `price`: expected a finite number, found inf\.$",
+        )
+
+
 def test_nan_and_blank_numbers_are_still_missing_values(cli: Callable[..., Any], tmp_path: Path) -> None:
     rows = numbers(40)
     rows[2][1], rows[5][1] = "nan", ""

@@ -15,6 +15,7 @@ from kiln.data.encoding import category
 from kiln.data.images import IMAGE_SUFFIXES, read_image
 from kiln.data.schema import Schema
 from kiln.data.table import Table, is_number, read_table
+from kiln.data.tabular import split_target
 from kiln.errors import InputError
 
 
@@ -136,7 +137,7 @@ def read_labelled(
     table = read_table(path, encoding=encoding, text_columns={schema.target, *text_columns})
     if schema.target not in table.columns:
         raise InputError(f"`{path}` has no target column `{schema.target}`; it is needed to score the model.")
-    y = table.columns.pop(schema.target)
+    table, y = split_target(table, schema.target, numeric=schema.task == "regression")
     if schema.task == "regression":
         return table, y.astype(np.float32)
     labels = np.array([category(v) for v in y], dtype=object)

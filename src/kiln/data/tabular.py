@@ -39,18 +39,7 @@ def load_table_dataset(
         raise DataError(
             f"`{table.path}` has no column `{target}`.{closest(target, names)} Columns: {', '.join(names)}."
         )
-    y_raw = target_values(table.columns.pop(target))
-    del table.kinds[target]
-    keep = ~missing_mask(y_raw)
-    if not keep.any():
-        raise DataError(f"`{table.path}` target column `{target}` has no values.")
-    if not keep.all():
-        warnings.warn(
-            KilnWarning(f"Dropped {int((~keep).sum())} row(s) whose target `{target}` is missing."), stacklevel=2
-        )
-        table, y_raw = table.take(np.flatnonzero(keep)), y_raw[keep]
-    if task != "classification" and y_raw.dtype.kind == "f":  # a number target; inf would train to NaN
-        _refuse_unbounded(table, target, y_raw)
+    table, y_raw = split_target(table, target, numeric=task != "classification")
     resolved = infer_task(y_raw, task)
     for name, values in table.columns.items():
         if table.kinds[name] != "categorical":
@@ -73,6 +62,24 @@ def load_table_dataset(
     return split_dataset(
         Path(path).stem, schema, table, y, test_size=test_size, split=split, seed=seed, where=f"`{table.path}`"
     )
+
+
+def split_target(table: Table, target: str, numeric: bool = True) -> tuple[Table, np.ndarray]:
+    """Take the target column out of `table`: rows whose target is missing are dropped with a warning (in
+    training and in `kiln evaluate --data` alike), and a number target with inf is refused (when `numeric`)."""
+    y = target_values(table.columns.pop(target))
+    table.kinds.pop(target, None)
+    keep = ~missing_mask(y)
+    if not keep.any():
+        raise DataError(f"`{table.path}` target column `{target}` has no values.")
+    if not keep.all():
+        warnings.warn(
+            KilnWarning(f"Dropped {int((~keep).sum())} row(s) whose target `{target}` is missing."), stacklevel=3
+        )
+        table, y = table.take(np.flatnonzero(keep)), y[keep]
+    if numeric and y.dtype.kind == "f":  # inf would train (or score) to NaN
+        _refuse_unbounded(table, target, y)
+    return table, y
 
 
 def target_values(text: np.ndarray) -> np.ndarray:
