@@ -14,8 +14,16 @@ one distinct digits row, at concurrency 1, 8 and 64, after a warm-up. Levels are
 alike. It prints p50/p99 latency, requests/s and errors (medians over rounds), kiln's cold
 start (spawn to the first 200 from /ready), and the goals.
 
+The overload part serves kiln with `--max-queue Q` (`--overload-queue`) and drives it for a fixed
+time with Q clients (what the queue admits: the un-overloaded figure), then with 4Q clients that
+each resend at once after a 503; each request holds `--overload-rows` digits rows (16: a body of
+~5 KB, so that a refused body costs what reading and parsing it costs). It prints successful
+requests/s, 503s/s and the latency of the admitted requests, and the goals: at 4Q clients at least
+80% of the successful requests/s at Q clients, p99 of admitted requests under 100 ms.
+
     .venv/bin/python bench/serve_load.py                   # trains a digits MLP in a temp dir
     .venv/bin/python bench/serve_load.py --run runs/digits --requests 5000 --rounds 3
+    .venv/bin/python bench/serve_load.py --only overload --kiln-base /tmp/kiln-serve-before/src
 """
 
 from __future__ import annotations
@@ -37,6 +45,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 KILN = [sys.executable, "-m", "kiln"]
 LEVELS = (1, 8, 64)
+PARTS = ("levels", "overload")
+OVERLOAD = 4  # clients per request the queue admits, at the overload level
 
 # The naive baseline: what a first FastAPI endpoint around a torch model looks like.
 BASELINE_APP = """
@@ -74,11 +84,12 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", a
 
 @dataclass
 class Level:
-    """One contender at one concurrency: latencies (s), wall time (s), errors."""
+    """One contender at one concurrency: latencies of the 200s (s), wall time (s), errors, 503s."""
 
     latencies: list[float]
     seconds: float
     errors: int
+    rejected: int = 0
 
     @property
     def rps(self) -> float:
@@ -113,12 +124,12 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) ->
     raise RuntimeError(f"{url} not ready after {timeout}s")
 
 
-def start_kiln(run: Path, source: Path = REPO / "src") -> tuple[subprocess.Popen[bytes], str, float]:
+def start_kiln(run: Path, source: Path = REPO / "src", *flags: str) -> tuple[subprocess.Popen[bytes], str, float]:
     """Start `kiln serve` from the kiln in `source`; return the process, its URL and the seconds to /ready."""
     port = _free_port()
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [*KILN, "serve", str(run), "--port", str(port)], env=_env(source), stdout=subprocess.DEVNULL
+        [*KILN, "serve", str(run), "--port", str(port), *flags], env=_env(source), stdout=subprocess.DEVNULL
     )
     url = f"http://127.0.0.1:{port}"
     _wait_ready(url + "/ready", proc)
@@ -173,6 +184,61 @@ async def drive(url: str, bodies: list[bytes], concurrency: int, requests: int) 
     return Level(latencies, seconds, errors)
 
 
+async def hammer(url: str, bodies: list[bytes], clients: int, seconds: float) -> Level:
+    """`clients` callers for `seconds`, each sending its next request as soon as it has an answer (503s too)."""
+    import aiohttp
+
+    latencies: list[float] = []
+    errors = rejected = 0
+    connector = aiohttp.TCPConnector(limit=clients)
+    headers = {"content-type": "application/json"}
+    async with aiohttp.ClientSession(connector=connector) as session:
+        start = time.perf_counter()
+        end = start + seconds
+
+        async def caller(first: int) -> None:
+            nonlocal errors, rejected
+            i = first
+            while time.perf_counter() < end:
+                sent = time.perf_counter()
+                try:
+                    async with session.post(url + "/v1/predict", data=bodies[i % len(bodies)], headers=headers) as r:
+                        await r.read()
+                        status = r.status
+                except aiohttp.ClientError:
+                    status = 0
+                if status == 200:
+                    latencies.append(time.perf_counter() - sent)
+                elif status == 503:
+                    rejected += 1
+                else:
+                    errors += 1
+                i += clients
+
+        await asyncio.gather(*(caller(k) for k in range(clients)))
+        seconds = time.perf_counter() - start
+    return Level(latencies, seconds, errors, rejected)
+
+
+def overload_part(
+    run: Path, bodies: list[bytes], sources: dict[str, Path], queue: int, seconds: float, rounds: int
+) -> dict[tuple[str, int], list[Level]]:
+    """Each contender served with `--max-queue queue`, driven by `queue` clients, then by OVERLOAD x as many."""
+    servers = {name: start_kiln(run, source, "--max-queue", str(queue))[:2] for name, source in sources.items()}
+    results: dict[tuple[str, int], list[Level]] = {}
+    try:
+        for _, url in servers.values():
+            asyncio.run(drive(url, bodies, queue, 300))  # warm-up
+        for _ in range(rounds):
+            for clients in (queue, OVERLOAD * queue):
+                for name, (_, url) in servers.items():
+                    results.setdefault((name, clients), []).append(asyncio.run(hammer(url, bodies, clients, seconds)))
+    finally:
+        for proc, _ in servers.values():
+            stop(proc)
+    return results
+
+
 def digits_run(folder: Path) -> Path:
     """Train the article's digits MLP (`kiln train`) into `folder`."""
     subprocess.run(
@@ -193,7 +259,16 @@ def main() -> None:
     parser.add_argument(
         "--kiln-base", type=Path, help="another checkout's src/ folder: adds contender kiln-base, served interleaved"
     )
+    parser.add_argument("--only", default=",".join(PARTS), help="levels, overload, or both (default)")
+    parser.add_argument(
+        "--overload-queue", type=int, default=8, help="--max-queue of the servers in the overload part."
+    )
+    parser.add_argument("--overload-seconds", type=float, default=3.0, help="Seconds per contender and client count.")
+    parser.add_argument("--overload-rows", type=int, default=16, help="Rows per request in the overload part.")
     args = parser.parse_args()
+    parts = {part.strip() for part in args.only.split(",") if part.strip()}
+    if parts - set(PARTS):
+        parser.error(f"unknown part(s) {sorted(parts - set(PARTS))}; choose from {', '.join(PARTS)}")
 
     with tempfile.TemporaryDirectory() as tmp:
         run = args.run or digits_run(Path(tmp))
@@ -202,29 +277,41 @@ def main() -> None:
 
         rows = load_builtin("digits").x_test.tolist()
         bodies = [json.dumps({"inputs": [row]}).encode() for row in rows]
-
-        cold = []
-        for _ in range(args.cold_starts):
-            proc, _, seconds = start_kiln(run)
-            cold.append(seconds)
-            stop(proc)
-
-        servers = {"baseline": start_baseline(run), "kiln": start_kiln(run)[:2]}
+        sources = {"kiln": REPO / "src"}
         if args.kiln_base is not None:
-            servers["kiln-base"] = start_kiln(run, args.kiln_base.resolve())[:2]
-        results: dict[tuple[str, int], list[Level]] = {}
-        try:
-            for _, url in servers.values():
-                asyncio.run(drive(url, bodies, 8, 300))  # warm-up
-            for _ in range(args.rounds):
-                for level in LEVELS:
-                    for name, (_, url) in servers.items():
-                        results.setdefault((name, level), []).append(
-                            asyncio.run(drive(url, bodies, level, args.requests))
-                        )
-        finally:
-            for proc, _ in servers.values():
-                stop(proc)
+            sources = {"kiln-base": args.kiln_base.resolve(), **sources}
+        if "levels" in parts:
+            levels_part(run, bodies, sources, args)
+        if "overload" in parts:
+            k = args.overload_rows
+            batches = [json.dumps({"inputs": rows[i : i + k]}).encode() for i in range(0, len(rows) - k + 1, k)]
+            results = overload_part(run, batches, sources, args.overload_queue, args.overload_seconds, args.rounds)
+            report_overload(results, args.overload_queue, args.overload_seconds, k)
+
+
+def levels_part(run: Path, bodies: list[bytes], sources: dict[str, Path], args: argparse.Namespace) -> None:
+    """Cold starts, then the baseline and each kiln at concurrency 1, 8 and 64, interleaved; print the table."""
+    cold = []
+    for _ in range(args.cold_starts):
+        proc, _, seconds = start_kiln(run)
+        cold.append(seconds)
+        stop(proc)
+
+    servers = {
+        "baseline": start_baseline(run),
+        **{name: start_kiln(run, source)[:2] for name, source in sources.items()},
+    }
+    results: dict[tuple[str, int], list[Level]] = {}
+    try:
+        for _, url in servers.values():
+            asyncio.run(drive(url, bodies, 8, 300))  # warm-up
+        for _ in range(args.rounds):
+            for level in LEVELS:
+                for name, (_, url) in servers.items():
+                    results.setdefault((name, level), []).append(asyncio.run(drive(url, bodies, level, args.requests)))
+    finally:
+        for proc, _ in servers.values():
+            stop(proc)
     report(results, cold, args.requests)
 
 
@@ -271,6 +358,47 @@ def report(results: dict[tuple[str, int], list[Level]], cold: list[float], reque
     print(
         f"  kiln serve cold start to /ready           {start:5.2f} s  (goal < 3 s)      {'ok' if start < 3 else 'MISSED'}"
         f"  [{', '.join(f'{s:.2f}' for s in cold)}]"
+    )
+
+
+def report_overload(results: dict[tuple[str, int], list[Level]], queue: int, seconds: float, rows: int) -> None:
+    """The overload table (medians over rounds) and its goals."""
+
+    def median(name: str, clients: int, stat: str) -> float:
+        runs = results[(name, clients)]
+        values = {
+            "ok/s": [r.rps for r in runs],
+            "503/s": [r.rejected / r.seconds for r in runs],
+            "p50": [r.percentile(0.5) if r.latencies else float("nan") for r in runs],
+            "p99": [r.percentile(0.99) if r.latencies else float("nan") for r in runs],
+            "errors": [r.errors for r in runs],
+        }[stat]
+        return statistics.median(values)
+
+    rounds = len(next(iter(results.values())))
+    print(
+        f"\noverload: --max-queue {queue}, {rows} rows per request; {queue} clients, then {OVERLOAD * queue} "
+        f"resending at once after a 503; {seconds:g} s each, medians of {rounds} rounds\n"
+    )
+    print(f"{'contender':<10} {'clients':>7} {'ok req/s':>9} {'503/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    names = [name for name in ("kiln-base", "kiln") if (name, queue) in results]
+    for clients in (queue, OVERLOAD * queue):
+        for name in names:
+            print(
+                f"{name:<10} {clients:>7} {median(name, clients, 'ok/s'):>9.0f} {median(name, clients, '503/s'):>8.0f} "
+                f"{median(name, clients, 'p50'):>8.2f} {median(name, clients, 'p99'):>8.2f} "
+                f"{int(median(name, clients, 'errors')):>7}"
+            )
+    share = median("kiln", OVERLOAD * queue, "ok/s") / median("kiln", queue, "ok/s")
+    p99 = median("kiln", OVERLOAD * queue, "p99")
+    print("\ngoals")
+    print(
+        f"  kiln ok req/s at {OVERLOAD * queue} clients vs {queue} clients    {share:5.0%}      (goal >= 80%)"
+        f"      {'ok' if share >= 0.8 else 'MISSED'}"
+    )
+    print(
+        f"  kiln p99 of admitted at {OVERLOAD * queue} clients        {p99:6.1f} ms (goal < 100 ms)"
+        f"    {'ok' if p99 < 100 else 'MISSED'}"
     )
 
 

@@ -358,3 +358,15 @@ def test_kiln_runs_lists_damaged_runs(
     assert any("bad-yaml/config.yaml` is damaged: not valid YAML: expected ',' or ']'" in w for w in warnings)
     assert any("metrics-not-utf8/metrics.json` is damaged: not UTF-8 text" in w for w in warnings)
     assert any("section-not-a-mapping/config.yaml` is damaged: section `data` must be a mapping" in w for w in warnings)
+
+
+def test_a_symlinked_metrics_json_is_not_read(copy_run: Any, iris_run: kiln.Run, tmp_path: Path) -> None:
+    """The server shows metrics.json in /v1/model: a link to a file elsewhere must not be followed."""
+    folder = copy_run(iris_run)
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"password": "hunter2"}')
+    (folder / "metrics.json").unlink()
+    (folder / "metrics.json").symlink_to(secret)
+    with pytest.raises(RunError, match=r"metrics\.json` is a symbolic link; kiln reads only the files training wrote"):
+        RunFolder(folder).load_metrics()
+    assert RunFolder(folder).read_metrics() == {}

@@ -287,25 +287,38 @@ def inspect(
 def runs(
     runs_dir: Annotated[Path, typer.Argument(help="Where run folders are.")] = Path("runs"),
 ) -> None:
-    """List runs: name, data, model, epochs, test accuracy (R² for regression), fit time."""
-    import yaml
+    """List runs: name, data, model, epochs, test accuracy (R² for regression), fit time.
+
+    A run whose config.yaml or metrics.json cannot be read is listed as damaged, with a warning saying why.
+    """
+    import warnings
+
     from rich.console import Console
     from rich.table import Table
 
+    from kiln.errors import KilnWarning, RunError
     from kiln.runs import list_runs
+
+    def number(metrics: dict[str, Any], key: str, text: str) -> str:
+        value = metrics.get(key)
+        return text.format(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
 
     table = Table("name", "data", "model", "epochs", "test score", "fit time", "status")
     for folder in list_runs(runs_dir):
-        cfg = yaml.safe_load(folder.config.read_text(encoding="utf-8")) or {}
-        metrics = folder.read_metrics()
+        try:
+            cfg, metrics = folder.read_config(), folder.load_metrics()
+        except RunError as exc:
+            warnings.warn(KilnWarning(str(exc)), stacklevel=1)
+            table.add_row(folder.name, "?", "?", "-", "-", "-", "damaged")
+            continue
         key = "accuracy" if "accuracy" in metrics else "r2"
         table.add_row(
             folder.name,
             str(cfg.get("data", {}).get("source", "?")),
             str(cfg.get("model", {}).get("name", "?")),
-            str(int(metrics["epochs_run"])) if "epochs_run" in metrics else "-",
-            f"{key} {metrics[key]:.4f}" if key in metrics else "-",
-            f"{metrics['fit_seconds']:.2f}s" if "fit_seconds" in metrics else "-",
+            number(metrics, "epochs_run", "{:.0f}"),
+            number(metrics, key, f"{key} {{:.4f}}"),
+            number(metrics, "fit_seconds", "{:.2f}s"),
             "finished" if folder.is_finished() else "unfinished",
         )
     Console().print(table)
@@ -324,10 +337,25 @@ def serve(
     ] = "auto",
     max_batch: Annotated[int, typer.Option(help="Most rows per model call when batching concurrent requests.")] = 64,
     max_wait_ms: Annotated[float, typer.Option(help="Longest a batch waits for requests still arriving.")] = 2.0,
-    max_queue: Annotated[int, typer.Option(help="Requests that may wait for the model; beyond, 503 at once.")] = 256,
+    max_queue: Annotated[
+        int,
+        typer.Option(help="Requests admitted at once (being received or waiting for the model); beyond, 503 at once."),
+    ] = 256,
+    max_queue_rows: Annotated[
+        int, typer.Option(help="Rows that may wait for the model; beyond, 503 (a larger request may enter alone).")
+    ] = 16384,
     timeout_s: Annotated[float, typer.Option(help="Per-request time limit, body included.")] = 10.0,
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body; larger ones get 413 unread.")] = 1 << 20,
     max_rows: Annotated[int, typer.Option(help="Most rows in one request.")] = 1024,
+    max_image_pixels: Annotated[
+        int, typer.Option(help="Most decoded PNG pixels in one request, all its images together; beyond, 422.")
+    ] = 1 << 26,
+    header_timeout_s: Annotated[
+        float, typer.Option(help="A connection's request headers must arrive within this; else it is closed.")
+    ] = 10.0,
+    max_connections: Annotated[
+        int, typer.Option(help="Open connections served; beyond, requests get 503 (/health and /ready excepted).")
+    ] = 1000,
     api_key_env: Annotated[
         str | None,
         typer.Option(help="Require `Authorization: Bearer <key>`, the key read from this environment variable."),
@@ -346,9 +374,13 @@ def serve(
         max_batch=max_batch,
         max_wait_ms=max_wait_ms,
         max_queue=max_queue,
+        max_queue_rows=max_queue_rows,
         timeout_s=timeout_s,
         max_body_bytes=max_body_bytes,
         max_rows=max_rows,
+        max_image_pixels=max_image_pixels,
+        header_timeout_s=header_timeout_s,
+        max_connections=max_connections,
         access_log=access_log,
     )
     serve_run(run, settings, echo=lambda line: typer.echo(line))

@@ -263,7 +263,10 @@ class RunFolder:
 
 
 def _read_text(path: Path) -> str | None:
-    """The UTF-8 text of `path`, None when it does not exist; a RunError naming it when it cannot be read."""
+    """The UTF-8 text of `path`, None when it does not exist; a RunError naming it when it cannot be read
+    or is a symbolic link (the server hands metrics out: a link could point anywhere)."""
+    if path.is_symlink():
+        raise RunError(f"`{path}` is a symbolic link; kiln reads only the files training wrote.")
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:

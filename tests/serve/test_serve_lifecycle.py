@@ -81,8 +81,8 @@ def test_sigterm_drains_in_flight_requests_then_exits_0(
 
 def test_full_queue_answers_503_at_once(server_factory: Callable[..., Server], digits_run: kiln.Run) -> None:
     # While a request is still arriving the batcher waits (up to --max-wait-ms) to include it, so
-    # queued requests pile up to --max-queue; the next one is refused at once.
-    server = server_factory(digits_run.path, "--max-queue", "2", "--max-wait-ms", "1000")
+    # queued requests pile up; with the one arriving they fill --max-queue and the next is refused at once.
+    server = server_factory(digits_run.path, "--max-queue", "3", "--max-wait-ms", "1000")
     arriving = _slow_request(server.url)
     time.sleep(0.2)
     with httpx.Client(base_url=server.url, timeout=10) as http, concurrent.futures.ThreadPoolExecutor(2) as pool:
@@ -128,7 +128,8 @@ def client(url):
             break
         except OSError:
             pass
-    request = urllib.request.Request(url + "/v1/predict", data=json.dumps({"inputs": [[0.0] * 64]}).encode())
+    body = json.dumps({"inputs": [[0.0] * 64]}).encode()
+    request = urllib.request.Request(url + "/v1/predict", data=body, headers={"Content-Type": "application/json"})
     urllib.request.urlopen(request).read()
     urllib.request.urlopen(url + "/v1/model").read()
     urllib.request.urlopen(url + "/").read()

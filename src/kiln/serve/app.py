@@ -13,8 +13,8 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from kiln.serve import page
-from kiln.serve.asgi import PredictEndpoint
+from kiln.serve import docs, page
+from kiln.serve.asgi import CLOSE, PredictEndpoint
 from kiln.serve.guard import Gate
 from kiln.serve.metrics import CONTENT_TYPE
 from kiln.serve.routes import PREDICT
@@ -24,7 +24,7 @@ from kiln.version import __version__
 
 JSON = "application/json"
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 408, 413, 422, 503, 504)
+    code: {"model": ErrorResponse} for code in (400, 401, 408, 413, 415, 422, 503, 504)
 }
 
 
@@ -67,6 +67,7 @@ def create_app(service: Service) -> Gate:
         version=__version__,
         description="Predictions from a kiln run folder. Try it at `/`.",
         lifespan=lifespan,
+        docs_url=None,  # replaced by docs.py's page: Swagger UI loads from a CDN
         redoc_url=None,
     )
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
@@ -79,7 +80,9 @@ def create_app(service: Service) -> Gate:
     async def ready() -> JSONResponse:
         if service.is_ready():
             return JSONResponse({"status": "ready", "model": service.predictor.name})
-        return JSONResponse({"status": "draining" if service.draining else "starting"}, 503)
+        if service.draining:
+            return JSONResponse({"status": "draining"}, 503, headers=CLOSE)
+        return JSONResponse({"status": "starting"}, 503)
 
     @app.get("/v1/model", tags=["model"], response_model=ModelInfo, responses=ERRORS)
     async def model() -> Response:
@@ -96,6 +99,7 @@ def create_app(service: Service) -> Gate:
         )
 
     app.openapi = _openapi(app, [PREDICT_DOC])  # type: ignore[method-assign]
+    app.add_api_route("/docs", docs.endpoint(app.openapi), methods=["GET"], include_in_schema=False)
 
     @app.get("/metrics", tags=["probes"], summary="Prometheus metrics (text format).")
     async def metrics() -> Response:

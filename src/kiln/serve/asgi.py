@@ -1,4 +1,4 @@
-"""ASGI plumbing for /v1/predict: the endpoint, bounded body reading, time limits, JSON error answers.
+"""ASGI plumbing for /v1/predict: the endpoint, the request body, time limits, JSON error answers.
 
 The served model (`service.py`) answers a request; this module speaks ASGI for it.
 """
@@ -20,23 +20,58 @@ if TYPE_CHECKING:
     from kiln.serve.service import Service
 
 T = TypeVar("T")
+DISCARD_BYTES = 16 << 20  # most of a refused body read and thrown away, so that the client reads the answer
+DISCARD_S = 2.0  # and for how long
+CLOSE = {"Connection": "close"}
 
 
-async def read_body(receive: Receive, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it outgrows `limit` bytes (chunked bodies included)."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ApiError(400, "disconnected", "The client disconnected before sending the whole body.")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+class Body:
+    """A request's body: read once within a limit, or, after an early answer, read and thrown away."""
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.complete = False  # its last byte has been received
+
+    async def read(self, limit: int) -> bytes:
+        """The body, refused with 413 as soon as it outgrows `limit` bytes (chunked bodies included)."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ApiError(400, "disconnected", "The client disconnected before sending the whole body.")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                self.complete = True
+                return b"".join(chunks)
+
+    def closing(self) -> bool:
+        """Whether the client asked to close the connection after this request (HTTP/1.0, `Connection: close`)."""
+        if self.scope["http_version"] == "1.0":
+            return True
+        return any(name == b"connection" and b"close" in value.lower() for name, value in self.scope["headers"])
+
+    async def discard(self) -> None:
+        """Read and drop the rest of the body, up to DISCARD_BYTES and DISCARD_S.
+
+        A client that sends its whole body before it reads (urllib, requests) would otherwise find the
+        connection reset under it when the server closes it, and never see the answer.
+        """
+        try:
+            await within(DISCARD_S, self._drop(DISCARD_BYTES))
+        except asyncio.TimeoutError:
+            pass
+
+    async def _drop(self, budget: int) -> None:
+        while not self.complete and budget > 0:
+            message = await self.receive()
+            budget -= len(message.get("body", b""))
+            self.complete = message["type"] == "http.disconnect" or not message.get("more_body", False)
 
 
 async def within(seconds: float, awaitable: Awaitable[T]) -> T:
@@ -48,8 +83,12 @@ async def within(seconds: float, awaitable: Awaitable[T]) -> T:
 
 
 def too_large(limit: int) -> ApiError:
+    """A 413, after which the connection closes: what is left of such a body is discarded, not kept reading."""
     return ApiError(
-        413, "too_large", f"The body is larger than {limit} bytes (--max-body-bytes); send fewer rows per request."
+        413,
+        "too_large",
+        f"The body is larger than {limit} bytes (--max-body-bytes); send fewer rows per request.",
+        headers=CLOSE,
     )
 
 
@@ -60,26 +99,35 @@ class PredictEndpoint:
         self.service = service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = Body(scope, receive)
         try:
-            body = await self.service.predict(receive)
+            answer = await self.service.predict(body)
         except ApiError as error:
-            await respond(send, error)
+            # A 408 means the body stopped coming: nothing to wait for. Other early answers let it finish.
+            await respond(send, error, body if error.status != 408 else None)
             return
         except Exception:  # a bug: logged with its traceback, answered as JSON like every other error
             logging.getLogger("uvicorn.error").exception("kiln: /v1/predict failed")
             await respond(
-                send, ApiError(500, "internal", "The server failed on this request; its log has the details.")
+                send, ApiError(500, "internal", "The server failed on this request; its log has the details."), body
             )
             return
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": answer})
 
 
-async def respond(send: Send, error: ApiError) -> None:
-    """Answer an `ApiError` as JSON at the ASGI level."""
-    body = pydantic_core.to_json(error.body())
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+async def respond(send: Send, error: ApiError, body: Body | None = None) -> None:
+    """Answer an `ApiError` as JSON at the ASGI level. When the connection closes after it, what is left of
+    `body` (if given) is discarded first; on a kept-alive connection uvicorn's parser skips it by itself."""
+    content = pydantic_core.to_json(error.body())
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
     headers += [(k.lower().encode(), v.encode()) for k, v in (error.headers or {}).items()]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    closes = error.headers is not None and error.headers.get("Connection") == "close"
+    if body is None or body.complete or not (closes or body.closing()):
+        await send({"type": "http.response.body", "body": content})
+        return
+    await send({"type": "http.response.body", "body": content, "more_body": True})
+    await body.discard()
+    await send({"type": "http.response.body", "body": b""})

@@ -1,8 +1,9 @@
-"""The gate, the outermost ASGI app: auth, body limit, in-flight count and metrics for every request.
+"""The gate, the outermost ASGI app: auth, body limit, media type, connection cap, metrics for every request.
 
-It answers 401 and 413 itself from the headers alone, so an unauthenticated or oversized body is
-never read. It sends POST /v1/predict straight to its endpoint and everything else to FastAPI:
-FastAPI's middleware stack and request handling cost ~60 us a request, a third of a prediction.
+It answers 401, 413, 415 and 503 itself from the headers alone, so a refused body is never parsed
+(what the client still sends of it is read and thrown away: see `Body.discard`). It sends POST
+/v1/predict straight to its endpoint and everything else to FastAPI: FastAPI's middleware stack and
+request handling cost ~60 us a request, a third of a prediction.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kiln.serve.asgi import respond, too_large
-from kiln.serve.routes import PREDICT, PUBLIC, ROUTES
+from kiln.serve.asgi import CLOSE, Body, respond, too_large
+from kiln.serve.routes import PREDICT, PROBES, PUBLIC, ROUTES
 from kiln.serve.schemas import ApiError
-from kiln.serve.service import Service
+from kiln.serve.service import RETRY_AFTER, Service
 
 
 class Gate:
@@ -46,13 +47,14 @@ class Gate:
         try:
             error = self.check(scope)
             if error is not None:
-                await respond(send_status, error)
+                await respond(send_status, error, Body(scope, receive))
             elif scope["path"] != PREDICT:
                 await self.app(scope, receive, send_status)
             elif scope["method"] == "POST":
                 await self.predict(scope, receive, send_status)
             else:
-                await respond(send_status, ApiError(405, "method_not_allowed", "Use POST for /v1/predict; see /docs."))
+                error = ApiError(405, "method_not_allowed", "Use POST for /v1/predict; see /docs.")
+                await respond(send_status, error, Body(scope, receive))
         finally:
             service.inflight -= 1
             path = scope["path"]
@@ -62,12 +64,23 @@ class Gate:
 
     def check(self, scope: Scope) -> ApiError | None:
         """The error to answer from the headers alone, or None to let the request in."""
-        auth = length = None
+        auth = length = media = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 auth = value
             elif name == b"content-length":
                 length = value
+            elif name == b"content-type":
+                media = value
+        settings = self.service.settings
+        if self.service.connections() > settings.max_connections and scope["path"] not in PROBES:
+            return ApiError(
+                503,
+                "too_many_connections",
+                f"The server has more than {settings.max_connections} open connections (--max-connections); "
+                "retry shortly.",
+                headers={**RETRY_AFTER, **CLOSE},
+            )
         if self.key is not None and scope["path"] not in PUBLIC and not self.authorized(auth):
             return ApiError(
                 401,
@@ -76,15 +89,22 @@ class Gate:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         if length is not None:
-            limit = self.service.settings.max_body_bytes
             if not length.isdigit():
                 return ApiError(
                     400,
                     "invalid_header",
                     f"`Content-Length` must be a number of bytes; got {length[:20].decode('latin-1')!r}.",
                 )
-            if int(length) > limit:
-                return too_large(limit)
+            if int(length) > settings.max_body_bytes:
+                return too_large(settings.max_body_bytes)
+        if media is not None and scope["path"] == PREDICT and scope["method"] == "POST" and not _json(media):
+            return ApiError(
+                415,
+                "unsupported_media_type",
+                f"/v1/predict reads JSON: send `Content-Type: application/json`, not "
+                f"{media[:60].decode('latin-1')!r} (curl -d sends application/x-www-form-urlencoded; "
+                "add -H 'Content-Type: application/json').",
+            )
         return None
 
     def authorized(self, header: bytes | None) -> bool:
@@ -92,3 +112,8 @@ class Gate:
         assert self.key is not None
         scheme, _, token = (header or b"").partition(b" ")
         return hmac.compare_digest(token.strip(), self.key) and scheme.lower() == b"bearer"
+
+
+def _json(media: bytes) -> bool:
+    """Whether a Content-Type is JSON: `application/json`, with parameters (`; charset=utf-8`) or not."""
+    return media.partition(b";")[0].strip().lower() == b"application/json"

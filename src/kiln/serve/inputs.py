@@ -5,7 +5,8 @@ base64 PNG. The rows themselves go through kiln's one input path (`kiln.data.row
 `Predictor.predict` and `kiln predict`, with messages naming JSON paths (`inputs[3][0] (`age`)`).
 A body of numeric rows for a model without a table encoder first tries the fast path: one strict
 pydantic parse from bytes (in Rust, depth-limited) straight into a NumPy array. Each request is
-encoded on its own, so its rows never depend on another request's.
+encoded on its own, so its rows never depend on another request's. A body with base64 PNGs parses
+to `Images`, whose decoding (the slow part) the server runs in a worker thread.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from kiln.errors import InputError, closest
 from kiln.predict import Predictor
 from kiln.serve.schemas import ApiError, invalid
 
-MAX_IMAGE_PIXELS = 4096 * 4096  # decoded size limit for a PNG, against decompression bombs
+MAX_IMAGE_PIXELS = 4096 * 4096  # decoded size limit for one PNG, against decompression bombs
 DEFAULT_TOP_K = 3
 
 
@@ -68,9 +69,10 @@ class InputSpec:
     classes: list[str]
     max_rows: int
     table: bool
+    max_pixels: int  # decoded PNG pixels per request, all its images together
 
     @classmethod
-    def of(cls, predictor: Predictor, max_rows: int) -> InputSpec:
+    def of(cls, predictor: Predictor, max_rows: int, max_pixels: int) -> InputSpec:
         """Derive the spec from a Predictor; PNG pixels scale to the run's value range (digits: 0..16)."""
         pre = predictor.preprocessor
         uniform = bool(np.all(pre.shift == 0) and np.all(pre.scale == pre.scale[0]) and pre.scale[0] > 0)
@@ -85,6 +87,7 @@ class InputSpec:
             classes=predictor.schema.classes,
             max_rows=max_rows,
             table=pre.encoder is not None,
+            max_pixels=max_pixels,
         )
 
 
@@ -97,8 +100,38 @@ class Parsed:
     unknown: dict[str, int] = field(default_factory=dict)
 
 
-def parse(body: bytes, spec: InputSpec) -> Parsed:
-    """A request body -> `Parsed`, or an `ApiError` (400 for bad JSON, 422 for a bad value)."""
+@dataclass
+class Images:
+    """A validated body whose base64 PNG rows are still strings: `decode` finishes it, off the event loop."""
+
+    rows: list[Any]
+    top_k: int
+    spec: InputSpec
+    abandoned: bool = False  # set when nobody waits any more (the request timed out): decoding stops
+
+    def decode(self) -> Parsed:
+        """Check the total size from the PNG headers, decode image by image, then encode (thread-safe)."""
+        pngs = [(i, *_probe(row, i)) for i, row in enumerate(self.rows) if isinstance(row, str)]
+        pixels = sum(w * h for _, _, (w, h) in pngs)
+        if pixels > self.spec.max_pixels:
+            raise invalid(
+                f"The PNGs in `inputs` decode to {pixels} pixels; the limit is {self.spec.max_pixels} per request "
+                "(--max-image-pixels). Send fewer or smaller images per request.",
+                field="inputs",
+            )
+        rows = list(self.rows)
+        for i, data, _ in pngs:
+            if self.abandoned:
+                raise TimeoutError("abandoned")  # nobody reads this: the request has been answered
+            rows[i] = _pixels(data, i, self.spec)
+        return _encoded(rows, self.spec, self.top_k)
+
+
+Request = Parsed | Images
+
+
+def parse(body: bytes, spec: InputSpec) -> Request:
+    """A request body -> `Parsed` (or `Images` to decode), or an `ApiError` (400 for bad JSON, 422 for a bad value)."""
     if not spec.table:
         try:
             fast = _FAST.validate_json(body)
@@ -126,7 +159,7 @@ def _encoded(rows: Any, spec: InputSpec, top_k: int) -> Parsed:
     return Parsed(encoded.x, top_k, encoded.unknown)
 
 
-def _explain(body: bytes, spec: InputSpec) -> Parsed:
+def _explain(body: bytes, spec: InputSpec) -> Request:
     if not body.strip():
         raise ApiError(400, "invalid_json", 'The body is empty; send JSON like {"inputs": [[...]]}.')
     try:
@@ -155,7 +188,10 @@ def _explain(body: bytes, spec: InputSpec) -> Parsed:
         raise invalid("`inputs` is an empty batch; send at least one row.", field="inputs")
     if len(rows) > spec.max_rows:
         raise invalid(f"`inputs` has {len(rows)} rows; the limit is {spec.max_rows} per request.", field="inputs")
-    return _encoded([_row(row, i, spec) for i, row in enumerate(rows)], spec, top_k)
+    checked = [_row(row, i, spec) for i, row in enumerate(rows)]
+    if any(isinstance(row, str) for row in checked):
+        return Images(checked, top_k, spec)
+    return _encoded(checked, spec, top_k)
 
 
 def _top_k(value: Any, spec: InputSpec) -> int:
@@ -169,12 +205,13 @@ def _top_k(value: Any, spec: InputSpec) -> int:
 
 
 def _row(row: Any, i: int, spec: InputSpec) -> Any:
-    """One JSON row as the input path takes it: an image (nested arrays, PNG) flattened, anything else as sent."""
+    """One JSON row as the input path takes it: nested arrays flattened, a PNG string left to `Images.decode`,
+    anything else as sent."""
     if isinstance(row, str):
         if spec.image_shape is None:
             n = len(spec.features)
             raise invalid(f"inputs[{i}]: got a string; this model takes rows of {n} values, not images.", index=i)
-        return _png(row, i, spec)
+        return row
     if spec.image_shape is not None and isinstance(row, list) and row and isinstance(row[0], list):
         return _nested(row, i, spec)
     if not isinstance(row, (list, dict)):
@@ -210,17 +247,14 @@ def _nested(row: list[Any], i: int, spec: InputSpec) -> list[Any]:
     return values
 
 
-def _png(text: str, i: int, spec: InputSpec) -> list[Any]:
-    """A base64 PNG -> pixels as `kiln predict` reads an image file, 0..255 scaled to the run's value range."""
+def _probe(text: str, i: int) -> tuple[bytes, tuple[int, int]]:
+    """A base64 PNG -> its bytes and (width, height), read from its header; too large or not a PNG is a 422."""
     from PIL import Image, UnidentifiedImageError
 
-    from kiln.data.images import read_image
-
-    assert spec.image_shape is not None
-    c, h, w = spec.image_shape
     payload = text.split(",", 1)[1] if text.startswith("data:") else text
     try:
         data = base64.b64decode(payload, validate=True)
+        # catch_warnings is process-wide: decoding threads overlap here, all setting this same filter.
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=["PNG"]) as probe:
@@ -231,6 +265,15 @@ def _png(text: str, i: int, spec: InputSpec) -> list[Any]:
         raise invalid(f"inputs[{i}]: the string is not a base64-encoded PNG image.", index=i) from None
     if size[0] * size[1] > MAX_IMAGE_PIXELS:
         raise invalid(f"inputs[{i}]: the PNG is {size[0]}x{size[1]}; the limit is {MAX_IMAGE_PIXELS} pixels.", index=i)
+    return data, size
+
+
+def _pixels(data: bytes, i: int, spec: InputSpec) -> list[Any]:
+    """PNG bytes -> pixels as `kiln predict` reads an image file, 0..255 scaled to the run's value range."""
+    from kiln.data.images import read_image
+
+    assert spec.image_shape is not None
+    c, h, w = spec.image_shape
     try:
         pixels = read_image(io.BytesIO(data), "L" if c == 1 else "RGB", (w, h))  # type: ignore[arg-type]
     except (OSError, ValueError) as exc:

@@ -2,12 +2,15 @@
 
 On SIGTERM (or Ctrl-C) the server stops being ready, refuses new predictions with 503, lets the
 requests in flight finish (up to the request timeout), then exits with status 0. A second signal
-stops it at once.
+stops it at once. Connections must send their request headers in time (`protocol.py`) and are
+counted for the gate's --max-connections.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import logging
 import socket
 import time
 from collections.abc import Callable
@@ -19,6 +22,7 @@ import uvicorn
 from kiln.errors import ConfigError
 from kiln.predict import Predictor
 from kiln.serve.app import create_app
+from kiln.serve.protocol import close_overdue, protocol
 from kiln.serve.service import Service
 from kiln.serve.settings import ServeSettings
 
@@ -30,6 +34,7 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self.service = service
         self.announce = announce
+        service.connections = lambda: len(self.server_state.connections)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """SIGTERM/SIGINT start the drain; uvicorn's own handler stops at once and re-raises the signal (exit 143)."""
@@ -39,7 +44,9 @@ class _Server(uvicorn.Server):
         self.service.drain(grace_s=self.service.settings.timeout_s + 1)
 
     async def on_tick(self, counter: int) -> bool:
-        """uvicorn's 0.1 s housekeeping tick: begin the graceful shutdown once drained."""
+        """uvicorn's 0.1 s housekeeping tick: close connections late with their headers; begin the graceful
+        shutdown once drained."""
+        close_overdue(self.server_state.connections, asyncio.get_running_loop().time())
         if self.service.drained():
             self.should_exit = True
         return await super().on_tick(counter)
@@ -72,11 +79,14 @@ def serve(path: str | Path, settings: ServeSettings, echo: Callable[[str], None]
     service = Service(predictor, settings, on_ready=_freeze_heap)
     config = uvicorn.Config(
         create_app(service),
+        http=protocol(settings.header_timeout_s),
         log_level="warning",
         access_log=settings.access_log,
         timeout_graceful_shutdown=int(settings.timeout_s) + 1,
         server_header=False,
     )
+    if settings.access_log:  # log_level="warning" set uvicorn's access logger to WARNING: its lines are INFO
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
 
     def announce(url: str) -> None:
         auth = ", bearer-token auth on" if settings.api_key else ""

@@ -9,33 +9,35 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pydantic_core
-from starlette.types import Receive
 
 from kiln.predict import Predictor
 from kiln.predictions import Predictions
-from kiln.serve.asgi import read_body, within
+from kiln.serve.asgi import CLOSE, Body, within
 from kiln.serve.batching import FixedBlocks, MicroBatcher, Overloaded
-from kiln.serve.inputs import InputSpec, parse
+from kiln.serve.inputs import Images, InputSpec, Parsed, parse
 from kiln.serve.metrics import Metrics
 from kiln.serve.routes import ARTIFACTS
 from kiln.serve.schemas import ApiError
 from kiln.serve.settings import ServeSettings
 
 RETRY_AFTER = {"Retry-After": "1"}
+DECODE_THREADS = min(4, os.cpu_count() or 1)  # PNG decoding off the event loop (Pillow releases the GIL)
 
 
 @dataclass
 class _Progress:
-    """How far a request got, to tell a late body (408) from a late model (504)."""
+    """How far a request got, to name what ran out of time: its body (408), PNG decoding or the model (504)."""
 
-    body_received: bool = False
+    stage: Literal["body", "decoding", "model"] = "body"
 
 
 class Service:
@@ -49,33 +51,36 @@ class Service:
             predictor = dataclasses.replace(predictor, forward=FixedBlocks(predictor.forward))
         self.predictor = predictor
         self.settings = settings
-        self.spec = InputSpec.of(predictor, settings.max_rows)
+        self.spec = InputSpec.of(predictor, settings.max_rows, settings.max_image_pixels)
         self.ready = False
         self.on_ready = on_ready
         self._warming: asyncio.Task[None] | None = None
         self.draining = False
         self.drain_deadline = 0.0
         self.inflight = 0
+        self.connections: Callable[[], int] = lambda: 0  # open connections, told by `kiln serve` (create_app: none)
         self.batcher = MicroBatcher(
             predictor._score,
             max_batch=settings.max_batch,
             max_wait_s=settings.max_wait_ms / 1000,
             max_queue=settings.max_queue,
+            max_queue_rows=settings.max_queue_rows,
             on_batch=self._on_batch,
         )
+        self.decoders = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="kiln-decode")
         self.metrics = Metrics(
             {"model": predictor.name, "version": predictor.version, "runtime": predictor.runtime},
             {
                 "kiln_queue_depth": ("Requests waiting for the model.", lambda: self.batcher.queued),
+                "kiln_admitted_requests": (
+                    "Requests admitted (being received, decoded or waiting for the model), at most --max-queue.",
+                    lambda: self.batcher.placed,
+                ),
                 "kiln_inflight_requests": ("HTTP requests being handled.", lambda: self.inflight),
                 "kiln_ready": ("1 when /ready answers 200.", lambda: float(self.is_ready())),
             },
         )
-        self.artifacts = {
-            name: (predictor.run.path / name).read_bytes()
-            for name in ARTIFACTS
-            if (predictor.run.path / name).is_file()
-        }
+        self.artifacts = predictor.run.read_artifacts(ARTIFACTS)  # no links, nothing changed since training
         self.info = self._info()
 
     def _on_batch(self, rows: int, requests: int) -> None:
@@ -118,6 +123,7 @@ class Service:
         if self._warming is not None:
             self._warming.cancel()
         await self.batcher.stop()
+        self.decoders.shutdown(wait=False, cancel_futures=True)
 
     def is_ready(self) -> bool:
         return self.ready and not self.draining
@@ -130,38 +136,55 @@ class Service:
     def drained(self) -> bool:
         return self.draining and (self.inflight == 0 or time.monotonic() > self.drain_deadline)
 
-    async def predict(self, receive: Receive) -> bytes:
-        """A /v1/predict body -> the JSON answer; 4xx/5xx as `ApiError`. --timeout-s bounds the whole request."""
+    async def predict(self, body: Body) -> bytes:
+        """A /v1/predict body -> the JSON answer; 4xx/5xx as `ApiError`.
+
+        The request takes a place in the queue before its body is read (503 at once when none is free);
+        --timeout-s then bounds the rest: the body, PNG decoding and the model.
+        """
         if self.draining:
             raise ApiError(
-                503, "shutting_down", "The server is shutting down; retry on another instance.", headers=RETRY_AFTER
+                503,
+                "shutting_down",
+                "The server is shutting down; retry on another instance.",
+                headers={**RETRY_AFTER, **CLOSE},
+            )
+        if not self.batcher.admit():
+            raise ApiError(
+                503,
+                "overloaded",
+                f"{self.settings.max_queue} requests are already being handled (--max-queue); retry shortly.",
+                headers=RETRY_AFTER,
             )
         progress = _Progress()
         try:
-            return await within(self.settings.timeout_s, self._answer(receive, progress))
+            return await within(self.settings.timeout_s, self._answer(body, progress))
         except asyncio.TimeoutError:
-            what = "the model did not answer" if progress.body_received else "the body did not arrive"
-            raise ApiError(
-                504 if progress.body_received else 408,
-                "timeout",
-                f"Timed out: {what} within {self.settings.timeout_s:g}s (--timeout-s).",
-            ) from None
+            raise self._timed_out(progress) from None
+        finally:
+            self.batcher.release()
 
-    async def _answer(self, receive: Receive, progress: _Progress) -> bytes:
-        with self.batcher.arriving():
-            body = await read_body(receive, self.settings.max_body_bytes)
-            progress.body_received = True
-            request = parse(body, self.spec)
-            try:
-                future = self.batcher.submit(request.x)
-            except Overloaded:
-                raise ApiError(
-                    503,
-                    "overloaded",
-                    f"{self.settings.max_queue} requests are already waiting for the model "
-                    "(--max-queue); retry shortly.",
-                    headers=RETRY_AFTER,
-                ) from None
+    def _timed_out(self, progress: _Progress) -> ApiError:
+        """The 408 (the body is late) or 504 (decoding or the model is) for a request past --timeout-s."""
+        limit = f"{self.settings.timeout_s:g}s (--timeout-s)"
+        if progress.stage == "body":
+            return ApiError(408, "timeout", f"Timed out: the body did not arrive within {limit}.", headers=CLOSE)
+        if progress.stage == "decoding":
+            return ApiError(
+                504,
+                "timeout",
+                f"Timed out: decoding the PNGs took longer than {limit}; send fewer or smaller images per request.",
+            )
+        return ApiError(504, "timeout", f"Timed out: the model did not answer within {limit}.")
+
+    async def _answer(self, body: Body, progress: _Progress) -> bytes:
+        with self.batcher.arriving:
+            request = parse(await body.read(self.settings.max_body_bytes), self.spec)
+            if isinstance(request, Images):
+                progress.stage = "decoding"
+                request = await self._decode(request)
+            progress.stage = "model"
+            future = self._submit(request.x)
         out = _finite(await future)
         predictions = Predictions(out, self.spec.classes, request.unknown, request.top_k if self.spec.classes else None)
         answer: dict[str, Any] = {
@@ -172,6 +195,25 @@ class Service:
         if predictions.warnings:
             answer["warnings"] = predictions.warnings
         return pydantic_core.to_json(answer)
+
+    async def _decode(self, images: Images) -> Parsed:
+        """Decode a request's PNGs in a worker thread, so the event loop serves other requests meanwhile."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.decoders, images.decode)
+        finally:
+            images.abandoned = True  # after a timeout, the thread stops at its next image
+
+    def _submit(self, x: np.ndarray) -> asyncio.Future[np.ndarray]:
+        try:
+            return self.batcher.submit(x)
+        except Overloaded:
+            raise ApiError(
+                503,
+                "overloaded",
+                f"The rows waiting for the model would pass {self.settings.max_queue_rows} with this request's "
+                f"{len(x)} (--max-queue-rows); retry shortly, or send fewer rows per request.",
+                headers=RETRY_AFTER,
+            ) from None
 
 
 def _finite(out: np.ndarray) -> np.ndarray:

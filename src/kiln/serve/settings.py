@@ -20,10 +20,14 @@ class ServeSettings(BaseModel):
     runtime: Literal["auto", "onnx", "torch"] = "auto"
     max_batch: int = Field(64, ge=1, le=4096)
     max_wait_ms: float = Field(2.0, ge=0.0, le=1000.0)
-    max_queue: int = Field(256, ge=1)
+    max_queue: int = Field(256, ge=1)  # requests admitted at once: being received, parsed or waiting for the model
+    max_queue_rows: int = Field(16384, ge=1)  # rows waiting for the model (a larger request may enter an empty queue)
     timeout_s: float = Field(10.0, gt=0.0)
     max_body_bytes: int = Field(1 << 20, ge=1024)
     max_rows: int = Field(1024, ge=1)
+    max_image_pixels: int = Field(1 << 26, ge=1)  # decoded PNG pixels per request, all images together
+    header_timeout_s: float = Field(10.0, gt=0.0)  # a connection's request headers must arrive within this
+    max_connections: int = Field(1000, ge=1)  # open connections; beyond, requests get 503 (probes excepted)
     api_key: SecretStr | None = None
     access_log: bool = False
 
