@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,3 +76,11 @@ def start_server(
         time.sleep(0.02)
     proc.kill()
     raise AssertionError("kiln serve never became ready")
+
+
+def until(predicate: Callable[[], bool], timeout: float = 5) -> None:
+    """Wait (polling every 20 ms) until `predicate()` is true, failing the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)

@@ -21,10 +21,9 @@ from safetensors.torch import load_file, save_file
 from serving import start_server
 
 import kiln
-from kiln.errors import KilnWarning, RunError, TrainingInterrupted
+from kiln.errors import KilnWarning, RunError
 from kiln.predict import Predictor
 from kiln.runs import RunFolder, atomic_write, sha256
-from kiln.train import Callback, Trainer
 
 GOLDEN = Path(__file__).parent / "golden" / "iris-mlp-v1"
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -167,43 +166,6 @@ def test_onnx_of_other_weights_is_refused_until_exported_again(
 
 
 # --- 3c. checkpoints carry a checksum of their bytes -------------------------------------------
-
-
-class InterruptAfter(Callback):
-    """Ctrl-C as the epoch after `epoch` begins, so epoch `epoch` is checkpointed."""
-
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def on_epoch_begin(self, trainer: Trainer, batches: int) -> None:
-        if trainer.state.epoch == self.epoch:
-            raise KeyboardInterrupt
-
-
-def test_a_flipped_byte_in_a_checkpoint_is_refused_on_resume(tmp_path: Path, fast_config: kiln.RunConfig) -> None:
-    with pytest.raises(TrainingInterrupted):
-        kiln.fit(
-            kiln.mlp(hidden=[8]),
-            "iris",
-            config=fast_config,
-            epochs=3,
-            runs_dir=tmp_path,
-            name="x",
-            quiet=True,
-            callbacks=[InterruptAfter(1)],
-        )
-    last = tmp_path / "x" / "checkpoints" / "last.safetensors"
-    data = bytearray(last.read_bytes())
-    data[-5] ^= 0x01  # inside the last tensor's bytes: the file still parses
-    last.write_bytes(bytes(data))
-    with pytest.raises(
-        RunError, match=r"last\.safetensors` is corrupted and cannot be resumed: its bytes do not match"
-    ):
-        kiln.resume(tmp_path / "x", quiet=True)
-    assert not (tmp_path / "x" / "model.json").exists()
-
-
-# --- 4. a write that fails is one line and leaves no temp file ---------------------------------
 
 
 def test_atomic_write_that_fails_is_a_run_error_and_leaves_no_temp_file(tmp_path: Path) -> None:

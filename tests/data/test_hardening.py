@@ -66,38 +66,41 @@ def test_a_parquet_column_name_used_twice_is_refused(tmp_path: Path) -> None:
 # --- 2. inf in a feature or a regression target ------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["inf", "-inf"])
-def test_inf_in_a_feature_names_the_line_and_column(cli: Callable[..., Any], tmp_path: Path, value: str) -> None:
-    rows = numbers(40)
-    rows[16][1] = value
-    data = write_csv(tmp_path / "inf.csv", ["a", "b", "y"], rows)
+def prices(n: int) -> list[list[Any]]:
+    """Rows `a, b, price`: two numeric features and a number target."""
+    return [[i, (i * 7) % 11, i * 0.37 + 0.5] for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    ("rows", "cell", "value", "message"),
+    [
+        (numbers, (16, 1), "inf", r"line 18, column `b`: expected a finite number, found inf\.$"),
+        (numbers, (16, 1), "-inf", r"line 18, column `b`: expected a finite number, found -inf\.$"),
+        (
+            numbers,
+            (3, 0),
+            "1e39",
+            r"line 5, column `a`: expected a number within float32's ±3\.4e\+38, found 1e\+39\.$",
+        ),
+        (prices, (9, 2), "inf", r"line 11, column `price`: expected a finite number, found inf\.$"),
+    ],
+    ids=["inf-feature", "minus-inf-feature", "float32-overflow", "inf-target"],
+)
+def test_unbounded_numbers_are_refused_by_line_and_column(
+    cli: Callable[..., Any],
+    tmp_path: Path,
+    rows: Callable[[int], list[list[Any]]],
+    cell: tuple[int, int],
+    value: str,
+    message: str,
+) -> None:
+    """inf, or a number float32 cannot hold, in a feature or a number target is refused; nothing is written."""
+    table = rows(40)
+    table[cell[0]][cell[1]] = value
+    header = ["a", "b", "y"] if rows is numbers else ["a", "b", "price"]
+    data = write_csv(tmp_path / "t.csv", header, table)
     runs = tmp_path / "runs"
-    one_error_line(
-        train(cli, data, runs, "--target", "y"),
-        rf"`\S*inf\.csv` line 18, column `b`: expected a finite number, found {value}\.$",
-    )
-    assert nothing_in(runs)
-
-
-def test_a_number_float32_cannot_hold_is_refused_like_inf(cli: Callable[..., Any], tmp_path: Path) -> None:
-    rows = numbers(40)
-    rows[3][0] = "1e39"
-    data = write_csv(tmp_path / "big.csv", ["a", "b", "y"], rows)
-    one_error_line(
-        train(cli, data, tmp_path / "runs", "--target", "y"),
-        r"`\S*big\.csv` line 5, column `a`: expected a number within float32's ±3\.4e\+38, found 1e\+39\.$",
-    )
-
-
-def test_inf_in_a_regression_target_names_the_line(cli: Callable[..., Any], tmp_path: Path) -> None:
-    rows = [[i, (i * 7) % 11, i * 0.37 + 0.5] for i in range(40)]
-    rows[9][2] = "inf"
-    data = write_csv(tmp_path / "price.csv", ["a", "b", "price"], rows)
-    runs = tmp_path / "runs"
-    one_error_line(
-        train(cli, data, runs, "--target", "price"),
-        r"`\S*price\.csv` line 11, column `price`: expected a finite number, found inf\.$",
-    )
+    one_error_line(train(cli, data, runs, "--target", header[-1]), rf"`\S*t\.csv` {message}")
     assert nothing_in(runs)
 
 

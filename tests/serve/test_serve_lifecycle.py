@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 import httpx
-from serving import REPO, Server
+from serving import REPO, Server, until
 
 import kiln
 
@@ -52,13 +52,6 @@ def _finish(sock: socket.socket) -> tuple[int, dict[str, object]]:
     return status, json.loads(body)
 
 
-def _until(predicate: Callable[[], bool], timeout: float = 5) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
-
-
 def test_sigterm_drains_in_flight_requests_then_exits_0(
     server_factory: Callable[..., Server], digits_run: kiln.Run
 ) -> None:
@@ -67,7 +60,7 @@ def test_sigterm_drains_in_flight_requests_then_exits_0(
     in_flight = _slow_request(server.url)
     time.sleep(0.2)  # the server has the headers: the request is in flight
     server.proc.send_signal(15)
-    _until(lambda: httpx.get(server.url + "/ready").status_code == 503)
+    until(lambda: httpx.get(server.url + "/ready").status_code == 503)
     assert httpx.get(server.url + "/ready").json() == {"status": "draining"}
     refused = httpx.post(server.url + "/v1/predict", content=BODY)
     assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
@@ -87,7 +80,7 @@ def test_full_queue_answers_503_at_once(server_factory: Callable[..., Server], d
     time.sleep(0.2)
     with httpx.Client(base_url=server.url, timeout=10) as http, concurrent.futures.ThreadPoolExecutor(2) as pool:
         queued = [pool.submit(http.post, "/v1/predict", content=BODY) for _ in range(2)]
-        _until(lambda: "kiln_queue_depth 2" in http.get("/metrics").text)
+        until(lambda: "kiln_queue_depth 2" in http.get("/metrics").text)
         start = time.monotonic()
         refused = http.post("/v1/predict", content=BODY)
         assert time.monotonic() - start < 0.5

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 import httpx
-from serving import Server
+from serving import Server, until
 
 import kiln
 
@@ -48,13 +48,6 @@ def _metric(url: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"no {name} in /metrics")
-
-
-def _until(predicate: Callable[[], bool], timeout: float = 5) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 def test_requests_still_arriving_hold_their_place_and_a_full_server_answers_from_the_headers(
@@ -96,7 +89,7 @@ def test_rows_waiting_for_the_model_are_bounded(server_factory: Callable[..., Se
     arriving.sendall(_head(len(body)) + body[:10])
     with httpx.Client(base_url=server.url, timeout=10) as http, concurrent.futures.ThreadPoolExecutor(2) as pool:
         seven = pool.submit(http.post, "/v1/predict", json={"inputs": [ROW] * 7})
-        _until(lambda: _metric(server.url, "kiln_queue_depth") == 1)
+        until(lambda: _metric(server.url, "kiln_queue_depth") == 1)
         refused = http.post("/v1/predict", json={"inputs": [ROW] * 4})
         assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
         assert refused.json() == {
@@ -105,7 +98,7 @@ def test_rows_waiting_for_the_model_are_bounded(server_factory: Callable[..., Se
             "retry shortly, or send fewer rows per request.",
         }
         two = pool.submit(http.post, "/v1/predict", json={"inputs": [ROW] * 2})  # 7 + 2, then the arriving 1: 10
-        _until(lambda: _metric(server.url, "kiln_queue_depth") == 2)
+        until(lambda: _metric(server.url, "kiln_queue_depth") == 2)
         arriving.sendall(body[10:])
         assert _response(arriving)[0] == 200
         assert [len(f.result().json()["predictions"]) for f in (seven, two)] == [7, 2]

@@ -126,7 +126,8 @@ def test_checkpoint_is_safetensors_with_the_trainer_state(tmp_path: Path, fast_c
     assert not list((tmp_path / "x" / "checkpoints").glob("*.tmp"))
 
 
-def test_corrupted_checkpoint_cannot_be_resumed(tmp_path: Path, fast_config: kiln.RunConfig) -> None:
+def interrupted_after_epoch_1(tmp_path: Path, fast_config: kiln.RunConfig) -> Path:
+    """The checkpoint file of a run interrupted after its first epoch."""
     with pytest.raises(TrainingInterrupted):
         kiln.fit(
             kiln.mlp(hidden=[8]),
@@ -138,10 +139,27 @@ def test_corrupted_checkpoint_cannot_be_resumed(tmp_path: Path, fast_config: kil
             quiet=True,
             callbacks=[InterruptAt(1)],
         )
-    last = tmp_path / "x" / "checkpoints" / "last.safetensors"
+    return tmp_path / "x" / "checkpoints" / "last.safetensors"
+
+
+def test_corrupted_checkpoint_cannot_be_resumed(tmp_path: Path, fast_config: kiln.RunConfig) -> None:
+    last = interrupted_after_epoch_1(tmp_path, fast_config)
     last.write_bytes(last.read_bytes()[:100])
     with pytest.raises(RunError, match=r"last\.safetensors` is corrupted and cannot be resumed"):
         kiln.resume(tmp_path / "x")
+    assert not (tmp_path / "x" / "model.json").exists()
+
+
+def test_a_flipped_byte_in_a_checkpoint_is_refused_on_resume(tmp_path: Path, fast_config: kiln.RunConfig) -> None:
+    """Checkpoints carry a checksum of their state and tensors: a flip the safetensors format cannot see is caught."""
+    last = interrupted_after_epoch_1(tmp_path, fast_config)
+    data = bytearray(last.read_bytes())
+    data[-5] ^= 0x01  # inside the last tensor's bytes: the file still parses
+    last.write_bytes(bytes(data))
+    with pytest.raises(
+        RunError, match=r"last\.safetensors` is corrupted and cannot be resumed: its bytes do not match"
+    ):
+        kiln.resume(tmp_path / "x", quiet=True)
     assert not (tmp_path / "x" / "model.json").exists()
 
 
