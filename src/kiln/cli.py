@@ -361,6 +361,13 @@ def serve(
         typer.Option(help="Require `Authorization: Bearer <key>`, the key read from this environment variable."),
     ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    allowed_hosts: Annotated[
+        list[str],
+        typer.Option(
+            help="A Host header name to answer (repeatable; * for any). Default: the loopback names when bound to "
+            "loopback (no DNS rebinding), any otherwise."
+        ),
+    ] = [],
 ) -> None:
     """Serve a run over HTTP: /v1/predict, /v1/model, /docs, /metrics, and a try-it page at /."""
     from kiln.serve.server import serve as serve_run
@@ -382,6 +389,7 @@ def serve(
         header_timeout_s=header_timeout_s,
         max_connections=max_connections,
         access_log=access_log,
+        allowed_hosts=tuple(allowed_hosts) or None,
     )
     serve_run(run, settings, echo=lambda line: typer.echo(line))
 

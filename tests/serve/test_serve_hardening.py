@@ -274,3 +274,28 @@ def test_docs_work_offline_and_escape_the_run_name(
     for route in ("POST /v1/predict", "GET /v1/model", "GET /health", "GET /ready", "GET /metrics"):
         assert f"<code>{route}</code>" in page
     assert httpx.get(server.url + "/openapi.json").json()["info"]["title"] == 'kiln: digits <b>&"x"'
+
+
+def test_a_loopback_server_answers_only_loopback_host_names(
+    server_factory: Callable[..., Server], digits_run: kiln.Run
+) -> None:
+    """Against DNS rebinding: a page on evil.example that resolves to 127.0.0.1 sends `Host: evil.example`."""
+    server = server_factory(digits_run.path)
+    port = server.url.rsplit(":", 1)[1]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}"):
+        assert httpx.get(server.url + "/v1/model", headers={"Host": host}).status_code == 200, host
+    probe = httpx.get(server.url + "/health", headers={"Host": "10.1.2.3"})  # an orchestrator probes by IP
+    assert probe.status_code == 200
+    refused = httpx.get(server.url + "/v1/model", headers={"Host": f"evil.example:{port}"})
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "error": "invalid_host",
+        "message": "This server does not answer for host 'evil.example:"
+        + port
+        + "'; it answers 127.0.0.1, ::1, [::1], localhost (--allowed-hosts).",
+    }
+    named = server_factory(digits_run.path, "--allowed-hosts", "api.example")
+    assert httpx.get(named.url + "/v1/model", headers={"Host": "api.example"}).status_code == 200
+    assert httpx.get(named.url + "/v1/model").status_code == 400  # 127.0.0.1 is not in its list
+    anyone = server_factory(digits_run.path, "--allowed-hosts", "*")
+    assert httpx.get(anyone.url + "/v1/model", headers={"Host": "evil.example"}).status_code == 200

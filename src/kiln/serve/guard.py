@@ -1,6 +1,6 @@
-"""The gate, the outermost ASGI app: auth, body limit, media type, connection cap, metrics for every request.
+"""The gate, the outermost ASGI app: host, auth, body limit, media type, connection cap, metrics for every request.
 
-It answers 401, 413, 415 and 503 itself from the headers alone, so a refused body is never parsed
+It answers 400 (a Host it does not serve), 401, 413, 415 and 503 itself from the headers alone, so a refused body is never parsed
 (what the client still sends of it is read and thrown away: see `Body.discard`). It sends POST
 /v1/predict straight to its endpoint and everything else to FastAPI: FastAPI's middleware stack and
 request handling cost ~60 us a request, a third of a prediction.
@@ -28,6 +28,7 @@ class Gate:
         self.service = service
         key = service.settings.api_key
         self.key = key.get_secret_value().encode() if key is not None else None
+        self.hosts = service.settings.hosts()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,16 +65,26 @@ class Gate:
 
     def check(self, scope: Scope) -> ApiError | None:
         """The error to answer from the headers alone, or None to let the request in."""
-        auth = length = media = None
+        auth = length = media = host = None
         for name, value in scope["headers"]:
-            if name == b"authorization":
+            if name == b"host":
+                host = value
+            elif name == b"authorization":
                 auth = value
             elif name == b"content-length":
                 length = value
             elif name == b"content-type":
                 media = value
         settings = self.service.settings
-        if self.service.connections() > settings.max_connections and scope["path"] not in PROBES:
+        probe = scope["path"] in PROBES  # orchestrators probe by IP address, and past any connection cap
+        if self.hosts is not None and host is not None and not probe and _hostname(host) not in self.hosts:
+            return ApiError(
+                400,
+                "invalid_host",
+                f"This server does not answer for host {host[:60].decode('latin-1')!r}; it answers "
+                f"{', '.join(sorted(self.hosts))} (--allowed-hosts).",
+            )
+        if self.service.connections() > settings.max_connections and not probe:
             return ApiError(
                 503,
                 "too_many_connections",
@@ -112,6 +123,14 @@ class Gate:
         assert self.key is not None
         scheme, _, token = (header or b"").partition(b" ")
         return hmac.compare_digest(token.strip(), self.key) and scheme.lower() == b"bearer"
+
+
+def _hostname(host: bytes) -> str:
+    """A Host header's name without its port, lower-case: `[::1]:8000` -> `[::1]`, `Example.com:80` -> `example.com`."""
+    text = host.decode("latin-1").strip().lower()
+    if text.startswith("["):
+        return text.partition("]")[0] + "]"
+    return text.partition(":")[0]
 
 
 def _json(media: bytes) -> bool:

@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from kiln.errors import ConfigError
 
 
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
 class ServeSettings(BaseModel):
     """How `kiln serve` listens, batches, limits and authenticates."""
 
@@ -30,6 +33,16 @@ class ServeSettings(BaseModel):
     max_connections: int = Field(1000, ge=1)  # open connections; beyond, requests get 503 (probes excepted)
     api_key: SecretStr | None = None
     access_log: bool = False
+    # Host header values served (port ignored); "*" serves any. None: the loopback names when bound to
+    # loopback (a web page cannot then reach the server by DNS rebinding), any otherwise.
+    allowed_hosts: tuple[str, ...] | None = None
+
+    def hosts(self) -> frozenset[str] | None:
+        """The Host names this server answers, lower-case; None when it answers any."""
+        names = self.allowed_hosts
+        if names is None:
+            names = LOOPBACK_NAMES if self.host in LOOPBACK_NAMES or self.host.startswith("127.") else ("*",)
+        return None if "*" in names else frozenset(name.lower() for name in names)
 
     @classmethod
     def from_cli(cls, api_key_env: str | None = None, **flags: Any) -> ServeSettings:
