@@ -129,16 +129,30 @@ def start_kiln(run: Path, source: Path = REPO / "src", *flags: str) -> tuple[sub
     port = _free_port()
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [*KILN, "serve", str(run), "--port", str(port), *flags], env=_env(source), stdout=subprocess.DEVNULL
+        [*KILN, "serve", str(run), "--port", str(port), *flags],
+        env=_env(source),
+        stdout=subprocess.DEVNULL,
+        preexec_fn=_server_cpus,
     )
     url = f"http://127.0.0.1:{port}"
     _wait_ready(url + "/ready", proc)
     return proc, url, time.perf_counter() - start
 
 
+SERVER_CPUS: set[int] = set()  # with --pin: the servers' CPU, the load generator keeping the others
+
+
+def _server_cpus() -> None:
+    """In a server's child process before exec: keep it on SERVER_CPUS (when --pin set them)."""
+    if SERVER_CPUS:
+        os.sched_setaffinity(0, SERVER_CPUS)
+
+
 def start_baseline(run: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-c", BASELINE_APP, str(run), str(port)], env=_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BASELINE_APP, str(run), str(port)], env=_env(), preexec_fn=_server_cpus
+    )
     url = f"http://127.0.0.1:{port}"
     _wait_ready(url + "/docs", proc)
     return proc, url
@@ -265,10 +279,21 @@ def main() -> None:
     )
     parser.add_argument("--overload-seconds", type=float, default=3.0, help="Seconds per contender and client count.")
     parser.add_argument("--overload-rows", type=int, default=16, help="Rows per request in the overload part.")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="Servers on the first CPU, this load generator on the others, so it does not take the server's core.",
+    )
     args = parser.parse_args()
     parts = {part.strip() for part in args.only.split(",") if part.strip()}
     if parts - set(PARTS):
         parser.error(f"unknown part(s) {sorted(parts - set(PARTS))}; choose from {', '.join(PARTS)}")
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            parser.error("--pin needs at least 2 CPUs")
+        SERVER_CPUS.add(cpus[0])
+        os.sched_setaffinity(0, set(cpus[1:]))
 
     with tempfile.TemporaryDirectory() as tmp:
         run = args.run or digits_run(Path(tmp))
