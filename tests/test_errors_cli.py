@@ -56,11 +56,6 @@ TRAIN_CASES: list[tuple[str, list[str], str]] = [
     ("unknown section", ["--set", "trian.lr=0.1"], r"Unknown config key `trian`\. Did you mean `train`\?"),
     ("epochs zero", ["--epochs", "0"], r"`train\.epochs`.*greater than 0.*got 0"),
     ("epochs negative", ["--epochs", "-3"], r"`train\.epochs`.*greater than 0.*got -3"),
-    (
-        "batch larger than data",
-        ["--data", "iris", "--batch-size", "5000"],
-        r"`train\.batch_size` is 5000 but the training split has only 96 rows",
-    ),
     ("lr zero", ["--lr", "0"], r"`train\.lr`.*greater than 0.*got 0\.0"),
     ("lr negative", ["--set", "train.lr=-0.1"], r"`train\.lr`.*greater than 0.*got -0\.1"),
     ("bad optimizer", ["--optimizer", "adm"], r"`train\.optimizer`.*'sgd', 'adam' or 'adamw'.*got 'adm'"),
@@ -78,6 +73,17 @@ def test_train_bad_input_is_one_line_exit_2_and_writes_nothing(
     result = cli("train", *args, *epochs, "--runs-dir", runs, "--quiet")
     one_error_line(result, pattern)
     assert_nothing_written(runs)
+
+
+def test_a_batch_larger_than_the_data_is_shrunk_with_a_warning(cli: Callable[..., Any], tmp_path: Path) -> None:
+    result = cli("train", "--data", "iris", "--batch-size", "5000", "--epochs", "1", "--runs-dir", tmp_path, "-q")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (
+        "kiln: warning: `train.batch_size` 5000 is more than the 96 training rows; "
+        "training with batches of 96 (config.yaml says so).\n"
+    )
+    [run] = list(tmp_path.iterdir())
+    assert "batch_size: 96\n" in (run / "config.yaml").read_text()
 
 
 def test_invalid_yaml_config_is_one_line(cli: Callable[..., Any], tmp_path: Path) -> None:

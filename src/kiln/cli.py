@@ -49,8 +49,19 @@ def _show_warning(message: Any, category: type[Warning], *_: Any, **__: Any) -> 
     typer.echo(f"kiln: warning: {message}", err=True)
 
 
+def _version(shown: bool) -> None:
+    if shown:
+        from kiln.version import __version__
+
+        typer.echo(f"kiln {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_version, help="Print kiln's version and exit.")
+    ] = False,
     imports: Annotated[
         list[str],
         typer.Option(

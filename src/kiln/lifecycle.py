@@ -140,7 +140,7 @@ def fit(
         cfg = cfg.model_copy(update={"model": cnn()})  # 2. define: images you bring get a CNN
     job = _Job.plan(cfg, dataset, quiet=quiet, extra=callbacks)  # 3. compile: everything checked, nothing written
     folder = new_run(runs_dir, name, f"{dataset.name}-{cfg.model.name}")
-    atomic_write(folder.config, config_mod.to_yaml(cfg))
+    atomic_write(folder.config, config_mod.to_yaml(job.cfg))  # as trained (a batch shrunk to fit, say)
     return job.run(folder, resume=False)  # 4-5. train and evaluate every repeat, then save the run folder
 
 
@@ -174,6 +174,7 @@ class _Job:
     def plan(cls, cfg: RunConfig, dataset: Dataset, *, quiet: bool, extra: Sequence[Callback]) -> _Job:
         """Prepare the data and check every choice (model fits data, device, precision, processes) up front."""
         prepared = prepare(dataset, cfg)
+        cfg = _batch_within(cfg, len(prepared.x))
         schema = prepared.schema
         registry.build(cfg.model, registry.Dims(schema.inputs, schema.n_outputs, schema.image_shape))
         device = resolve_device(cfg.train.device)
@@ -259,6 +260,20 @@ class _Job:
         if main and checkpoints is not None:
             callbacks.append(Checkpoint(checkpoints))
         return callbacks
+
+
+def _batch_within(cfg: RunConfig, rows: int) -> RunConfig:
+    """The config with a batch no larger than the training rows: shrunk with a warning, never an error."""
+    if cfg.train.batch_size <= rows:
+        return cfg
+    warnings.warn(
+        KilnWarning(
+            f"`train.batch_size` {cfg.train.batch_size} is more than the {rows} training rows; "
+            f"training with batches of {rows} (config.yaml says so)."
+        ),
+        stacklevel=4,
+    )
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"batch_size": rows})})
 
 
 def _new_trainer(job: _Job, repeat: int, strategy: Strategy, main: bool, checkpoints: Path | None) -> Trainer:

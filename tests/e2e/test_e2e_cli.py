@@ -44,6 +44,11 @@ def test_help_lists_the_lifecycle_commands(kiln_cmd: Callable[..., Any]) -> None
         assert re.search(rf"│ {command}\s", result.stdout), command
 
 
+def test_version(kiln_cmd: Callable[..., Any]) -> None:
+    result = kiln_cmd("--version")
+    assert (result.returncode, result.stdout) == (0, f"kiln {kiln.__version__}\n")
+
+
 def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(
     kiln_popen: Callable[..., subprocess.Popen[str]], tmp_path: Path
 ) -> None:

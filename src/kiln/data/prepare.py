@@ -13,7 +13,7 @@ from kiln.data.dataset import Dataset, take
 from kiln.data.preprocessing import Preprocessor
 from kiln.data.schema import Schema
 from kiln.data.splits import validation_split
-from kiln.errors import ConfigError, KilnWarning
+from kiln.errors import KilnWarning
 
 IMBALANCE = 3.0  # largest / smallest class count that earns a warning
 
@@ -35,7 +35,6 @@ def prepare(dataset: Dataset, cfg: RunConfig) -> Prepared:
     """Split validation rows off the training pool, fit the preprocessing on the rest, and encode both.
 
     Raises:
-        ConfigError: the batch is larger than the training split.
         DataError: the validation split cannot be made.
     """
     schema = dataset.schema
@@ -47,11 +46,6 @@ def prepare(dataset: Dataset, cfg: RunConfig) -> Prepared:
         schema.classes,
         f"`{dataset.source}`",  # type: ignore[arg-type]
     )
-    if cfg.train.batch_size > len(train):
-        raise ConfigError(
-            f"`train.batch_size` is {cfg.train.batch_size} but the training split has only {len(train)} rows; "
-            f"use a batch size of at most {len(train)}."
-        )
     y = dataset.y_train[train]
     pre, x = Preprocessor.fit_transform(
         take(dataset.x_train, train),
