@@ -211,6 +211,11 @@ class _Job:
         stopper = next((cb for cb in trainer.callbacks if isinstance(cb, EarlyStopping)), None)
         if stopper is not None and stopper.stopped_epoch:
             metrics["best_epoch"] = float(stopper.best_epoch)
+            console.print(
+                f"Early stopping: {stopper.monitor} did not improve for {stopper.patience} epochs, so training "
+                f"stopped after epoch {stopper.stopped_epoch}; the weights of epoch {stopper.best_epoch} (the best) "
+                "were restored."
+            )
         _save(folder, self.cfg, self.dataset, predictor, saved_weights, trainer.state.history, metrics)
         return Run(folder, self.cfg, trainer.state.history, metrics)
 
