@@ -14,7 +14,7 @@ from hypothesis.extra.numpy import arrays
 
 from kiln.data.encoding import Column, TableEncoder
 from kiln.data.inputs import read_inputs
-from kiln.data.rows import Origin, encode_rows
+from kiln.data.rows import encode_rows
 from kiln.data.schema import Schema
 from kiln.errors import DataError, InputError
 
@@ -55,6 +55,7 @@ def test_every_origin_of_numeric_rows_encodes_alike() -> None:
         ([[1, None, 3]], "Row 0, feature `b`: expected a number, got null.", 0, "b"),
         ([[1, 2, 1e39]], "Row 0, feature `c`: 1e+39 is outside the float32 range.", 0, "c"),
         ([{"a": 1, "b": 2}], "Row 0: missing feature `c` (1 of 3 missing).", 0, "c"),
+        ([[1, "two", 3]], "Row 0, feature `b`: expected a number, got a string ('two').", 0, "b"),
         (
             [[1, 2, 3], 7],
             "Row 1: expected a row (a list of 3 values or an object keyed by feature name); got a number.",
@@ -69,23 +70,21 @@ def test_bad_values_name_row_and_feature(rows: Any, message: str, row: int | Non
     assert (str(info.value), info.value.row, info.value.feature) == (message, row, feature)
 
 
-class Strict(Origin):
-    """An origin that reads as the server does: no keys beyond the features, no numbers as text."""
+def test_rows_as_a_csv_reader_or_a_json_client_gives_them() -> None:
+    """Numbers may come as text, and keys that are not features (an id, the target) are ignored and reported."""
+    rows = [{"id": "r1", "a": "1", "b": " 2.5", "c": 3, "y": "yes"}]
+    encoded = encode_rows(rows, FEATURES, None)
+    np.testing.assert_array_equal(encoded.x, [[1, 2.5, 3]])
+    assert encoded.ignored == ("id", "y")
+    with pytest.raises(InputError, match=r"^Row 0, feature `a`: expected a number, got a string \('one'\)\.$"):
+        encode_rows([["one", 2, 3]], FEATURES, None)
 
-    extra_keys = False
-    number_text = False
 
-
-def test_python_rows_are_lenient_and_a_strict_origin_is_not() -> None:
-    """Python rows may hold extra keys (an id, the target) and numbers as text, as a csv.DictReader gives them."""
-    rows = [{"id": "r1", "a": "1", "b": " 2.5", "c": 3}]
-    np.testing.assert_array_equal(encode_rows(rows, FEATURES, None).x, [[1, 2.5, 3]])
-    with pytest.raises(InputError, match=r"^Row 0: unknown feature `id`\.$"):
-        encode_rows(rows, FEATURES, None, Strict())
-    with pytest.raises(InputError, match=r"^Row 0, feature `a`: expected a number, got a string \('1'\)\.$"):
-        encode_rows([["1", 2, 3]], FEATURES, None, Strict())
-    with pytest.raises(InputError, match=r"^Row 0: unknown feature `cc`\. Did you mean `c`\?$"):
-        encode_rows([{"a": 1, "b": 2, "c": 3, "cc": 4}], FEATURES, None, Strict())
+def test_an_absent_key_is_a_missing_value_where_the_model_imputes() -> None:
+    encoded = encode_rows([{"color": "red", "fresh": "y"}], TABLE_FEATURES, TABLE)  # no size: median and indicator
+    np.testing.assert_array_equal(encoded.x, [[2, 1, 0, 1, 0, 1]])
+    with pytest.raises(InputError, match=r"^Row 0: missing feature `c` \(1 of 3 missing\)\.$"):
+        encode_rows([{"a": 1, "b": 2}], FEATURES, None)  # a model of plain numbers has nothing to impute with
 
 
 def test_table_rows_accept_the_one_boolean_vocabulary() -> None:

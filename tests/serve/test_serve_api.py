@@ -138,6 +138,13 @@ def test_table_rows_with_categories_and_missing_values(server_factory: Callable[
         "index": 0,
         "field": "size",
     }
+    # The HTTP API takes rows as `kiln predict` and Python do: numbers as text, an absent key as a missing
+    # value (imputed as in training), and keys that are not features ignored, with a warning.
+    loose = [{"id": 7, "size": "12.5", "color": "red", "fresh": "yes"}, {"color": "blue"}]
+    answer = httpx.post(server.url + "/v1/predict", json={"inputs": loose}).json()
+    assert answer["warnings"] == ["Ignored `id`: not features."]
+    local = Predictor.load(run.path).predict([[12.5, "red", True], [None, "blue", None]])
+    assert [p["probabilities"] for p in answer["predictions"]] == [p["probabilities"] for p in local]
 
 
 def test_regression_values(diabetes_server: Server, diabetes_run: kiln.Run) -> None:

@@ -39,10 +39,10 @@ BAD_BODIES = [
         None,
     ),
     (
-        {"inputs": [_with("3")]},
+        {"inputs": [_with("three")]},
         422,
         "invalid_input",
-        "inputs[0][5] (`pixel_0_5`): expected a number, got a string ('3').",
+        "inputs[0][5] (`pixel_0_5`): expected a number, got a string ('three').",
         0,
         "pixel_0_5",
     ),
@@ -117,14 +117,6 @@ BAD_BODIES = [
         "inputs[0]: missing feature `pixel_0_1` (63 of 64 missing).",
         0,
         "pixel_0_1",
-    ),
-    (
-        {"inputs": [{"pixel_9_9": 1}]},
-        422,
-        "invalid_input",
-        "inputs[0]: unknown feature `pixel_9_9`. Did you mean `pixel_7_7`?",
-        0,
-        "pixel_9_9",
     ),
     (
         {"inputs": [[[1.0] * 8] * 7 + [[1.0] * 7]]},
@@ -231,17 +223,13 @@ def test_body_limit_answers_413_without_reading_the_body(
 ) -> None:
     server = server_factory(digits_run.path, "--max-body-bytes", "4096")
     # Headers announce 100 MB and no byte of it is sent: the answer comes from the headers alone.
-    head = (
-        b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n"
-    )
+    head = b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n"
     response = _raw(server.url, head)
     assert response.startswith(b"HTTP/1.1 413 ")
     assert b'"error":"too_large"' in response and b"larger than 4096 bytes" in response
     # A chunked body (no length given) is cut off once it passes the limit.
     chunk = b'{"inputs": [[' + b"1," * 3000
-    head = (
-        b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-    )
+    head = b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
     response = _raw(server.url, head, b"%x\r\n%s\r\n" % (len(chunk), chunk))
     assert response.startswith(b"HTTP/1.1 413 ")
     assert httpx.post(server.url + "/v1/predict", json={"inputs": [ROW]}).status_code == 200
@@ -268,7 +256,7 @@ def test_auth_on(server_factory: Callable[..., Server], digits_run: kiln.Run) ->
     for path in ("/health", "/ready", "/", "/docs", "/openapi.json", "/assets/app.js"):
         assert httpx.get(url + path).status_code == 200  # probes, the page and the docs stay public
     # An unauthenticated body is refused from the headers: nothing of it is read.
-    head = b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n"
+    head = b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000000\r\n\r\n"
     assert _raw(url, head).startswith(b"HTTP/1.1 401 ")
 
 

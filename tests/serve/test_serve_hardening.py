@@ -131,7 +131,7 @@ def test_idle_and_slow_connections_are_closed_and_real_clients_served(
     sockets.extend(_connect(server.url) for _ in range(100))  # connect and send nothing
     slow = _connect(server.url)
     sockets.append(slow)
-    slow.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\n")  # headers begun, never finished
+    slow.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # headers begun, never finished
     start = time.monotonic()
     assert httpx.post(server.url + "/v1/predict", content=BODY).status_code == 200
     assert time.monotonic() - start < 1.0
@@ -199,7 +199,7 @@ def test_a_413_reaches_clients_that_send_the_whole_body_first(
     # A client that announces a body and sends nothing gets the answer at once, and the connection is
     # closed within the time the server gives the body to come (2 s).
     sock = _connect(server.url)
-    sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")
+    sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000000\r\n\r\n")
     start = time.monotonic()
     answer = _closed_within(sock, 10)
     sock.close()
@@ -239,7 +239,9 @@ def test_predict_takes_json_only(client: httpx.Client) -> None:
 def test_shutdown_answers_close_the_connection(server_factory: Callable[..., Server], digits_run: kiln.Run) -> None:
     server = server_factory(digits_run.path)
     in_flight = _connect(server.url)
-    in_flight.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(BODY), BODY[:10]))
+    in_flight.sendall(
+        b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n%s" % (len(BODY), BODY[:10])
+    )
     time.sleep(0.2)
     server.proc.send_signal(signal.SIGTERM)
     with httpx.Client(base_url=server.url) as http:

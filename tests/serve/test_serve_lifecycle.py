@@ -18,8 +18,9 @@ import kiln
 
 ROW = [float(v % 17) for v in range(64)]
 BODY = json.dumps({"inputs": [ROW]}).encode()
-HEAD = b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(
-    BODY
+HEAD = (
+    b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    % len(BODY)
 )
 
 

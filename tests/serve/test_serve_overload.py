@@ -24,7 +24,8 @@ def _connect(url: str) -> socket.socket:
 
 def _head(length: int) -> bytes:
     return (
-        b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % length
+        b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+        % length
     )
 
 

@@ -18,22 +18,14 @@ import numpy as np
 
 from kiln.data.encoding import TableEncoder, as_float, category
 from kiln.data.table import BOOLEAN_TEXT, Kind, Table, is_number
-from kiln.errors import InputError, closest
+from kiln.errors import InputError
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class Origin:
-    """Where rows come from: how messages name a row and a value, and how strict the reading is.
-
-    Python rows (this class) are named `Row 3` and `Row 3, feature `age``, and read leniently, since
-    they often come from a CSV reader or a DataFrame: keys that are not features are ignored, and a
-    number may come as text ("34", blank for missing). The server's subclass names JSON paths
-    (`inputs[3][0] (`age`)`) and is strict, as a typed API should be.
-    """
-
-    extra_keys = True  # a mapping may hold keys that are not features (ids, the target)
-    number_text = True  # a number may be written as text
+    """Where rows come from, for messages: Python rows (this class) are `Row 3` and `Row 3, feature `age``;
+    the server's subclass names JSON paths (`inputs[3][0] (`age`)`)."""
 
     def row(self, i: int) -> str:
         return f"Row {i}"
@@ -44,11 +36,13 @@ class Origin:
 
 
 class Encoded(NamedTuple):
-    """Encoded rows (n, encoded features), float32 and not yet scaled, and per categorical column the
-    number of rows whose category training never saw. (A tuple: the server makes one per request.)"""
+    """Encoded rows (n, encoded features), float32 and not yet scaled; per categorical column the number of
+    rows whose category training never saw; and the keys of mapping rows that are not features, which were
+    ignored (ids, the target). A tuple: the server makes one per request."""
 
     x: np.ndarray
     unknown: dict[str, int]
+    ignored: tuple[str, ...] = ()
 
 
 def encode_rows(rows: Any, features: list[str], encoder: TableEncoder | None, origin: Origin = Origin()) -> Encoded:
@@ -70,16 +64,17 @@ def encode_rows(rows: Any, features: list[str], encoder: TableEncoder | None, or
     optional = encoder is not None and encoder.on_missing == "impute"
     listed = _listed(rows)
     keyed = [isinstance(row, Mapping) for row in listed]
-    cells = [_cells(row, i, features, origin) for i, row in enumerate(listed)]
+    cells = [_cells(row, i, features, origin, optional) for i, row in enumerate(listed)]
+    ignored = tuple(sorted({str(key) for row in listed if isinstance(row, Mapping) for key in row} - set(features)))
     columns = {
         name: _column([row[j] for row in cells], kinds[j], optional, j, name, _Named(origin, keyed))
         for j, name in enumerate(features)
     }
     if encoder is None:
         x = np.column_stack(list(columns.values())) if cells else np.empty((0, len(features)))
-        return Encoded(finite(x, features, _Named(origin, keyed)), {})
+        return Encoded(finite(x, features, _Named(origin, keyed)), {}, ignored)
     x, unknown = encoder.transform(Table(Path("<rows>"), columns, dict(zip(features, kinds))))
-    return Encoded(x, unknown)
+    return Encoded(x, unknown, ignored)
 
 
 def finite(x: np.ndarray, features: list[str], origin: Origin = Origin(), first: int = 0) -> np.ndarray:
@@ -137,22 +132,19 @@ def _listed(rows: Any) -> list[Any]:
     return list(rows)
 
 
-def _cells(row: Any, i: int, features: list[str], origin: Origin) -> Sequence[Any]:
-    """One row's raw values in feature order: from a mapping by name, or a list of the right length."""
+def _cells(row: Any, i: int, features: list[str], origin: Origin, optional: bool) -> Sequence[Any]:
+    """One row's raw values in feature order: from a mapping by name (an absent key is a missing value where
+    the model imputes them; keys that are not features are left out), or a list of the right length."""
     n = len(features)
     if isinstance(row, Mapping):
-        unknown = [] if origin.extra_keys else [key for key in row if key not in features]
-        if unknown:
-            hint = closest(str(unknown[0]), features)
-            raise InputError(f"{origin.row(i)}: unknown feature `{unknown[0]}`.{hint}", row=i, feature=unknown[0])
         absent = [name for name in features if name not in row]
-        if absent:
+        if absent and not optional:
             raise InputError(
                 f"{origin.row(i)}: missing feature `{absent[0]}` ({len(absent)} of {n} missing).",
                 row=i,
                 feature=absent[0],
             )
-        return [row[name] for name in features]
+        return [row.get(name) for name in features]
     if isinstance(row, np.ndarray):
         row = row.tolist()
     if not isinstance(row, Sequence) or isinstance(row, str):
@@ -188,7 +180,7 @@ def _column(values: list[Any], kind: Kind, optional: bool, j: int, name: str, or
             out[i] = float(v)
         elif kind == "boolean" and isinstance(v, str) and v.strip().lower() in BOOLEAN_TEXT:
             out[i] = BOOLEAN_TEXT[v.strip().lower()]
-        elif origin.number_text and isinstance(v, str) and (is_number(v) or optional and not v.strip()):
+        elif isinstance(v, str) and (is_number(v) or optional and not v.strip()):  # "34", as a CSV reader gives it
             out[i] = float(v) if v.strip() else math.nan
         else:
             _refuse(i, j, name, origin, "a number or true/false" if kind == "boolean" else "a number", v)
@@ -206,7 +198,6 @@ class _Named(Origin):
 
     def __init__(self, origin: Origin, keyed: list[bool]) -> None:
         self.origin, self.keyed = origin, keyed
-        self.extra_keys, self.number_text = origin.extra_keys, origin.number_text
 
     def row(self, i: int) -> str:
         return self.origin.row(i)

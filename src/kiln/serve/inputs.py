@@ -42,10 +42,7 @@ _FAST = TypeAdapter(_NumericRequest)
 
 
 class JsonOrigin(Origin):
-    """Rows and values named by their JSON path in the body; read strictly (JSON has types: use them)."""
-
-    extra_keys = False
-    number_text = False
+    """Rows and values named by their JSON path in the body."""
 
     def row(self, i: int) -> str:
         return f"inputs[{i}]"
@@ -98,6 +95,7 @@ class Parsed:
     x: np.ndarray
     top_k: int
     unknown: dict[str, int] = field(default_factory=dict)
+    ignored: tuple[str, ...] = ()  # keys of object rows that are not features
 
 
 @dataclass
@@ -156,7 +154,7 @@ def _encoded(rows: Any, spec: InputSpec, top_k: int) -> Parsed:
         encoded = spec.predictor._encode(rows, JSON)
     except InputError as exc:
         raise invalid(str(exc), index=exc.row, field=exc.feature) from None
-    return Parsed(encoded.x, top_k, encoded.unknown)
+    return Parsed(encoded.x, top_k, encoded.unknown, encoded.ignored)
 
 
 def _explain(body: bytes, spec: InputSpec) -> Request:

@@ -192,8 +192,12 @@ class Service:
             "model": self.predictor.name,
             "version": self.predictor.version,
         }
-        if predictions.warnings:
-            answer["warnings"] = predictions.warnings
+        warnings = predictions.warnings
+        if request.ignored:
+            keys = ", ".join(f"`{key}`" for key in request.ignored[:5])
+            warnings = [*warnings, f"Ignored {keys}{' and more' if len(request.ignored) > 5 else ''}: not features."]
+        if warnings:
+            answer["warnings"] = warnings
         return pydantic_core.to_json(answer)
 
     async def _decode(self, images: Images) -> Parsed:
