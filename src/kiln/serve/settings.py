@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from kiln.errors import ConfigError
 
-
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
