@@ -205,3 +205,13 @@ def servers() -> Iterator[Callable[..., Server]]:
 def server_factory() -> Iterator[Callable[..., Server]]:
     """Start servers for one test; any still running at teardown are killed."""
     yield from _pool(patient=False)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line at the end when the browser tests were skipped for want of Chromium, and how to run them."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "chromium" in str(r.longrepr).lower()]
+    if skipped:
+        terminalreporter.write_line(
+            f"kiln: {len(skipped)} browser tests skipped: Chromium is not installed "
+            "(`apt-get install chromium` runs them; .ci/run does)."
+        )

@@ -310,7 +310,7 @@ def test_kiln_runs_lists_damaged_runs(
     result = cli("runs", tmp_path)
 
     assert result.returncode == 0, result.stderr
-    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") > 2}
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()[2:] if line.strip()}
     assert {name: "damaged" in rows[name] for name in damaged} == dict.fromkeys(damaged, True)
     assert "finished" in rows["iris-mlp"] and f"{iris_run.metrics['accuracy']:.4f}" in rows["iris-mlp"]
     assert "unfinished" in rows["odd-metrics"] and "wine" in rows["odd-metrics"]

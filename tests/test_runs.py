@@ -6,6 +6,7 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -188,3 +189,23 @@ def test_kiln_runs_marks_unfinished(cli: Callable[..., Any], tmp_path: Path) -> 
     result = cli("runs", tmp_path)
     row = next(line for line in result.stdout.splitlines() if "crashed" in line)
     assert "unfinished" in row and "wine" in row and "rnn" in row
+
+
+def test_kiln_runs_fits_an_80_column_terminal(
+    cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, iris_run: kiln.Run
+) -> None:
+    """Names are shown whole (they are what you copy), data as a file name, everything within 80 columns."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    long_name = "iris-mlp-20261201-144721-2"
+    for name in ("iris-mlp", long_name):
+        shutil.copytree(iris_run.path, runs / name)
+    monkeypatch.setenv("COLUMNS", "80")
+    result = cli("runs", runs)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    rows = {line.split()[0]: line.split() for line in lines[2:] if line.strip()}
+    assert rows[long_name][1:3] == ["iris", "mlp"]
+    assert rows[long_name][4:6] == ["acc", f"{iris_run.metrics['accuracy']:.4f}"]
+    assert rows[long_name][-1] == "finished"

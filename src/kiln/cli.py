@@ -314,21 +314,30 @@ def runs(
         value = metrics.get(key)
         return text.format(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
 
-    table = Table("name", "data", "model", "epochs", "test score", "fit time", "status")
-    for folder in list_runs(runs_dir):
+    from rich import box
+
+    # Fits 80 columns: no side borders, names never cut (they are what you copy), data as a file name.
+    folders = list_runs(runs_dir)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=0, show_edge=False)
+    table.add_column("name", no_wrap=True, min_width=max([4, *(len(f.name) for f in folders)]))
+    for column in ("data", "model"):
+        table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=14)
+    for column in ("epochs", "score", "fit", "status"):
+        table.add_column(column, no_wrap=True)
+    for folder in folders:
         try:
             cfg, metrics = folder.read_config(), folder.load_metrics()
         except RunError as exc:
             warnings.warn(KilnWarning(str(exc)), stacklevel=1)
             table.add_row(folder.name, "?", "?", "-", "-", "-", "damaged")
             continue
-        key = "accuracy" if "accuracy" in metrics else "r2"
+        key, label = ("accuracy", "acc") if "accuracy" in metrics else ("r2", "R²")
         table.add_row(
             folder.name,
-            str(cfg.get("data", {}).get("source", "?")),
+            Path(str(cfg.get("data", {}).get("source", "?"))).name,
             str(cfg.get("model", {}).get("name", "?")),
             number(metrics, "epochs_run", "{:.0f}"),
-            number(metrics, key, f"{key} {{:.4f}}"),
+            number(metrics, key, f"{label} {{:.4f}}"),
             number(metrics, "fit_seconds", "{:.2f}s"),
             "finished" if folder.is_finished() else "unfinished",
         )
