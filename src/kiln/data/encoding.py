@@ -164,7 +164,7 @@ def _is_missing(v: Any) -> bool:
 def missing_mask(values: np.ndarray) -> np.ndarray:
     """True where a column's value is missing (None or NaN), elementwise in C."""
     if values.dtype == object:
-        return np.asarray((values == None) | (values != values), dtype=bool)
+        return np.asarray((values == None) | (values != values), dtype=bool)  # noqa: E711  NaN != NaN
     return np.isnan(values)
 
 

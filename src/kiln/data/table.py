@@ -213,7 +213,7 @@ def _reject_numbers_with_text(path: Path, name: str, values: np.ndarray) -> None
     A sample decides whether the column is meant to be numeric, so a text column of a million
     rows costs a thousand parses, not a million.
     """
-    present = np.flatnonzero(values != None)
+    present = np.flatnonzero(values != None)  # noqa: E711  (elementwise on an object array)
     sample = present[:: max(1, len(present) // SAMPLE)]
     if not len(sample) or sum(is_number(values[i]) for i in sample) < 0.9 * len(sample):
         return
