@@ -95,6 +95,14 @@ def _import_modules(names: list[str]) -> None:
 
 
 RunPath = Annotated[Path, typer.Argument(help="A run folder, e.g. runs/digits-mlp-20261129-120000.")]
+Delimiter = Annotated[
+    str | None,
+    typer.Option(help="Column delimiter of a CSV file: ',', ';' or tab (default: sniffed from its first lines)."),
+]
+RunDelimiter = Annotated[
+    str | None,
+    typer.Option(help="Column delimiter of a CSV file: ',', ';' or tab (default: the run's if set, else sniffed)."),
+]
 
 
 @app.command()
@@ -115,6 +123,7 @@ def train(
     class_weight: Annotated[str | None, typer.Option(help="none or balanced (weights classes by rarity).")] = None,
     skip_bad_files: Annotated[bool, typer.Option(help="Skip unreadable images instead of stopping.")] = False,
     encoding: Annotated[str | None, typer.Option(help="Text encoding of a CSV file (default utf-8).")] = None,
+    delimiter: Delimiter = None,
     augment: Annotated[list[str], typer.Option(help="Image augmentation for training: shift, flip, rotate.")] = [],
     model: Annotated[
         str | None, typer.Option(help="Model: mlp, cnn, rnn, linear, or one you registered (see `kiln --import`).")
@@ -149,6 +158,7 @@ def train(
         "data.image_size": image_size,
         "data.on_missing": on_missing,
         "data.encoding": encoding,
+        "data.delimiter": delimiter,
         "data.skip_bad_files": skip_bad_files or None,
         "data.augment": augment or None,
         "model.name": model,
@@ -192,13 +202,14 @@ def _print_result(metrics: dict[str, Any]) -> None:
 def evaluate(
     run: RunPath,
     data: Annotated[Path | None, typer.Option(help="Score a new labelled table or image folder instead.")] = None,
+    delimiter: RunDelimiter = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, for scripts.")] = False,
 ) -> None:
     """Score a saved run on its test split again (or on --data), from the run folder alone."""
     from kiln.evaluate.folder import evaluate_run
     from kiln.evaluate.metrics import scalar_metrics
 
-    metrics = evaluate_run(run, data)
+    metrics = evaluate_run(run, data, delimiter)
     if as_json:
         typer.echo(json.dumps(metrics))
         return
@@ -218,17 +229,26 @@ def predict(
     inputs: Annotated[Path, typer.Argument(help="CSV/Parquet rows (by column name, or a headerless CSV), or images.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write predictions CSV here.")] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of the input file.")] = "utf-8",
+    delimiter: RunDelimiter = None,
 ) -> None:
     """Predict labels (and class probabilities) for a table file, an image or a folder of images.
 
     Extra columns (ids, fields the model does not use) are passed through to the output.
     """
+    from kiln import config as config_mod
     from kiln.data.inputs import read_inputs
     from kiln.predict import Predictor
     from kiln.runs import atomic_write
 
     predictor = Predictor.load(run)
-    rows = read_inputs(inputs, predictor.schema, encoding=encoding, text_columns=predictor.text_columns)
+    trained = config_mod.load_section(predictor.run.config, "data")
+    rows = read_inputs(
+        inputs,
+        predictor.schema,
+        encoding=encoding,
+        delimiter=delimiter or trained.delimiter,
+        text_columns=predictor.text_columns,
+    )
     text = predictor.predict(rows.rows).to_csv(rows.passthrough)
     if output is None:
         sys.stdout.write(text)
@@ -244,6 +264,7 @@ def inspect(
     target: Annotated[str | None, typer.Option(help="The target column.")] = None,
     task: Annotated[str | None, typer.Option(help="classification or regression (default: inferred).")] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of a CSV file.")] = "utf-8",
+    delimiter: Delimiter = None,
 ) -> None:
     """Show what kiln will do with a table: column kinds, missing values, dropped columns, classes and imbalance."""
     from collections import Counter
@@ -258,7 +279,7 @@ def inspect(
     from kiln.data.tabular import describe_columns, target_values
     from kiln.errors import DataError, closest
 
-    table = read_table(data, encoding=encoding, text_columns={target} if target else ())
+    table = read_table(data, encoding=encoding, delimiter=delimiter, text_columns={target} if target else ())
     if target is not None and target not in table.columns:
         raise DataError(
             f"`{data}` has no column `{target}`.{closest(target, table.columns)} Columns: {', '.join(table.columns)}."

@@ -38,6 +38,7 @@ class DataConfig(_Section):
     split: Literal["auto", "keras", "stratified"] = "auto"
     seed: int = 42
     encoding: str = "utf-8"
+    delimiter: str | None = None  # None: sniffed per file (comma, semicolon or tab)
     on_missing: Literal["impute", "error"] = "impute"
     image_size: int | None = Field(None, gt=0)
     skip_bad_files: bool = False

@@ -14,7 +14,7 @@ from kiln.data.arrays import read_arrays
 from kiln.data.encoding import category
 from kiln.data.images import IMAGE_SUFFIXES, read_image
 from kiln.data.schema import Schema
-from kiln.data.table import Table, is_number, read_table
+from kiln.data.table import Table, csv_delimiter, is_number, read_table
 from kiln.data.tabular import split_target
 from kiln.errors import InputError
 
@@ -31,11 +31,17 @@ class Inputs:
 
 
 def read_inputs(
-    path: str | Path, schema: Schema, *, encoding: str = "utf-8", text_columns: Collection[str] = ()
+    path: str | Path,
+    schema: Schema,
+    *,
+    encoding: str = "utf-8",
+    delimiter: str | None = None,
+    text_columns: Collection[str] = (),
 ) -> Inputs:
     """Read `path` (a table file, an image file or a folder of images) as rows for a model with `schema`.
 
-    `text_columns` (the model's categorical columns) are read as written, never as numbers or booleans.
+    `text_columns` (the model's categorical columns) are read as written, never as numbers or booleans;
+    `delimiter` None sniffs a CSV's.
     """
     path = Path(path)
     if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
@@ -44,9 +50,11 @@ def read_inputs(
         raise InputError(f"Input file `{path}` does not exist.")
     if path.suffix.lower() in (".npz", ".npy"):
         return Inputs(_array_rows(path))
-    if path.suffix.lower() == ".csv" and _headerless(path, encoding):
-        return Inputs(_headerless_rows(path, schema.features, encoding))
-    table = read_table(path, encoding=encoding, text_columns=text_columns)
+    if path.suffix.lower() not in (".parquet", ".pq"):
+        delimiter = csv_delimiter(path, encoding, delimiter)  # sniffed once, for both readings below
+        if path.suffix.lower() == ".csv" and _headerless(path, encoding, delimiter):
+            return Inputs(_headerless_rows(path, schema.features, encoding, delimiter))
+    table = read_table(path, encoding=encoding, delimiter=delimiter, text_columns=text_columns)
     extra = {k: v for k, v in table.columns.items() if k not in schema.features and k != schema.target}
     return Inputs(table, extra)
 
@@ -60,13 +68,13 @@ def _array_rows(path: Path) -> np.ndarray:
     return x.reshape(len(x), -1)
 
 
-def _headerless(path: Path, encoding: str) -> bool:
+def _headerless(path: Path, encoding: str, delimiter: str) -> bool:
     with path.open(encoding=encoding, errors="replace") as f:
         first = f.readline().strip()
-    return bool(first) and all(is_number(cell) for cell in first.split(","))
+    return bool(first) and all(is_number(cell) for cell in first.split(delimiter))
 
 
-def _headerless_rows(path: Path, features: list[str], encoding: str) -> np.ndarray:
+def _headerless_rows(path: Path, features: list[str], encoding: str, delimiter: str) -> np.ndarray:
     """A CSV of numbers without a header, its columns in the model's feature order.
 
     Raises:
@@ -74,7 +82,7 @@ def _headerless_rows(path: Path, features: list[str], encoding: str) -> np.ndarr
     """
     try:
         with path.open(newline="", encoding=encoding) as f:
-            lines = [(reader.line_num, row) for reader in [csv.reader(f)] for row in reader if row]
+            lines = [(reader.line_num, row) for reader in [csv.reader(f, delimiter=delimiter)] for row in reader if row]
     except UnicodeDecodeError as exc:
         raise InputError(f"`{path}` is not {encoding} text (byte {exc.start}); pass `--encoding`.") from None
     out = np.empty((len(lines), len(features)), dtype=np.float32)
@@ -117,9 +125,15 @@ def _images(path: Path, schema: Schema, files: list[Path] | None = None) -> Inpu
 
 
 def read_labelled(
-    path: str | Path, schema: Schema, *, encoding: str = "utf-8", text_columns: Collection[str] = ()
+    path: str | Path,
+    schema: Schema,
+    *,
+    encoding: str = "utf-8",
+    delimiter: str | None = None,
+    text_columns: Collection[str] = (),
 ) -> tuple[np.ndarray | Table, np.ndarray]:
-    """Rows and targets of a labelled file or image folder, with labels mapped to the model's classes."""
+    """Rows and targets of a labelled file or image folder, with labels mapped to the model's classes
+    (`delimiter` None sniffs a CSV's)."""
     path = Path(path)
     if path.is_dir():
         from kiln.data.images import class_files
@@ -134,7 +148,7 @@ def read_labelled(
         if schema.task == "regression":
             return rows, y.astype(np.float32)
         return rows, _codes(y.astype(str).astype(object), schema, f"`{path}` array y", "label")
-    table = read_table(path, encoding=encoding, text_columns={schema.target, *text_columns})
+    table = read_table(path, encoding=encoding, delimiter=delimiter, text_columns={schema.target, *text_columns})
     if schema.target not in table.columns:
         raise InputError(f"`{path}` has no target column `{schema.target}`; it is needed to score the model.")
     table, y = split_target(table, schema.target, numeric=schema.task == "regression")

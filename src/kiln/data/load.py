@@ -20,12 +20,13 @@ def load_data(source: str = "digits", **options: Any) -> Dataset:
     `source` is a built-in name (digits, iris, wine, breast_cancer, diabetes), a table file
     (.csv, .tsv, .parquet; name the `target` column), an image folder (one subfolder per class)
     or arrays (.npz with X and y). `options` are the keys of a run's `data` config section
-    (`kiln.RunConfig().data`): target, task, test_size, split, seed, encoding, image_size,
-    skip_bad_files, on_missing.
+    (`kiln.RunConfig().data`): target, task, test_size, split, seed, encoding, delimiter (None
+    sniffs comma, semicolon or tab), image_size, skip_bad_files, on_missing.
 
     Example:
         >>> data = kiln.load_data("digits")  # X/16, test_size=0.2, random_state=42, like the article
-        >>> data = kiln.load_data("customers.csv", target="churned")
+        >>> data = kiln.load_data("examples/customers.csv", target="churned")
+        >>> data = kiln.load_data("export.csv", target="churned", delimiter=";")
 
     Raises:
         ConfigError: an unknown option (with the nearest valid one) or an invalid value.
@@ -66,7 +67,13 @@ def _load(data: DataConfig) -> Dataset:
         from kiln.data.tabular import load_table_dataset
 
         return load_table_dataset(
-            path, target=data.target, task=data.task, encoding=data.encoding, on_missing=data.on_missing, **common
+            path,
+            target=data.target,
+            task=data.task,
+            encoding=data.encoding,
+            delimiter=data.delimiter,
+            on_missing=data.on_missing,
+            **common,
         )
     if path.exists():
         raise DataError(

@@ -7,6 +7,7 @@ array: float64 (NaN for missing) for numbers and booleans, object (None for miss
 from __future__ import annotations
 
 import csv
+import warnings
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -15,11 +16,13 @@ from typing import Literal
 
 import numpy as np
 
-from kiln.errors import DataError
+from kiln.errors import ConfigError, DataError, KilnWarning
 
 Kind = Literal["numeric", "boolean", "categorical"]
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
 SAMPLE = 1000
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}  # the ones sniffed, in order of preference
+SNIFF_BYTES = 1 << 16
 # The one boolean vocabulary: a column of these words reads as booleans, and a boolean feature
 # accepts them (any case) in every input path.
 BOOLEAN_TEXT = {
@@ -62,13 +65,17 @@ def location(path: Path, row: int) -> str:
     return f"Row {row}"
 
 
-def read_table(path: str | Path, *, encoding: str = "utf-8", text_columns: Collection[str] = ()) -> Table:
+def read_table(
+    path: str | Path, *, encoding: str = "utf-8", delimiter: str | None = None, text_columns: Collection[str] = ()
+) -> Table:
     """Read a CSV/TSV/Parquet file into typed columns; `text_columns` stay text as written (a target's
     labels, or a model's categorical columns, which must not turn into numbers or booleans in a new file).
 
+    `delimiter` None sniffs a CSV's (see `csv_delimiter`).
+
     Raises:
         DataError: empty file, header only, ragged rows (with the line), bad encoding (with the column),
-            a column name used twice (with both positions).
+            a column name used twice (with both positions), one column where the file has another delimiter.
     """
     path = Path(path)
     if not path.is_file():
@@ -76,7 +83,10 @@ def read_table(path: str | Path, *, encoding: str = "utf-8", text_columns: Colle
     if path.suffix.lower() in (".parquet", ".pq"):
         arrow = _read_parquet(path)
     else:
-        arrow = _read_csv(path, encoding)
+        delimiter = csv_delimiter(path, encoding, delimiter)
+        arrow = _read_csv(path, encoding, delimiter)
+        if arrow.num_columns == 1:
+            _refuse_other_delimiter(path, encoding, delimiter)
     if arrow.num_columns == 0:
         raise DataError(f"`{path}` has no columns.")
     if arrow.num_rows == 0:
@@ -99,11 +109,75 @@ def _read_parquet(path: Path):  # type: ignore[no-untyped-def]
         raise DataError(f"`{path}` is not a readable Parquet file: {exc}.") from None
 
 
-def _read_csv(path: Path, encoding: str):  # type: ignore[no-untyped-def]
+def csv_delimiter(path: Path, encoding: str, delimiter: str | None = None) -> str:
+    """`delimiter` checked, or the one `path` seems to use: of comma, semicolon and tab, the one that splits
+    the most of the first lines into as many fields as the header (two or more; ties: the file type's own).
+
+    A sniffed delimiter other than the file type's own (tab for .tsv, comma otherwise) is said in a
+    `KilnWarning`, so a surprise has a name and a flag.
+
+    Raises:
+        ConfigError: `delimiter` is not one character (or `\\t`/`tab`, as a shell passes a tab).
+    """
+    if delimiter is not None:
+        delimiter = "\t" if delimiter in ("\\t", "tab") else delimiter
+        if len(delimiter) != 1:
+            raise ConfigError(f"Invalid `--delimiter` {delimiter!r}: expected one character, e.g. ';' or a tab.")
+        return delimiter
+    usual = "\t" if path.suffix.lower() == ".tsv" else ","
+    lines = _first_lines(path, encoding)
+    scores = {d: _agreement(lines, d) for d in sorted(DELIMITERS, key=lambda d: d != usual)}
+    sniffed = max(scores, key=scores.__getitem__)  # the first of equals: the usual one
+    if scores[sniffed] == 0.0:
+        return usual
+    if sniffed != usual:
+        warnings.warn(
+            KilnWarning(
+                f"`{path}` reads as {DELIMITERS[sniffed]}-separated (sniffed from its first lines); "
+                f"pass `--delimiter` to choose another."
+            ),
+            stacklevel=3,
+        )
+    return sniffed
+
+
+def _first_lines(path: Path, encoding: str) -> list[str]:
+    """The first lines of `path` (at most SNIFF_BYTES, without a last line cut in two)."""
+    try:
+        with path.open(encoding=encoding, errors="replace", newline="") as f:
+            text = f.read(SNIFF_BYTES)
+    except LookupError:
+        raise DataError(f"Unknown `--encoding` {encoding!r}; try utf-8, latin-1 or cp1252.") from None
+    lines = text.splitlines()
+    if len(text) == SNIFF_BYTES and len(lines) > 1:
+        lines = lines[:-1]
+    return [line for line in lines if line.strip()]
+
+
+def _agreement(lines: list[str], delimiter: str) -> float:
+    """How clearly `lines` are `delimiter`-separated: the share of lines with the header's field count,
+    0 when the header is one field."""
+    counts = [len(row) for row in csv.reader(lines, delimiter=delimiter)]
+    if not counts or counts[0] < 2:
+        return 0.0
+    return sum(count == counts[0] for count in counts) / len(counts)
+
+
+def _refuse_other_delimiter(path: Path, encoding: str, delimiter: str) -> None:
+    """A one-column read of a file that clearly has another delimiter is a wrong delimiter, not one column."""
+    lines = _first_lines(path, encoding)
+    for other, name in DELIMITERS.items():
+        if other != delimiter and _agreement(lines, other) >= 0.9:
+            raise DataError(
+                f"`{path}` read as one column with delimiter {delimiter!r}, but it seems {name}-separated; "
+                f"pass `--delimiter {other!r}`."
+            )
+
+
+def _read_csv(path: Path, encoding: str, delimiter: str):  # type: ignore[no-untyped-def]
     import pyarrow as pa
     import pyarrow.csv as pc
 
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
         return pc.read_csv(
             path,
@@ -121,6 +195,8 @@ def _read_csv(path: Path, encoding: str):  # type: ignore[no-untyped-def]
             raise DataError(f"`{path}` is empty: expected a header row and data rows.") from None
         if "Expected" in message and "columns" in message:
             line, expected, found = _ragged_line(path, encoding, delimiter)
+            if expected == 1:
+                _refuse_other_delimiter(path, encoding, delimiter)
             raise DataError(
                 f"`{path}` line {line}: expected {expected} values like the header, found {found}."
             ) from None

@@ -26,10 +26,11 @@ def load_table_dataset(
     split: SplitMode = "stratified",
     seed: int = 42,
     encoding: str = "utf-8",
+    delimiter: str | None = None,
     on_missing: str = "impute",
 ) -> Dataset:
-    """Read a CSV/TSV/Parquet table, encode its target and split off the test rows."""
-    table = read_table(path, encoding=encoding, text_columns={target} if target else ())
+    """Read a CSV/TSV/Parquet table (`delimiter` None sniffs a CSV's), encode its target and split off the test rows."""
+    table = read_table(path, encoding=encoding, delimiter=delimiter, text_columns={target} if target else ())
     names = list(table.columns)
     if target is None:
         raise DataError(

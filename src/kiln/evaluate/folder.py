@@ -14,16 +14,25 @@ from kiln.evaluate.metrics import classification_metrics, regression_metrics
 from kiln.predict import Predictor
 
 
-def evaluate_run(path: str | Path, data: str | Path | None = None) -> dict[str, Any]:
+def evaluate_run(path: str | Path, data: str | Path | None = None, delimiter: str | None = None) -> dict[str, Any]:
     """Score the saved model on its test split (same source, seed and split as config.yaml), or on a new
-    labelled file or image folder `data`, through the saved preprocessing."""
+    labelled file or image folder `data`, through the saved preprocessing.
+
+    `data`'s delimiter is `delimiter`, else the one the run was trained with if it was chosen, else sniffed.
+    """
     predictor = Predictor.load(path)
     source = config_mod.load_section(predictor.run.config, "data")  # the model section may name a user's model
     if data is None:
         dataset = load_configured(source)
         rows, y = dataset.x_test, dataset.y_test
     else:
-        rows, y = read_labelled(data, predictor.schema, encoding=source.encoding, text_columns=predictor.text_columns)
+        rows, y = read_labelled(
+            data,
+            predictor.schema,
+            encoding=source.encoding,
+            delimiter=delimiter or source.delimiter,
+            text_columns=predictor.text_columns,
+        )
     return score(predictor, rows, y)
 
 
