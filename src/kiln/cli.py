@@ -10,8 +10,34 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+import typer.core
+
+
+def _hide_flag_types(params: list[Any]) -> None:
+    """A flag takes no value, so --help shows no type beside it (typer would print `<bool>`)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+
+
+class _Command(typer.core.TyperCommand):
+    """A kiln verb: its --help lists flags without a `<bool>` type."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _hide_flag_types(self.get_params(ctx))
+        super().format_help(ctx, formatter)
+
+
+class _Group(typer.core.TyperGroup):
+    """`kiln` itself: its --help lists flags without a `<bool>` type."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _hide_flag_types(self.get_params(ctx))
+        super().format_help(ctx, formatter)
+
 
 app = typer.Typer(
+    cls=_Group,
     help="kiln: from a dataset to a trained, evaluated model served over HTTP.",
     no_args_is_help=True,
     add_completion=False,
@@ -105,7 +131,7 @@ RunDelimiter = Annotated[
 ]
 
 
-@app.command()
+@app.command(cls=_Command)
 @friendly
 def train(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
@@ -197,7 +223,7 @@ def _print_result(metrics: dict[str, Any]) -> None:
     typer.echo(line)
 
 
-@app.command()
+@app.command(cls=_Command)
 @friendly
 def evaluate(
     run: RunPath,
@@ -222,7 +248,7 @@ def evaluate(
     Console().print(table)
 
 
-@app.command()
+@app.command(cls=_Command)
 @friendly
 def predict(
     run: RunPath,
@@ -257,7 +283,7 @@ def predict(
     typer.echo(f"Wrote {len(rows)} predictions to {output}", err=True)
 
 
-@app.command()
+@app.command(cls=_Command)
 @friendly
 def inspect(
     data: Annotated[str, typer.Option(help="A .csv/.tsv/.parquet table file.")],
@@ -314,7 +340,7 @@ def inspect(
             console.print(f"`{target}` is numeric with {len(np.unique(present))} distinct values: regression.")
 
 
-@app.command()
+@app.command(cls=_Command)
 @friendly
 def runs(
     runs_dir: Annotated[Path, typer.Argument(help="Where run folders are.")] = Path("runs"),
@@ -365,7 +391,7 @@ def runs(
     Console().print(table)
 
 
-@app.command()
+@app.command(cls=_Command)
 @friendly
 def serve(
     run: RunPath,
@@ -435,7 +461,7 @@ def serve(
     serve_run(run, settings, echo=lambda line: typer.echo(line))
 
 
-@app.command()
+@app.command(cls=_Command)
 @friendly
 def export(
     run: RunPath,
