@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kiln
+from kiln.data.encoding import TableEncoder
 from kiln.data.rows import encode_rows
 from kiln.data.table import read_table
 from kiln.errors import KilnWarning
@@ -154,12 +155,38 @@ def test_column_kinds_and_fitted_encoding_are_saved_in_model_json(tmp_path: Path
         "name": "plan",
         "kind": "categorical",
         "categories": ["<missing>", "basic", "pro", "team"],
+        "most_frequent": "team",  # of the seeded training rows, for the try-it page (see test_typical_values...)
     }
     assert encoder["active"]["kind"] == "boolean" and encoder["active"]["indicator"] is False
     assert encoder["spend"]["kind"] == "numeric" and encoder["spend"]["indicator"] is False
     assert meta["preprocessing"]["encoder"]["on_missing"] == "impute"
     # age + its indicator, 4 plan categories + <unknown>, active, spend
     assert meta["schema"]["n_inputs"] == 2 + 5 + 1 + 1 == len(meta["preprocessing"]["scale"])
+
+
+def test_typical_values_are_the_median_and_the_most_frequent_and_old_model_json_still_loads(tmp_path: Path) -> None:
+    path = write_csv(
+        tmp_path / "t.csv",
+        ["n", "city", "flag"],
+        [
+            [1, "Rome", "true"],
+            [2, "Oslo", "false"],
+            [10, "", "false"],
+            ["", "", ""],
+            [100, "", "false"],
+            [3, "Rome", "true"],
+        ],
+    )
+    encoder = TableEncoder.fit(read_table(path), "impute")
+    # the median of 1, 2, 3, 10, 100; Rome twice (the three blanks do not count); false three times in five
+    assert {c.name: c.typical for c in encoder.columns} == {"n": 3.0, "city": "Rome", "flag": False}
+    saved = encoder.to_dict()
+    assert TableEncoder.from_dict(saved) == encoder
+    for column in saved["columns"]:
+        column.pop("most_frequent", None)  # a model.json written before kiln stored it
+    old = TableEncoder.from_dict(saved)
+    assert {c.name: c.typical for c in old.columns} == {"n": 3.0, "city": None, "flag": False}
+    assert old.outputs == encoder.outputs
 
 
 def test_inspect_shows_that_an_empty_column_stops_training(cli: Callable[..., Any], tmp_path: Path) -> None:

@@ -110,6 +110,62 @@ def test_table_form_has_one_field_per_feature(page: Page, servers: Callable[...,
     assert page.locator("#bars .bar").count() == 3
 
 
+def test_table_form_starts_from_typical_training_values_and_shows_the_plots(
+    page: Page, server_factory: Callable[..., Server], tmp_path: Path
+) -> None:
+    """Each field holds the training median or most frequent value (not 0 and the first category), a category is
+    a drop-down of the known ones, and the plots are on the first screen as the page loads, before any click."""
+    rng = np.random.default_rng(0)
+    n = 300
+    # Typical values that any training split shares: a skewed number (median 40, mean ~60), a category whose
+    # most frequent value is not the first in sorted order, and mostly-false booleans; a few blank cells.
+    age = np.where(rng.random(n) < 0.7, 40, rng.integers(60, 90, n))
+    plan = rng.choice(["basic", "pro", "team"], n, p=[0.2, 0.6, 0.2])
+    active = rng.random(n) < 0.25
+    churned = np.where((plan == "basic") ^ active, "yes", "no")
+    lines = [
+        f"{'' if i % 29 == 0 else age[i]},{'' if i % 31 == 0 else plan[i]},{str(active[i]).lower()},{churned[i]}"
+        for i in range(n)
+    ]
+    data = tmp_path / "customers.csv"
+    data.write_text("age,plan,active,churned\n" + "\n".join(lines) + "\n")
+    run = kiln.fit(
+        kiln.mlp(hidden=[8]), str(data), target="churned", epochs=2, runs_dir=tmp_path / "runs", name="t", quiet=True
+    )
+    encoder = {c["name"]: c for c in run.folder.read_model_json()["preprocessing"]["encoder"]["columns"]}
+    assert (encoder["age"]["fill"], encoder["plan"]["most_frequent"]) == (40.0, "pro")  # the training split's
+
+    server = server_factory(run.path)
+    page.goto(server.url + "/")
+    page.wait_for_selector("#predict:not([disabled])")
+    expect(page.locator("#plots img")).to_have_count(2)  # no click, no prediction
+    for plot in page.locator("#plots img").all():
+        expect(plot).to_be_in_viewport()
+    assert page.evaluate("[...document.querySelectorAll('#plots img')].map((img) => img.alt)") == [
+        "curves",
+        "confusion matrix",
+    ]
+
+    assert page.input_value("#f0") == "40"
+    assert page.eval_on_selector("#f1", "select => select.tagName") == "SELECT"
+    assert page.eval_on_selector_all("#f1 option", "options => options.map((o) => o.value)") == [
+        "basic",
+        "pro",
+        "team",
+        "",  # (missing)
+    ]
+    assert page.input_value("#f1") == "pro"
+    assert page.input_value("#f2") == "false"
+
+    with page.expect_response("**/v1/predict") as answer:
+        page.click("#predict")
+    page.wait_for_selector("#prediction:not([hidden])")
+    sent = json.loads(answer.value.request.post_data or "")["inputs"][0]
+    assert sent == {"age": 40, "plan": "pro", "active": False}
+    served = httpx.post(server.url + "/v1/predict", json={"inputs": [sent]}).json()["predictions"][0]
+    assert page.text_content("#label") == served["label"]
+
+
 def test_other_images_get_a_file_upload(
     page: Page, server_factory: Callable[..., Server], tmp_path: Path, fast_config: kiln.RunConfig
 ) -> None:

@@ -3,7 +3,8 @@
 Default missing-value policy: a number or boolean takes the training median and gets a
 `<column>__missing` indicator when training had gaps; a category takes its own `<missing>` value.
 Categories never seen in training fall into one `<unknown>` bucket per column, and are counted.
-The fitted state is plain JSON in model.json.
+The fitted state is plain JSON in model.json, with a typical value per column (the median, the most
+frequent category) that the try-it page starts from.
 """
 
 from __future__ import annotations
@@ -24,13 +25,24 @@ OnMissing = Literal["impute", "error"]
 
 @dataclass(frozen=True)
 class Column:
-    """How one raw column is encoded: its kind, fill value and indicator, or its categories."""
+    """How one raw column is encoded: its kind, fill value (the training median) and indicator, or its
+    categories and the most frequent one (None in a model.json written before kiln stored it)."""
 
     name: str
     kind: str
     fill: float = 0.0
     indicator: bool = False
     categories: tuple[str, ...] = ()
+    most_frequent: str | None = None
+
+    @property
+    def typical(self) -> float | bool | str | None:
+        """A typical training value: the median number, the more frequent boolean, the most frequent category."""
+        if self.kind == "categorical":
+            return self.most_frequent
+        if self.kind == "boolean":
+            return self.fill >= 0.5  # the median of 0/1 values is the more frequent one (0.5 on a tie)
+        return self.fill
 
     def outputs(self) -> list[str]:
         if self.kind == "categorical":
@@ -56,8 +68,11 @@ class TableEncoder:
                     f"({int(missing.sum())} missing in all); fill them or drop `--on-missing error`."
                 )
             if table.kinds[name] == "categorical":
-                seen = _text(values).unique().to_pylist()
-                fitted.append(Column(name, "categorical", categories=tuple(sorted(seen))))
+                text = _text(values)
+                seen = text.unique().to_pylist()
+                fitted.append(
+                    Column(name, "categorical", categories=tuple(sorted(seen)), most_frequent=_most_frequent(text))
+                )
             else:
                 fill = float(np.nanmedian(values)) if (~missing).any() else 0.0
                 fitted.append(Column(name, table.kinds[name], fill=fill, indicator=bool(missing.any())))
@@ -107,7 +122,9 @@ class TableEncoder:
         cols = []
         for c in self.columns:
             if c.kind == "categorical":
-                cols.append({"name": c.name, "kind": c.kind, "categories": list(c.categories)})
+                cols.append(
+                    {"name": c.name, "kind": c.kind, "categories": list(c.categories), "most_frequent": c.most_frequent}
+                )
             else:
                 cols.append({"name": c.name, "kind": c.kind, "fill": c.fill, "indicator": c.indicator})
         return {"columns": cols, "on_missing": self.on_missing}
@@ -121,6 +138,7 @@ class TableEncoder:
                 float(c.get("fill", 0.0)),
                 bool(c.get("indicator", False)),
                 tuple(c.get("categories", ())),
+                c.get("most_frequent"),
             )
             for c in raw["columns"]
         )
@@ -134,6 +152,14 @@ def category_codes(values: Any, categories: tuple[str, ...]) -> np.ndarray:
 
     codes = pc.index_in(_text(values), value_set=pa.array(categories, type=pa.string()))
     return pc.fill_null(codes, len(categories)).to_numpy(zero_copy_only=False)
+
+
+def _most_frequent(text: Any) -> str | None:
+    """The most frequent present value of an Arrow string column (the first in sorted order on a tie)."""
+    import pyarrow.compute as pc
+
+    counts = [(-c["counts"], c["values"]) for c in pc.value_counts(text).to_pylist() if c["values"] != MISSING]
+    return min(counts)[1] if counts else None
 
 
 def _text(values: Any):  # type: ignore[no-untyped-def]

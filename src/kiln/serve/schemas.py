@@ -94,6 +94,11 @@ class InputSchema(BaseModel):
     features: list[str]
     kinds: list[str] = Field(description="Per feature: numeric, boolean or categorical.")
     categories: dict[str, list[str]] = Field(description="The known categories of each categorical feature.")
+    typical: dict[str, float | bool | str] = Field(
+        default_factory=dict,
+        description="A typical training value per table feature, to start from: the median of a number, the more "
+        "frequent boolean, the most frequent category (the mean for a model trained on arrays).",
+    )
     image_shape: list[int] | None = Field(None, description="C x H x W for image models.")
     pixel_range: float = Field(description="The raw value a PNG pixel of 255 maps to.")
     max_rows: int = Field(description="Most rows one request may hold.")

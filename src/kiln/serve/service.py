@@ -99,6 +99,7 @@ class Service:
                 "features": schema.features,
                 "kinds": spec.kinds,
                 "categories": {c.name: list(c.categories) for c in encoder.columns if c.categories} if encoder else {},
+                "typical": self._typical(),
                 "image_shape": list(schema.image_shape) if schema.image_shape else None,
                 "pixel_range": spec.pixel_range,
                 "max_rows": spec.max_rows,
@@ -107,6 +108,17 @@ class Service:
             "metrics": metrics,
             "artifacts": sorted(self.artifacts),
         }
+
+    def _typical(self) -> dict[str, float | bool | str]:
+        """A typical training value per feature for the try-it page: the table encoder's (median, most frequent
+        category), else the centre the standardization stored (the training mean); none for images."""
+        schema, preprocessor = self.predictor.schema, self.predictor.preprocessor
+        if preprocessor.encoder is not None:
+            return {c.name: c.typical for c in preprocessor.encoder.columns if c.typical is not None}
+        if schema.image_shape is not None or len(preprocessor.scale) != len(schema.features):
+            return {}
+        centre = -np.asarray(preprocessor.shift, np.float64) / np.asarray(preprocessor.scale, np.float64)
+        return {name: float(value) for name, value in zip(schema.features, centre)}
 
     async def start(self) -> None:
         """Start the batcher and warm the model up in the background: /health answers at once, /ready once warm."""

@@ -144,21 +144,25 @@ function upload(area) {
   return { rows: () => { if (!png) throw new Error("Choose an image file first."); return [png]; } };
 }
 
-// One field per feature: numbers, true/false, or a category (known ones suggested).
+// One field per feature, filled with a typical training value (median, most frequent category or boolean):
+// a number, true/false, or one of the known categories; a category or boolean may also be missing.
 function tableForm(area, input) {
   const grid = element("div", { className: "fields" });
+  const typical = input.typical || {};
+  const option = (value, text = value) => element("option", { value, textContent: text });
   const controls = input.features.map((name, i) => {
     const kind = input.kinds[i] || "numeric";
     let control;
     if (kind === "boolean") {
-      control = element("select", {}, ["true", "false", "missing"].map((v) => element("option", { value: v, textContent: v })));
+      control = element("select", {}, [option("true"), option("false"), option("missing")]);
+      control.value = typical[name] === false ? "false" : "true";
     } else if (kind === "categorical") {
-      const options = element("datalist", { id: "options-" + i }, (input.categories[name] || []).map((v) => element("option", { value: v })));
-      control = element("input", { type: "text", value: (input.categories[name] || [""])[0] });
-      control.setAttribute("list", options.id);
-      grid.append(options);
+      const known = (input.categories[name] || []).filter((v) => v !== "<missing>");
+      control = element("select", {}, [...known.map((v) => option(v)), option("", "(missing)")]);
+      control.value = typical[name] ?? known[0] ?? "";
     } else {
-      control = element("input", { type: "number", step: "any", value: "0", required: true });
+      const value = typeof typical[name] === "number" ? String(Number(typical[name].toPrecision(6))) : "0";
+      control = element("input", { type: "number", step: "any", value, required: true });
     }
     control.name = name;
     grid.append(element("label", { textContent: name, htmlFor: "f" + i }), Object.assign(control, { id: "f" + i }));
@@ -228,14 +232,18 @@ function renderMetrics(metrics) {
   $("metrics").replaceChildren(...rows);
 }
 
+// The plots, shown as the page loads: fetched at once (with the API key, hence blobs), curves first.
 async function renderPlots(names) {
-  const plots = $("plots");
-  plots.replaceChildren();
-  for (const name of names) {
+  const order = ["curves.png", "confusion_matrix.png"];
+  const sorted = [...names].sort((a, b) => order.indexOf(a) - order.indexOf(b));
+  const images = await Promise.all(sorted.map(async (name) => {
     const response = await api("/v1/model/" + name);
-    if (!response.ok) continue;
-    plots.append(element("img", { src: URL.createObjectURL(await response.blob()), alt: name.replace(".png", "").replace("_", " ") }));
-  }
+    if (!response.ok) return null;
+    const img = element("img", { src: URL.createObjectURL(await response.blob()), alt: name.replace(".png", "").replace("_", " ") });
+    await img.decode();
+    return img;
+  }));
+  $("plots").replaceChildren(...images.filter(Boolean));
 }
 
 $("input-form").addEventListener("submit", predict);
