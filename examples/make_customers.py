@@ -4,7 +4,7 @@ The data is synthetic and the same on every run (fixed seeds, the standard libra
 README's outputs can be reproduced: `python examples/make_customers.py`.
 
 The rule behind `churned`: an inactive customer churns on the basic plan or when spending under 30 a
-month, and so does a customer under 25 on the basic plan; then 5% of the labels are flipped at random.
+month, and so does a customer under 30 on the basic plan; then 5% of the labels are flipped at random.
 Blanks are made after labelling, as in a real export: `age` in about 1 row of 15, `plan` in 1 of 20.
 """
 
@@ -22,8 +22,8 @@ def customer(rng: random.Random, number: int) -> dict[str, str]:
     """One customer: an id, age, plan, active flag, monthly spend and whether they churned."""
     plan = rng.choices(list(PLANS), weights=[share for share, _, _ in PLANS.values()])[0]
     _, mean, sd = PLANS[plan]
-    age, active, spend = rng.randint(18, 80), rng.random() < 0.7, max(5.0, rng.gauss(mean, sd))
-    churned = (not active and (plan == "basic" or spend < 30)) or (age < 25 and plan == "basic")
+    age, active, spend = rng.randint(18, 80), rng.random() < 0.6, max(5.0, rng.gauss(mean, sd))
+    churned = (not active and (plan == "basic" or spend < 30)) or (age < 30 and plan == "basic")
     if rng.random() < 0.05:
         churned = not churned
     return {
