@@ -11,15 +11,25 @@ from hypothesis import strategies as st
 
 import kiln
 from kiln import config as config_mod
+from kiln import defaults
 from kiln.errors import ConfigError, KilnError
 
 
 def test_defaults_are_the_article_workload() -> None:
-    """`RunConfig()` is section 5.2: digits, 64-64 ReLU MLP, Adam, 10 epochs, batch 32, splits 0.2/0.2, seed 42."""
+    """`RunConfig()` on digits is section 5.2: 64-64 ReLU MLP, Adam, 10 epochs, batch 32, splits 0.2/0.2, seed 42."""
     cfg = kiln.RunConfig()
     assert (cfg.data.source, cfg.data.test_size, cfg.data.val_split, cfg.data.seed) == ("digits", 0.2, 0.2, 42)
     assert cfg.model.model_dump() == {"name": "mlp", "hidden": [64, 64], "activation": "relu", "dropout": 0.0}
-    assert (cfg.train.optimizer, cfg.train.lr, cfg.train.epochs, cfg.train.batch_size) == ("adam", 1e-3, 10, 32)
+    assert (cfg.train.optimizer, cfg.train.lr, cfg.train.epochs, cfg.train.batch_size) == ("auto",) * 4
+    chosen, why = defaults.choose(cfg, kiln.load_data("digits"), chose_model=False)
+    assert (chosen.train.optimizer, chosen.train.lr, chosen.train.epochs, chosen.train.batch_size) == (
+        "adam",
+        1e-3,
+        10,
+        32,
+    )
+    assert (chosen.train.schedule, chosen.train.early_stopping, chosen.train.weight_decay) == ("none", None, 0.0)
+    assert why is None  # the article's workload needs no explanation
     assert cfg.train.loss in ("auto", "cross_entropy")
     assert cfg.evaluate.plots and cfg.evaluate.report
 
@@ -95,8 +105,8 @@ def test_same_model_name_keeps_its_options(tmp_path: Path) -> None:
         (["data.val_spilt=0.1"], r"Did you mean `data\.val_split`\?"),
         (["model.activaton=tanh"], r"Did you mean `model\.activation`\?"),
         (["evaluate.plot=false"], r"Did you mean `evaluate\.plots`\?"),
-        (["zzz=1"], r"Unknown config key `zzz`\. Valid keys: data, model, train, evaluate\."),
-        (["model.name=transformer"], r"Unknown model `transformer`: expected one of mlp, cnn, rnn, linear\."),
+        (["zzz=1"], r"Unknown config key `zzz`\. Valid keys: preset, data, model, train, evaluate\."),
+        (["model.name=transformer"], r"Unknown model `transformer`: expected one of mlp, cnn, rnn, linear, tabm\."),
         (["train.epochs=0"], r"Invalid value for `train\.epochs`: input should be greater than 0; got 0\."),
         (["train.batch_size=-1"], r"Invalid value for `train\.batch_size`.*got -1"),
         (["train.lr=0"], r"Invalid value for `train\.lr`.*greater than 0"),

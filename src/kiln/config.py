@@ -1,13 +1,14 @@
 """The run config: one pydantic schema for data, model, train and evaluate, from YAML and `--set`.
 
 `RunConfig()` with no arguments is the article's section 5.2 workload: digits, a 64-64 ReLU MLP,
-Adam, cross-entropy, 10 epochs, batch 32, validation split 0.2, test split 0.2 with seed 42.
+Adam, cross-entropy, 10 epochs, batch 32, validation split 0.2, test split 0.2 with seed 42 (the
+training keys are `auto` until the data is known; on digits `kiln.defaults` makes them the article's).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator
@@ -15,6 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationErr
 from kiln.errors import ConfigError, config_error
 from kiln.models import registry
 from kiln.models.spec import ModelSpec
+
+
+Auto = Literal["auto"]
+Positive = Annotated[int, Field(gt=0)]
 
 
 class _Section(BaseModel):
@@ -40,29 +45,38 @@ class DataConfig(_Section):
     encoding: str = "utf-8"
     delimiter: str | None = None  # None: sniffed per file (comma, semicolon or tab)
     on_missing: Literal["impute", "error"] = "impute"
+    # How features are scaled: `standard` (mean and std) or `robust` (median and interquartile range);
+    # `auto` is robust under `preset: best` and standard otherwise.
+    scaling: Literal["auto", "standard", "robust"] = "auto"
     image_size: int | None = Field(None, gt=0)
     skip_bad_files: bool = False
     augment: list[Literal["shift", "flip", "rotate"]] = []
 
 
 class TrainConfig(_Section):
-    """How to train: loss, optimizer, regularization, schedule, stopping, device."""
+    """How to train: loss, optimizer, regularization, schedule, stopping, device.
 
-    epochs: int = Field(10, gt=0)
-    batch_size: int = Field(32, gt=0)
+    A key left `auto` is chosen by kiln when the data is known (`kiln.defaults`): the article's
+    settings for the built-in digits, images and arrays; for tables, from the number of training
+    rows and the run's `preset`. config.yaml in a run folder holds the values chosen.
+    """
+
+    epochs: Positive | Auto = "auto"
+    batch_size: Positive | Auto = "auto"
     loss: Literal["auto", "cross_entropy", "mse"] = "auto"
-    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
-    lr: float = Field(1e-3, gt=0.0)
+    optimizer: Literal["auto", "sgd", "adam", "adamw"] = "auto"
+    lr: Annotated[float, Field(gt=0.0)] | Auto = "auto"
     momentum: float = Field(0.0, ge=0.0, lt=1.0)
     nesterov: bool = False
-    weight_decay: float = Field(0.0, ge=0.0)
+    weight_decay: Annotated[float, Field(ge=0.0)] | Auto = "auto"
+    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] | Auto = "auto"
     l1: float = Field(0.0, ge=0.0)
     l2: float = Field(0.0, ge=0.0)
-    schedule: Literal["none", "step", "cosine", "plateau"] = "none"
+    schedule: Literal["auto", "none", "step", "cosine", "plateau"] = "auto"
     step_size: int = Field(10, gt=0)
     gamma: float = Field(0.1, gt=0.0, le=1.0)
     clip_grad_norm: float | None = Field(None, gt=0.0)
-    early_stopping: int | None = Field(None, gt=0)
+    early_stopping: Positive | Auto | None = "auto"
     class_weight: Literal["none", "balanced"] = "none"
     seed: int = 0
     repeats: int = Field(1, gt=0)
@@ -89,6 +103,8 @@ class EvaluateConfig(_Section):
 class RunConfig(_Section):
     """Everything a run needs; `config.yaml` in a run folder is this, fully resolved."""
 
+    # `default`: the settings of `kiln.defaults`; `best`: the stronger tabular recipe (tables only).
+    preset: Literal["default", "best"] = "default"
     data: DataConfig = DataConfig()
     model: SerializeAsAny[ModelSpec] = Field(default_factory=lambda: registry.spec({}))
     train: TrainConfig = TrainConfig()

@@ -75,7 +75,8 @@ def config_error(exc: Exception, fields: dict[str, list[str]], where: str = "", 
     """
     err = exc.errors()[0]  # type: ignore[attr-defined]
     loc = [prefix] if prefix else []
-    loc += [str(part) for part in err["loc"] if not isinstance(part, int)]
+    # Union members appear in the location as tags (`constrained-int`, `literal['auto']`), never field names.
+    loc += [str(part) for part in err["loc"] if not isinstance(part, int) and not set("-[") & set(str(part))]
     key = ".".join(loc)
     origin = f" in {where}" if where else ""
     if err["type"] == "extra_forbidden":

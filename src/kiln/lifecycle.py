@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from kiln import config as config_mod
+from kiln import defaults
 from kiln.config import DataConfig, RunConfig, TrainConfig
-from kiln.data.builtin import BUILTIN
 from kiln.data.dataset import Dataset
 from kiln.data.load import load_configured
 from kiln.data.prepare import Prepared, prepare
@@ -27,7 +27,6 @@ from kiln.errors import ConfigError, KilnWarning, RunError, TrainingInterrupted,
 from kiln.evaluate.folder import score
 from kiln.evaluate.metrics import scalar_metrics, spread
 from kiln.models import registry
-from kiln.models.factories import cnn
 from kiln.models.spec import ModelSpec
 from kiln.predict import Predictor, TorchForward
 from kiln.runs import (
@@ -98,12 +97,14 @@ def resolve_config(
     elif data is not None:
         raw["data"]["source"] = data
     for key, value in options.items():
-        if key in TrainConfig.model_fields:
+        if key == "preset":
+            raw[key] = value
+        elif key in TrainConfig.model_fields:
             raw["train"][key] = value
         elif key in DataConfig.model_fields:
             raw["data"][key] = value
         else:
-            valid = [*TrainConfig.model_fields, *DataConfig.model_fields]
+            valid = ["preset", *TrainConfig.model_fields, *DataConfig.model_fields]
             raise ConfigError(f"Unknown option `{key}` for fit.{closest(key, valid)}")
     return config_mod.validate(raw)
 
@@ -121,7 +122,9 @@ def fit(
 ) -> Run:
     """Train `model` on `data` and write a finished run folder.
 
-    Options are train keys (epochs, batch_size, optimizer, lr, ...) or data keys (val_split, ...).
+    Options are `preset` ("default" or "best", the stronger recipe for tables), train keys (epochs,
+    batch_size, optimizer, lr, ...) or data keys (val_split, ...). Keys left `auto` are chosen from
+    the data (`kiln.defaults`) and printed in one line.
     `callbacks` run on every event after kiln's early stopping and progress, and before its
     checkpoint, which saves their `state_dict` for `resume`. With no model given, images you bring
     (a folder, image-shaped arrays) get a CNN; everything else, the built-in digits included, the
@@ -136,8 +139,11 @@ def fit(
     cfg = resolve_config(model, data, config, **options)
     dataset = data if isinstance(data, Dataset) else load_configured(cfg.data)  # 1. prepare the data
     chose_model = model is not None or (config is not None and "model" in config.model_fields_set)
-    if not chose_model and dataset.schema.image_shape is not None and dataset.source not in BUILTIN:
-        cfg = cfg.model_copy(update={"model": cnn()})  # 2. define: images you bring get a CNN
+    cfg, why = defaults.choose(cfg, dataset, chose_model=chose_model)  # 2. define: the model and settings left auto
+    if why and not quiet:
+        from rich.console import Console
+
+        Console(highlight=False).print(why)
     job = _Job.plan(cfg, dataset, quiet=quiet, extra=callbacks)  # 3. compile: everything checked, nothing written
     folder = new_run(runs_dir, name, f"{dataset.name}-{cfg.model.name}")
     atomic_write(folder.config, config_mod.to_yaml(job.cfg))  # as trained (a batch shrunk to fit, say)

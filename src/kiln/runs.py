@@ -31,6 +31,7 @@ from kiln.errors import ConfigError, KilnWarning, RunError
 FORMAT_VERSION = 1
 REQUIRED_MODEL_KEYS = ("format", "model", "schema", "preprocessing", "weights")
 MAX_NAME = 100
+SECTIONS = ("data", "model", "train", "evaluate")  # the mappings in config.yaml
 _NAME = re.compile(rf"[A-Za-z0-9_-][A-Za-z0-9._-]{{0,{MAX_NAME - 1}}}", re.ASCII)
 
 
@@ -212,7 +213,8 @@ class RunFolder:
         """config.yaml as a mapping of sections, read without validating keys (any kiln release's config reads).
 
         Raises:
-            RunError: it cannot be read, is not UTF-8, not YAML, not a mapping, or a section is not a mapping.
+            RunError: it cannot be read, is not UTF-8, not YAML, not a mapping, or a section is not a mapping
+                (the top level also holds `preset`, a name).
         """
         import yaml
 
@@ -224,7 +226,7 @@ class RunFolder:
         if not isinstance(raw, dict):
             raise RunError(f"`{self.config}` is damaged: expected a mapping of sections, found {type(raw).__name__}.")
         for section, value in raw.items():
-            if not isinstance(value, dict):
+            if section in SECTIONS and not isinstance(value, dict):
                 raise RunError(
                     f"`{self.config}` is damaged: section `{section}` must be a mapping, found {type(value).__name__}."
                 )

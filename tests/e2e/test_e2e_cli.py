@@ -127,7 +127,10 @@ def test_default_train_is_the_article_workload(kiln_cmd: Callable[..., Any], tmp
     assert f"Run folder: runs/{folder.name}" in result.stdout
     cfg = kiln.RunConfig.model_validate(yaml.safe_load((folder / "config.yaml").read_text()))
     default = kiln.RunConfig()
-    assert (cfg.model, cfg.train, cfg.data.source) == (default.model, default.train, "digits")
+    assert (cfg.model, cfg.data.source) == (default.model, "digits")
+    article = {"epochs": 10, "batch_size": 32, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "none"}
+    assert {key: getattr(cfg.train, key) for key in article} == article
+    assert (cfg.train.early_stopping, cfg.train.label_smoothing, cfg.data.scaling) == (None, 0.0, "standard")
     assert len((folder / "history.csv").read_text().splitlines()) == 11
 
 

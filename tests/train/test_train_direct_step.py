@@ -21,7 +21,7 @@ from kiln.train.optim import build_optimizer, direct_step
     ],
 )
 def test_direct_step_is_bit_identical_to_optimizer_step(options: dict[str, object]) -> None:
-    cfg = TrainConfig(**options)
+    cfg = TrainConfig(**{"lr": 1e-3, "weight_decay": 0.0, **options})
     models = []
     for use_direct in (False, True):
         torch.manual_seed(0)

@@ -29,7 +29,8 @@ class Capture(Callback):
 
 def train(tmp_path: Path, config: kiln.RunConfig, **options: Any) -> tuple[kiln.Run, Capture]:
     capture = Capture()
-    options = {"epochs": 3, "batch_size": 16, "spec": kiln.mlp(hidden=[32]), "data": "iris", **options}
+    plain = {"schedule": "none", "weight_decay": 0.0, "early_stopping": None}  # not a table's defaults
+    options = {"epochs": 3, "batch_size": 16, "spec": kiln.mlp(hidden=[32]), "data": "iris", **plain, **options}
     spec, data = options.pop("spec"), options.pop("data")
     run = kiln.fit(spec, data, config=config, runs_dir=tmp_path, quiet=True, callbacks=[capture], **options)
     return run, capture

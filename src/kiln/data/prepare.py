@@ -54,6 +54,7 @@ def prepare(dataset: Dataset, cfg: RunConfig) -> Prepared:
         regression=schema.task == "regression",
         on_missing=cfg.data.on_missing,
         image_shape=schema.image_shape,
+        robust=cfg.data.scaling == "robust",
     )
     if pre.encoder is not None:
         schema = replace(schema, n_inputs=len(pre.encoder.outputs))

@@ -35,10 +35,13 @@ class Preprocessor:
         regression: bool,
         on_missing: OnMissing = "impute",
         image_shape: tuple[int, int, int] | None = None,
+        robust: bool = False,
     ) -> tuple[Preprocessor, np.ndarray]:
         """Fit on the training rows only: encode a table, then divide by a known value range or standardize.
 
         Images are standardized per channel (one mean and std per channel, spread over its pixels).
+        `robust` centres features on their median and divides by their interquartile range (scaled to
+        a normal's standard deviation), so a few outliers do not squeeze every other value towards 0.
         Returns the preprocessor and the training rows it transformed (encoded once, not twice).
         """
         encoder = None
@@ -58,6 +61,9 @@ class Preprocessor:
         else:
             mean, std = x.mean(axis=0, dtype=np.float64), x.std(axis=0, dtype=np.float64)
             std = np.where(std > 0, std, 1.0)  # a constant column maps to 0, not NaN
+            if robust:
+                q25, mean, q75 = np.percentile(x, [25, 50, 75], axis=0)
+                std = np.where(q75 > q25, (q75 - q25) / 1.349, std)  # a mostly-constant column keeps its std
             scale, shift = 1.0 / std, -mean / std
         target_mean = target_std = None
         if regression:

@@ -26,6 +26,7 @@ BUILTIN = {
     "cnn": "kiln.models.cnn",
     "rnn": "kiln.models.rnn",
     "linear": "kiln.models.linear",
+    "tabm": "kiln.models.tabm",
 }
 PASSED = ("n_features", "n_outputs", "image_shape")  # what kiln passes a user's module, besides its spec
 M = TypeVar("M", bound="type[nn.Module]")

@@ -65,9 +65,19 @@ class Trainer:
         self.state.stopped = value
 
     def loss(self, out: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """Cross-entropy (with `label_smoothing`) or MSE; an ensemble's (B, members, outputs) trains every member."""
+        members = 1
+        if out.dim() == 3:
+            members = out.shape[1]
+            out, y = out.flatten(0, 1), y.repeat_interleave(members)
         if self.classification:
-            return F.cross_entropy(out.float(), y, weight=self.class_weights, reduction=reduction)
-        return F.mse_loss(out.float().squeeze(-1), y, reduction=reduction)
+            smoothing = float(self.cfg.label_smoothing)
+            value = F.cross_entropy(
+                out.float(), y, weight=self.class_weights, reduction=reduction, label_smoothing=smoothing
+            )
+        else:
+            value = F.mse_loss(out.float().squeeze(-1), y, reduction=reduction)
+        return value / members if reduction == "sum" else value
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> TrainState:
         """Train from `self.state` (fresh or restored from a checkpoint) up to `cfg.epochs`."""
@@ -130,7 +140,7 @@ class Trainer:
             self.step()
             loss_sum += loss.detach() * rows
             if self.classification:
-                correct += (out.argmax(1) == yb).sum()
+                correct += (_merged(out).argmax(1) == yb).sum()
             for cb in self.callbacks:
                 cb.on_batch_end(self)
         strategy.sum([loss_sum, correct])
@@ -161,3 +171,8 @@ class Trainer:
             self.scheduler.step(logs.get("val_loss", logs["loss"]))
         else:
             self.scheduler.step()
+
+
+def _merged(out: torch.Tensor) -> torch.Tensor:
+    """An ensemble's training outputs (B, members, outputs) averaged as in eval; other outputs as they are."""
+    return out.detach().mean(dim=1) if out.dim() == 3 else out

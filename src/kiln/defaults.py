@@ -1,0 +1,98 @@
+"""What kiln chooses for the config keys left `auto`, once the data is known.
+
+The built-in digits, images and sequences keep the article's settings (10 epochs of Adam 1e-3 on
+batches of 32). Tables you bring are sized by their training rows instead: small ones get small
+batches and many epochs, large ones larger batches and fewer, always with early stopping on the
+validation rows, a cosine learning-rate decay and weight decay. `preset: best` is the stronger
+tabular recipe: TabM-mini's ensemble, robust scaling with soft clipping, label smoothing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from kiln.config import RunConfig
+from kiln.data.dataset import Dataset
+from kiln.data.table import Table
+from kiln.errors import ConfigError
+from kiln.models.factories import cnn, model
+
+ARTICLE: dict[str, Any] = {
+    "epochs": 10,
+    "batch_size": 32,
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "label_smoothing": 0.0,
+    "schedule": "none",
+    "early_stopping": None,
+}
+LABELS = {
+    "epochs": "at most {} epochs",
+    "batch_size": "batch {}",
+    "optimizer": "{}",
+    "lr": "lr {:g}",
+    "weight_decay": "weight decay {:g}",
+    "label_smoothing": "label smoothing {:g}",
+    "schedule": "{} decay",
+    "early_stopping": "early stopping after {} epochs without improvement",
+}
+STEPS = 3000  # optimizer steps a table's training aims at; early stopping usually ends it sooner
+EPOCHS = (20, 400)
+BATCH = (16, 256)
+
+
+def choose(cfg: RunConfig, dataset: Dataset, *, chose_model: bool) -> tuple[RunConfig, str | None]:
+    """The config with every `auto` key decided for `dataset`, and one line saying what was chosen and why.
+
+    The line is None when nothing was left to choose or the choice is the article's.
+
+    Raises:
+        ConfigError: `preset: best` on images or sequences (it is a recipe for tables).
+    """
+    flat = dataset.schema.image_shape is None and (isinstance(dataset.x_train, Table) or dataset.x_train.ndim == 2)
+    if cfg.preset == "best" and not flat:
+        raise ConfigError("`preset: best` is a recipe for tables; this data is images or sequences.")
+    if not chose_model and dataset.schema.image_shape is not None and dataset.source != "digits":
+        cfg = cfg.model_copy(update={"model": cnn()})  # images you bring get a CNN
+    if not chose_model and cfg.preset == "best":
+        cfg = cfg.model_copy(update={"model": model("tabm")})
+    sized = flat and dataset.source != "digits"
+    rows = max(1, round(len(dataset.y_train) * (1 - cfg.data.val_split)))
+    wanted = _sized(rows, cfg.preset, dataset.schema.task == "classification") if sized else ARTICLE
+    train = cfg.train.model_dump()
+    chosen = {key: value for key, value in wanted.items() if train[key] == "auto"}
+    data = cfg.data
+    if data.scaling == "auto":
+        data = data.model_copy(update={"scaling": "robust" if cfg.preset == "best" else "standard"})
+    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update=chosen), "data": data})
+    return cfg, _why(chosen, rows, cfg.preset) if sized and chosen else None
+
+
+def _sized(rows: int, preset: str, classification: bool) -> dict[str, Any]:
+    """Settings for a table of `rows` training rows: about `STEPS` optimizer steps, patience a tenth of them."""
+    batch = min(max(2 ** round(math.log2(max(rows, 1) / 64)), BATCH[0]), BATCH[1])
+    steps_per_epoch = math.ceil(rows / batch)
+    epochs = min(max(math.ceil(STEPS / steps_per_epoch), EPOCHS[0]), EPOCHS[1])
+    best = preset == "best"
+    return {
+        "epochs": epochs,
+        "batch_size": batch,
+        "optimizer": "adamw",
+        "lr": 2e-3 if best else 1e-3,
+        "weight_decay": 3e-4 if best else 1e-2,
+        "label_smoothing": 0.1 if best and classification else 0.0,
+        "schedule": "cosine",
+        "early_stopping": max(10, epochs // 10),
+    }
+
+
+def _why(chosen: dict[str, Any], rows: int, preset: str) -> str:
+    """One line: the settings kiln chose for a table, and how to set them yourself."""
+    parts = [LABELS[key].format(value) for key, value in chosen.items() if value not in (None, 0.0, "none")]
+    recipe = "the `best` preset" if preset == "best" else "defaults"
+    return (
+        f"Table {recipe} for {rows} training rows: {', '.join(parts)} "
+        "(set any of them with its option or `--set train.KEY=VALUE`)."
+    )
