@@ -410,7 +410,13 @@ def contender_runners(args: argparse.Namespace, runs_dir: Path) -> dict[str, Cal
     if "keras" in args.only:
         anchors = args.anchors.resolve()
         if not (anchors / ANCHOR_NAME).is_file():
-            sys.exit(f"{anchors / ANCHOR_NAME} not found; pass --anchors DIR or leave out keras with --only")
+            print(
+                f"bench/seed_workload.py: the keras contender needs the article's script {ANCHOR_NAME} in "
+                f"{anchors} (the shared anchors folder beside the repository); pass --anchors DIR, "
+                "or leave keras out with --only torch-loop,kiln.",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
         keras_python = ensure_keras_venv()
         runners["keras"] = lambda _run: run_keras(anchors, keras_python)
     if "torch-loop" in args.only:
