@@ -31,7 +31,7 @@ ARTICLE: dict[str, Any] = {
 LABELS = {
     "epochs": "at most {} epochs",
     "batch_size": "batch {}",
-    "optimizer": "{}",
+    "optimizer": "optimizer {}",
     "lr": "lr {:g}",
     "weight_decay": "weight decay {:g}",
     "label_smoothing": "label smoothing {:g}",

@@ -143,7 +143,7 @@ def fit(
     if why and not quiet:
         from rich.console import Console
 
-        Console(highlight=False).print(why)
+        Console(highlight=False).print(why, soft_wrap=True)
     job = _Job.plan(cfg, dataset, quiet=quiet, extra=callbacks)  # 3. compile: everything checked, nothing written
     folder = new_run(runs_dir, name, f"{dataset.name}-{cfg.model.name}")
     atomic_write(folder.config, config_mod.to_yaml(job.cfg))  # as trained (a batch shrunk to fit, say)
