@@ -152,7 +152,12 @@ def train(
     delimiter: Delimiter = None,
     augment: Annotated[list[str], typer.Option(help="Image augmentation for training: shift, flip, rotate.")] = [],
     model: Annotated[
-        str | None, typer.Option(help="Model: mlp, cnn, rnn, linear, or one you registered (see `kiln --import`).")
+        str | None,
+        typer.Option(help="Model: mlp, cnn, rnn, linear, tabm, or one you registered (see `kiln --import`)."),
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(help="default, or best: a stronger recipe for tables (TabM ensemble, robust scaling)."),
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs to train.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
@@ -188,6 +193,7 @@ def train(
         "data.skip_bad_files": skip_bad_files or None,
         "data.augment": augment or None,
         "model.name": model,
+        "preset": preset,
         "train.epochs": epochs,
         "train.batch_size": batch_size,
         "train.lr": lr,
