@@ -267,19 +267,15 @@ def predict(
 
     Extra columns (ids, fields the model does not use) are passed through to the output.
     """
-    from kiln import config as config_mod
     from kiln.data.inputs import read_inputs
     from kiln.predict import Predictor
     from kiln.runs import atomic_write
 
     predictor = Predictor.load(run)
-    trained = config_mod.load_section(predictor.run.config, "data")
+    # config.yaml read without validation: predicting needs only the model, and any release's config reads
+    delimiter = delimiter or predictor.run.read_config().get("data", {}).get("delimiter")
     rows = read_inputs(
-        inputs,
-        predictor.schema,
-        encoding=encoding,
-        delimiter=delimiter or trained.delimiter,
-        text_columns=predictor.text_columns,
+        inputs, predictor.schema, encoding=encoding, delimiter=delimiter, text_columns=predictor.text_columns
     )
     text = predictor.predict(rows.rows).to_csv(rows.passthrough)
     if output is None:

@@ -146,3 +146,7 @@ def test_a_run_trained_from_a_semicolon_file_predicts_and_evaluates_other_files(
         json.loads(right.stdout)["accuracy"]
         == json.loads(cli("evaluate", runs / "forced", "--data", labelled, "--json").stdout)["accuracy"]
     )
+
+    (runs / "sniffed" / "config.yaml").unlink()  # predicting needs only the model: each file is sniffed
+    result = cli("predict", runs / "sniffed", tmp_path / "new.csv", "-o", tmp_path / "out.csv")
+    assert result.returncode == 0, result.stderr
