@@ -6,9 +6,11 @@ The served model (`service.py`) answers a request; this module speaks ASGI for i
 from __future__ import annotations
 
 import asyncio
+import http
 import logging
 import sys
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 import pydantic_core
@@ -117,12 +119,18 @@ class PredictEndpoint:
         await send({"type": "http.response.body", "body": answer})
 
 
-async def respond(send: Send, error: ApiError, body: Body | None = None) -> None:
-    """Answer an `ApiError` as JSON at the ASGI level. When the connection closes after it, what is left of
-    `body` (if given) is discarded first; on a kept-alive connection uvicorn's parser skips it by itself."""
+def _encode(error: ApiError) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """An `ApiError`'s response headers and JSON body."""
     content = pydantic_core.to_json(error.body())
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
     headers += [(k.lower().encode(), v.encode()) for k, v in (error.headers or {}).items()]
+    return headers, content
+
+
+async def respond(send: Send, error: ApiError, body: Body | None = None) -> None:
+    """Answer an `ApiError` as JSON at the ASGI level. When the connection closes after it, what is left of
+    `body` (if given) is discarded first; on a kept-alive connection uvicorn's parser skips it by itself."""
+    headers, content = _encode(error)
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     closes = error.headers is not None and error.headers.get("Connection") == "close"
     if body is None or body.complete or not (closes or body.closing()):
@@ -131,3 +139,22 @@ async def respond(send: Send, error: ApiError, body: Body | None = None) -> None
     await send({"type": "http.response.body", "body": content, "more_body": True})
     await body.discard()
     await send({"type": "http.response.body", "body": b""})
+
+
+@dataclass(frozen=True)
+class Prebuilt:
+    """An `ApiError` encoded once as the bytes `respond` makes uvicorn write, for the protocol to write itself.
+
+    uvicorn's default headers (`date`, changed every second) go between `status_line` and `rest`; `rest` is
+    the error's own header lines, the blank line and the JSON body.
+    """
+
+    status_line: bytes
+    rest: bytes
+
+    @classmethod
+    def of(cls, error: ApiError) -> Prebuilt:
+        headers, content = _encode(error)
+        status = http.HTTPStatus(error.status)
+        lines = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+        return cls(b"HTTP/1.1 %d %s\r\n" % (status, status.phrase.encode()), lines + b"\r\n" + content)

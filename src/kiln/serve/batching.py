@@ -120,6 +120,11 @@ class MicroBatcher:
         self._pending.clear()
         self._rows = 0
 
+    @property
+    def full(self) -> bool:
+        """Whether all `max_queue` places are taken: `admit` would refuse."""
+        return self._placed >= self.max_queue
+
     def admit(self) -> bool:
         """Take one of `max_queue` places for a request, before its body is read; False when all are taken."""
         if self._placed >= self.max_queue:

@@ -4,6 +4,13 @@ It answers 400 (a Host it does not serve), 401, 413, 415 and 503 itself from the
 (what the client still sends of it is read and thrown away: see `Body.discard`). It sends POST
 /v1/predict straight to its endpoint and everything else to FastAPI: FastAPI's middleware stack and
 request handling cost ~60 us a request, a third of a prediction.
+
+When every --max-queue place is taken, the gate also refuses a prediction before ASGI (`refusal`, called by
+the protocol): under overload those 503s are most of what the server does, and through ASGI each costs a
+scope, a task, this gate and the endpoint, ~30 us against ~8 us before it (bench/serve_load.py's protocol
+part). It refuses there only a request it would let in, after the same checks in the same order, so the
+answer is the endpoint's (`Service.overloaded`), and a client without the API key still gets its 401
+first, not a 503 that would tell it to retry.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kiln.serve.asgi import CLOSE, Body, respond, too_large
+from kiln.serve.asgi import CLOSE, Body, Prebuilt, respond, too_large
 from kiln.serve.routes import PREDICT, PROBES, PUBLIC, ROUTES
 from kiln.serve.schemas import ApiError
 from kiln.serve.service import RETRY_AFTER, Service
@@ -29,6 +36,7 @@ class Gate:
         key = service.settings.api_key
         self.key = key.get_secret_value().encode() if key is not None else None
         self.hosts = service.settings.hosts()
+        self.overloaded = Prebuilt.of(service.overloaded())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -46,7 +54,7 @@ class Gate:
 
         service.inflight += 1
         try:
-            error = self.check(scope)
+            error = self.check(scope["path"], scope["method"], scope["headers"])
             if error is not None:
                 await respond(send_status, error, Body(scope, receive))
             elif scope["path"] != PREDICT:
@@ -63,10 +71,23 @@ class Gate:
                 path if path in ROUTES else "other", scope["method"], status, time.perf_counter() - start
             )
 
-    def check(self, scope: Scope) -> ApiError | None:
+    def refusal(self, headers: list[tuple[bytes, bytes]]) -> Prebuilt | None:
+        """The 503 `overloaded` for a POST /v1/predict with these headers when the queue has no free place and
+        the gate would let the request in (then it is counted as answered), else None: the request goes through
+        ASGI (the queue has room, the server drains, or the gate answers something else)."""
+        service = self.service
+        if not service.batcher.full or service.draining:
+            return None
+        start = time.perf_counter()
+        if self.check(PREDICT, "POST", headers) is not None:
+            return None
+        service.metrics.observe_request(PREDICT, "POST", 503, time.perf_counter() - start)
+        return self.overloaded
+
+    def check(self, path: str, method: str, headers: list[tuple[bytes, bytes]]) -> ApiError | None:
         """The error to answer from the headers alone, or None to let the request in."""
         auth = length = media = host = None
-        for name, value in scope["headers"]:
+        for name, value in headers:
             if name == b"host":
                 host = value
             elif name == b"authorization":
@@ -76,7 +97,7 @@ class Gate:
             elif name == b"content-type":
                 media = value
         settings = self.service.settings
-        probe = scope["path"] in PROBES  # orchestrators probe by IP address, and past any connection cap
+        probe = path in PROBES  # orchestrators probe by IP address, and past any connection cap
         if self.hosts is not None and host is not None and not probe and _hostname(host) not in self.hosts:
             return ApiError(
                 400,
@@ -92,7 +113,7 @@ class Gate:
                 "retry shortly.",
                 headers={**RETRY_AFTER, **CLOSE},
             )
-        if self.key is not None and scope["path"] not in PUBLIC and not self.authorized(auth):
+        if self.key is not None and path not in PUBLIC and not self.authorized(auth):
             return ApiError(
                 401,
                 "unauthorized",
@@ -108,7 +129,7 @@ class Gate:
                 )
             if int(length) > settings.max_body_bytes:
                 return too_large(settings.max_body_bytes)
-        if media is not None and scope["path"] == PREDICT and scope["method"] == "POST" and not _json(media):
+        if media is not None and path == PREDICT and method == "POST" and not _json(media):
             return ApiError(
                 415,
                 "unsupported_media_type",

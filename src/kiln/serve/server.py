@@ -3,7 +3,7 @@
 On SIGTERM (or Ctrl-C) the server stops being ready, refuses new predictions with 503, lets the
 requests in flight finish (up to the request timeout), then exits with status 0. A second signal
 stops it at once. Connections must send their request headers in time (`protocol.py`) and are
-counted for the gate's --max-connections.
+counted for the gate's --max-connections; the protocol answers the gate's 503 for a full queue itself.
 """
 
 from __future__ import annotations
@@ -77,9 +77,10 @@ def serve(path: str | Path, settings: ServeSettings, echo: Callable[[str], None]
     predictor = Predictor.load(path, runtime=settings.runtime)
     sock = _bind(settings.host, settings.port)
     service = Service(predictor, settings, on_ready=_freeze_heap)
+    app = create_app(service)
     config = uvicorn.Config(
-        create_app(service),
-        http=protocol(settings.header_timeout_s),
+        app,
+        http=protocol(settings.header_timeout_s, app.refusal),
         log_level="warning",
         access_log=settings.access_log,
         timeout_graceful_shutdown=int(settings.timeout_s) + 1,

@@ -162,12 +162,7 @@ class Service:
                 headers={**RETRY_AFTER, **CLOSE},
             )
         if not self.batcher.admit():
-            raise ApiError(
-                503,
-                "overloaded",
-                f"{self.settings.max_queue} requests are already being handled (--max-queue); retry shortly.",
-                headers=RETRY_AFTER,
-            )
+            raise self.overloaded()
         progress = _Progress()
         try:
             return await within(self.settings.timeout_s, self._answer(body, progress))
@@ -175,6 +170,15 @@ class Service:
             raise self._timed_out(progress) from None
         finally:
             self.batcher.release()
+
+    def overloaded(self) -> ApiError:
+        """The 503 for a request that finds all --max-queue places taken (also prebuilt by the gate, `guard.py`)."""
+        return ApiError(
+            503,
+            "overloaded",
+            f"{self.settings.max_queue} requests are already being handled (--max-queue); retry shortly.",
+            headers=RETRY_AFTER,
+        )
 
     def _timed_out(self, progress: _Progress) -> ApiError:
         """The 408 (the body is late) or 504 (decoding or the model is) for a request past --timeout-s."""
