@@ -21,9 +21,16 @@ each resend at once after a 503; each request holds `--overload-rows` digits row
 requests/s, 503s/s and the latency of the admitted requests, and the goals: at 4Q clients at least
 80% of the successful requests/s at Q clients, p99 of admitted requests under 100 ms.
 
+The protocol part times the server's own work per request, steadier than any load test on a shared
+machine: in one process without sockets or a client, kiln's app behind uvicorn's protocol is fed one
+request at a time on a keep-alive connection (an `--overload-rows` body) until its answer is written.
+"refused" is a 503 from a full queue (--max-queue 8, all places taken), "admitted" a prediction. It
+prints the fastest and the median of `--rounds` rounds of `--protocol-requests` requests, in us.
+
     .venv/bin/python bench/serve_load.py                   # trains a digits MLP in a temp dir
     .venv/bin/python bench/serve_load.py --run runs/digits --requests 5000 --rounds 3
     .venv/bin/python bench/serve_load.py --only overload --kiln-base /tmp/kiln-serve-before/src
+    .venv/bin/python bench/serve_load.py --only protocol --kiln-base /tmp/kiln-serve-before/src --rounds 9
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 KILN = [sys.executable, "-m", "kiln"]
 LEVELS = (1, 8, 64)
-PARTS = ("levels", "overload")
+PARTS = ("levels", "overload", "protocol")
 OVERLOAD = 4  # clients per request the queue admits, at the overload level
 
 # The naive baseline: what a first FastAPI endpoint around a torch model looks like.
@@ -79,6 +86,94 @@ def predict(body: Rows) -> dict:
 
 
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
+"""
+
+# The protocol part, run with the kiln under test on PYTHONPATH: RUN ROUNDS REQUESTS, the body on stdin.
+PROTOCOL_TIMER = """
+import asyncio
+import json
+import sys
+import time
+
+import uvicorn
+import uvloop
+from uvicorn.server import ServerState
+
+from kiln.predict import Predictor
+from kiln.serve.app import create_app
+from kiln.serve.protocol import protocol
+from kiln.serve.service import Service
+from kiln.serve.settings import ServeSettings
+
+run, rounds, requests = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+body = sys.stdin.buffer.read()
+request = (
+    b"POST /v1/predict HTTP/1.1\\r\\nHost: 127.0.0.1:8000\\r\\nUser-Agent: Python/3.11 aiohttp/3.9\\r\\n"
+    b"Accept: */*\\r\\nAccept-Encoding: gzip, deflate\\r\\nContent-Type: application/json\\r\\n"
+    b"Content-Length: %d\\r\\n\\r\\n" % len(body)
+) + body
+
+
+class Transport(asyncio.Transport):
+    def __init__(self):
+        super().__init__()
+        self.wrote = asyncio.Event()
+
+    def write(self, data):
+        self.wrote.set()
+
+    def get_extra_info(self, name, default=None):
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(name, default)
+
+    def is_closing(self):
+        return False
+
+
+async def per_request(service, app):
+    settings = service.settings
+    try:
+        http = protocol(settings.header_timeout_s, app.refusal)
+    except (TypeError, AttributeError):  # a kiln from before the protocol's refusals
+        http = protocol(settings.header_timeout_s)
+    state = ServerState()
+    state.default_headers = [(b"date", b"Thu, 01 Jan 2026 00:00:00 GMT")]
+    connection = http(uvicorn.Config(app, http=http, log_config=None), state, {})
+    connection.access_log = False  # as in kiln serve without --access-log
+    transport = Transport()
+    connection.connection_made(transport)
+
+    async def one():
+        done = state.total_requests + 1  # uvicorn counts a request once its answer is written
+        connection.data_received(request)
+        while state.total_requests < done:
+            await transport.wrote.wait()
+            transport.wrote.clear()
+
+    for _ in range(500):
+        await one()
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(requests):
+            await one()
+        times.append((time.perf_counter() - start) / requests * 1e6)
+    return times
+
+
+async def main():
+    service = Service(Predictor.load(run), ServeSettings(max_queue=8))
+    app = create_app(service)
+    await service.start()
+    while not service.is_ready():
+        await asyncio.sleep(0.01)
+    admitted = await per_request(service, app)
+    while service.batcher.admit():  # every place taken: the rest are refused
+        pass
+    refused = await per_request(service, app)
+    print(json.dumps({"refused": refused, "admitted": admitted}))
+
+
+uvloop.run(main())
 """
 
 
@@ -253,6 +348,37 @@ def overload_part(
     return results
 
 
+def protocol_part(
+    run: Path, body: bytes, sources: dict[str, Path], rounds: int, requests: int
+) -> dict[str, dict[str, list[float]]]:
+    """us per refused and per admitted request for each contender, in a process of its own (see PROTOCOL_TIMER)."""
+    results = {}
+    for name, source in sources.items():
+        out = subprocess.run(
+            [sys.executable, "-c", PROTOCOL_TIMER, str(run), str(rounds), str(requests)],
+            input=body,
+            env=_env(source),
+            check=True,
+            capture_output=True,
+            preexec_fn=_server_cpus,
+        )
+        results[name] = json.loads(out.stdout)
+    return results
+
+
+def report_protocol(results: dict[str, dict[str, list[float]]], rows: int, requests: int) -> None:
+    """The protocol table: fastest and median round, us per request."""
+    rounds = len(next(iter(results.values()))["refused"])
+    print(
+        f"\nprotocol: one process, no sockets; {rows} rows per request, keep-alive; us per request, fastest "
+        f"(median) of {rounds} rounds of {requests}\n"
+    )
+    print(f"{'contender':<10} {'refused 503':>16} {'admitted 200':>16}")
+    for name, times in results.items():
+        cells = [f"{min(times[kind]):6.1f} ({statistics.median(times[kind]):6.1f})" for kind in ("refused", "admitted")]
+        print(f"{name:<10} {cells[0]:>16} {cells[1]:>16}")
+
+
 def digits_run(folder: Path) -> Path:
     """Train the article's digits MLP (`kiln train`) into `folder`."""
     subprocess.run(
@@ -278,7 +404,12 @@ def main() -> None:
         "--overload-queue", type=int, default=8, help="--max-queue of the servers in the overload part."
     )
     parser.add_argument("--overload-seconds", type=float, default=3.0, help="Seconds per contender and client count.")
-    parser.add_argument("--overload-rows", type=int, default=16, help="Rows per request in the overload part.")
+    parser.add_argument(
+        "--overload-rows", type=int, default=16, help="Rows per request in the overload and protocol parts."
+    )
+    parser.add_argument(
+        "--protocol-requests", type=int, default=5000, help="Requests per round and kind in the protocol part."
+    )
     parser.add_argument(
         "--pin",
         action="store_true",
@@ -307,11 +438,14 @@ def main() -> None:
             sources = {"kiln-base": args.kiln_base.resolve(), **sources}
         if "levels" in parts:
             levels_part(run, bodies, sources, args)
+        k = args.overload_rows
+        batches = [json.dumps({"inputs": rows[i : i + k]}).encode() for i in range(0, len(rows) - k + 1, k)]
         if "overload" in parts:
-            k = args.overload_rows
-            batches = [json.dumps({"inputs": rows[i : i + k]}).encode() for i in range(0, len(rows) - k + 1, k)]
             results = overload_part(run, batches, sources, args.overload_queue, args.overload_seconds, args.rounds)
             report_overload(results, args.overload_queue, args.overload_seconds, k)
+        if "protocol" in parts:
+            timings = protocol_part(run, batches[0], sources, args.rounds, args.protocol_requests)
+            report_protocol(timings, k, args.protocol_requests)
 
 
 def levels_part(run: Path, bodies: list[bytes], sources: dict[str, Path], args: argparse.Namespace) -> None:
