@@ -1,10 +1,11 @@
 """What kiln chooses for the config keys left `auto`, once the data is known.
 
 The built-in digits, images and sequences keep the article's settings (10 epochs of Adam 1e-3 on
-batches of 32). Tables you bring are sized by their training rows instead: small ones get small
-batches and many epochs, large ones larger batches and fewer, always with early stopping on the
-validation rows, a cosine learning-rate decay and weight decay. `preset: best` is the stronger
-tabular recipe: TabM-mini's ensemble, robust scaling with soft clipping, label smoothing.
+batches of 32, the article's MLP). Tables you bring get a small TabM-mini ensemble, sized by their
+training rows: small ones get small batches and many epochs, large ones larger batches and fewer,
+always with early stopping on the validation rows, a cosine learning-rate decay and weight decay.
+`preset: best` is the stronger tabular recipe: a larger ensemble, robust scaling, label smoothing.
+Each choice was measured on the tables of bench/tables.py.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from kiln.data.dataset import Dataset
 from kiln.data.table import Table
 from kiln.errors import ConfigError
 from kiln.models.factories import cnn, model
+from kiln.models.spec import ModelSpec
 
 ARTICLE: dict[str, Any] = {
     "epochs": 10,
@@ -54,20 +56,31 @@ def choose(cfg: RunConfig, dataset: Dataset, *, chose_model: bool) -> tuple[RunC
     flat = dataset.schema.image_shape is None and (isinstance(dataset.x_train, Table) or dataset.x_train.ndim == 2)
     if cfg.preset == "best" and not flat:
         raise ConfigError("`preset: best` is a recipe for tables; this data is images or sequences.")
+    table = flat and (dataset.source != "digits" or cfg.preset == "best")
+    classification = dataset.schema.task == "classification"
+    picked = None
     if not chose_model and dataset.schema.image_shape is not None and dataset.source != "digits":
         cfg = cfg.model_copy(update={"model": cnn()})  # images you bring get a CNN
-    if not chose_model and cfg.preset == "best":
-        cfg = cfg.model_copy(update={"model": model("tabm")})
-    sized = flat and dataset.source != "digits"
+    elif not chose_model and table:
+        picked = _table_model(cfg.preset, classification)
+        cfg = cfg.model_copy(update={"model": picked})
     rows = max(1, round(len(dataset.y_train) * (1 - cfg.data.val_split)))
-    wanted = _sized(rows, cfg.preset, dataset.schema.task == "classification") if sized else ARTICLE
+    wanted = _sized(rows, cfg.preset, classification) if table else ARTICLE
     train = cfg.train.model_dump()
     chosen = {key: value for key, value in wanted.items() if train[key] == "auto"}
     data = cfg.data
     if data.scaling == "auto":
         data = data.model_copy(update={"scaling": "robust" if cfg.preset == "best" else "standard"})
     cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update=chosen), "data": data})
-    return cfg, _why(chosen, rows, cfg.preset) if sized and chosen else None
+    return cfg, _why(picked, chosen, rows, cfg.preset) if table and (chosen or picked) else None
+
+
+def _table_model(preset: str, classification: bool) -> ModelSpec:
+    """TabM-mini: 4 members of 128-128 by default, 8 of 256-256 for `best`. Inputs are softly clipped
+    for classes only: a clipped input cannot extrapolate a regression target (on the tables of
+    bench/tables.py clipping cost regression R² and won classification accuracy)."""
+    size = {"hidden": [256, 256], "members": 8} if preset == "best" else {"hidden": [128, 128], "members": 4}
+    return model("tabm", **size, clip=3.0 if classification else None)
 
 
 def _sized(rows: int, preset: str, classification: bool) -> dict[str, Any]:
@@ -88,9 +101,13 @@ def _sized(rows: int, preset: str, classification: bool) -> dict[str, Any]:
     }
 
 
-def _why(chosen: dict[str, Any], rows: int, preset: str) -> str:
-    """One line: the settings kiln chose for a table, and how to set them yourself."""
+def _why(picked: ModelSpec | None, chosen: dict[str, Any], rows: int, preset: str) -> str:
+    """One line: the model and settings kiln chose for a table, and how to set them yourself."""
     parts = [LABELS[key].format(value) for key, value in chosen.items() if value not in (None, 0.0, "none")]
+    if picked is not None:
+        spec = picked.model_dump()
+        hidden = "-".join(map(str, spec["hidden"]))
+        parts.insert(0, f"model tabm ({spec['members']} members of {hidden})")
     recipe = "the `best` preset" if preset == "best" else "defaults"
     return (
         f"Table {recipe} for {rows} training rows: {', '.join(parts)} "
