@@ -14,7 +14,12 @@ The CLI prints a `KilnError` as one line on stderr and exits with code 2.
 from __future__ import annotations
 
 import difflib
+import os
+import sys
+import warnings
 from collections.abc import Iterable
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 class KilnError(Exception):
@@ -59,6 +64,15 @@ class TrainingInterrupted(KilnError):
 
 class KilnWarning(UserWarning):
     """Something kiln handled for you but you should know about (a dropped column, unknown categories)."""
+
+
+def warn(message: str) -> None:
+    """Issue a `KilnWarning` attributed to the first caller outside kiln, however deep in kiln it arises
+    (a fixed stacklevel points at kiln's own code from some entry points)."""
+    frame, level = sys._getframe(1), 2
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(KilnWarning(message), stacklevel=level)
 
 
 def closest(word: str, choices: Iterable[str]) -> str:

@@ -7,7 +7,6 @@ models/, train/, evaluate/, export/), and this module only wires them together.
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, partial
@@ -23,7 +22,7 @@ from kiln.config import DataConfig, RunConfig, TrainConfig
 from kiln.data.dataset import Dataset
 from kiln.data.load import load_configured
 from kiln.data.prepare import Prepared, prepare
-from kiln.errors import ConfigError, KilnWarning, RunError, TrainingInterrupted, closest
+from kiln.errors import ConfigError, RunError, TrainingInterrupted, closest, warn
 from kiln.evaluate.folder import score
 from kiln.evaluate.metrics import scalar_metrics, spread
 from kiln.models import registry
@@ -277,12 +276,9 @@ def _batch_within(cfg: RunConfig, rows: int) -> RunConfig:
     """The config with a batch no larger than the training rows: shrunk with a warning, never an error."""
     if cfg.train.batch_size <= rows:
         return cfg
-    warnings.warn(
-        KilnWarning(
-            f"`train.batch_size` {cfg.train.batch_size} is more than the {rows} training rows; "
-            f"training with batches of {rows} (config.yaml says so)."
-        ),
-        stacklevel=4,
+    warn(
+        f"`train.batch_size` {cfg.train.batch_size} is more than the {rows} training rows; "
+        f"training with batches of {rows} (config.yaml says so)."
     )
     return cfg.model_copy(update={"train": cfg.train.model_copy(update={"batch_size": rows})})
 
@@ -369,7 +365,7 @@ def _save(
                 folder, predictor.module, predictor.schema.inputs, classification, weights_sha256=weights_sha256
             )
         except RunError as exc:  # the run is trained and complete; it serves with torch instead
-            warnings.warn(KilnWarning(f"{exc} The run is complete without model.onnx."), stacklevel=3)
+            warn(f"{exc} The run is complete without model.onnx.")
     module = registry.module_of(cfg.model)
     folder.write_model_json(
         {

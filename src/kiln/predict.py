@@ -7,7 +7,6 @@ imports nothing from training; the CLI, the server and later steps all predict t
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -19,7 +18,7 @@ import numpy as np
 from kiln.data.preprocessing import Preprocessor
 from kiln.data.rows import Encoded, Origin, encode_rows
 from kiln.data.schema import Schema
-from kiln.errors import KilnWarning, RunError
+from kiln.errors import RunError, warn
 from kiln.predictions import Predictions
 from kiln.runs import RunFolder
 
@@ -121,7 +120,7 @@ class Predictor:
         encoded = self._encode(x)
         predictions = Predictions(self._score(encoded.x), self.schema.classes, encoded.unknown, top_k)
         for line in predictions.warnings:
-            warnings.warn(KilnWarning(line), stacklevel=2)
+            warn(line)
         return predictions
 
     def outputs(self, x: Any) -> np.ndarray:

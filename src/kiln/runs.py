@@ -19,14 +19,13 @@ import os
 import re
 import stat
 import tempfile
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kiln.errors import ConfigError, KilnWarning, RunError
+from kiln.errors import ConfigError, RunError, warn
 
 FORMAT_VERSION = 1
 REQUIRED_MODEL_KEYS = ("format", "model", "schema", "preprocessing", "weights")
@@ -183,7 +182,7 @@ class RunFolder:
             try:
                 found[name] = self._read_artifact(path, recorded)
             except RunError as exc:
-                warnings.warn(KilnWarning(f"Not serving `{path}`: {exc}"), stacklevel=2)
+                warn(f"Not serving `{path}`: {exc}")
         return found
 
     def _read_artifact(self, path: Path, recorded: Any) -> bytes:

@@ -345,9 +345,10 @@ def test_missing_values_default_to_median_plus_indicator_and_a_missing_category(
 def test_rows_with_a_missing_target_are_dropped_with_a_warning(tmp_path: Path) -> None:
     rows = [[i * 0.1, "" if i in (3, 7) else "ab"[i % 2]] for i in range(30)]
     path = write_csv(tmp_path / "gaps.csv", ["x", "y"], rows)
-    with pytest.warns(KilnWarning, match=r"^Dropped 2 row\(s\) whose target `y` is missing\.$"):
+    with pytest.warns(KilnWarning, match=r"^Dropped 2 row\(s\) whose target `y` is missing\.$") as caught:
         data = kiln.load_data(str(path), target="y")
     assert len(data.y_train) + len(data.y_test) == 28
+    assert caught[0].filename == __file__  # the caller's line, not kiln's own code
 
 
 def test_on_missing_error_trains_when_nothing_is_missing(cli: Callable[..., Any], tmp_path: Path) -> None:

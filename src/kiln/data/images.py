@@ -14,7 +14,7 @@ import numpy as np
 from kiln.data.dataset import Dataset, split_dataset
 from kiln.data.schema import Schema
 from kiln.data.splits import SplitMode
-from kiln.errors import DataError, KilnWarning
+from kiln.errors import DataError, warn
 
 if TYPE_CHECKING:
     import PIL.Image
@@ -91,7 +91,7 @@ def load_image_folder(
         )
     if bad:
         listed = ", ".join(f"{p} ({reason})" for p, reason in bad.items())
-        warnings.warn(KilnWarning(f"Skipped {len(bad)} unreadable image file(s): {listed}."), stacklevel=2)
+        warn(f"Skipped {len(bad)} unreadable image file(s): {listed}.")
     gray = all(mode in ("1", "L", "LA", "I", "I;16", "F") for mode, _ in info.values())
     mode = "L" if gray else "RGB"
     size = (image_size, image_size) if image_size else Counter(s for _, s in info.values()).most_common(1)[0][0]

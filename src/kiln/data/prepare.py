@@ -3,7 +3,6 @@ the training rows alone, and the class weights; checked against the run's config
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -13,7 +12,7 @@ from kiln.data.dataset import Dataset, take
 from kiln.data.preprocessing import Preprocessor
 from kiln.data.schema import Schema
 from kiln.data.splits import validation_split
-from kiln.errors import KilnWarning
+from kiln.errors import warn
 
 IMBALANCE = 3.0  # largest / smallest class count that earns a warning
 
@@ -77,11 +76,8 @@ def _class_weights(y: np.ndarray, schema: Schema, mode: str) -> np.ndarray | Non
         return len(y) / (len(counts) * np.maximum(counts, 1.0))
     if counts.max() >= IMBALANCE * max(counts.min(), 1.0):
         rare, common = schema.classes[int(counts.argmin())], schema.classes[int(counts.argmax())]
-        warnings.warn(
-            KilnWarning(
-                f"Classes are imbalanced: {int(counts.min())} training rows of {rare!r} against "
-                f"{int(counts.max())} of {common!r}; consider `--class-weight balanced`."
-            ),
-            stacklevel=4,
+        warn(
+            f"Classes are imbalanced: {int(counts.min())} training rows of {rare!r} against "
+            f"{int(counts.max())} of {common!r}; consider `--class-weight balanced`."
         )
     return None

@@ -7,7 +7,6 @@ array: float64 (NaN for missing) for numbers and booleans, object (None for miss
 from __future__ import annotations
 
 import csv
-import warnings
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from kiln.errors import ConfigError, DataError, KilnWarning
+from kiln.errors import ConfigError, DataError, warn
 
 Kind = Literal["numeric", "boolean", "categorical"]
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
@@ -131,12 +130,9 @@ def csv_delimiter(path: Path, encoding: str, delimiter: str | None = None) -> st
     if scores[sniffed] == 0.0:
         return usual
     if sniffed != usual:
-        warnings.warn(
-            KilnWarning(
-                f"`{path}` reads as {DELIMITERS[sniffed]}-separated (sniffed from its first lines); "
-                f"pass `--delimiter` to choose another."
-            ),
-            stacklevel=3,
+        warn(
+            f"`{path}` reads as {DELIMITERS[sniffed]}-separated (sniffed from its first lines); "
+            "pass `--delimiter` to choose another."
         )
     return sniffed
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from kiln.data.rows import FLOAT32_MAX
 from kiln.data.schema import Schema, infer_task
 from kiln.data.splits import SplitMode
 from kiln.data.table import Table, read_table
-from kiln.errors import DataError, KilnWarning, closest
+from kiln.errors import DataError, closest, warn
 
 
 def load_table_dataset(
@@ -74,9 +73,7 @@ def split_target(table: Table, target: str, numeric: bool = True) -> tuple[Table
     if not keep.any():
         raise DataError(f"`{table.path}` target column `{target}` has no values.")
     if not keep.all():
-        warnings.warn(
-            KilnWarning(f"Dropped {int((~keep).sum())} row(s) whose target `{target}` is missing."), stacklevel=3
-        )
+        warn(f"Dropped {int((~keep).sum())} row(s) whose target `{target}` is missing.")
         table, y = table.take(np.flatnonzero(keep)), y[keep]
     if numeric and y.dtype.kind == "f":  # inf would train (or score) to NaN
         _refuse_unbounded(table, target, y)
@@ -162,7 +159,7 @@ def _check_features(table: Table) -> None:
         if info.distinct == 0:
             raise DataError(f"`{table.path}` column `{info.name}` is empty (every value is missing); drop or fill it.")
         if info.drop:
-            warnings.warn(KilnWarning(f"Dropped column `{info.name}`: {info.drop}."), stacklevel=3)
+            warn(f"Dropped column `{info.name}`: {info.drop}.")
             del table.columns[info.name], table.kinds[info.name]
     if not table.columns:
         raise DataError(f"`{table.path}` has no usable feature columns besides the target.")
