@@ -312,11 +312,18 @@ def inspect(
         raise DataError(
             f"`{data}` has no column `{target}`.{closest(target, table.columns)} Columns: {', '.join(table.columns)}."
         )
+    present = task_of = None
+    if target is not None:
+        values = target_values(table.columns[target])
+        present = values[~missing_mask(values)]
+        task_of = infer_task(present, task or "auto")
     console = Console()
     view = RichTable("column", "kind", "missing", "distinct", "kiln will", title=f"{data}: {table.n_rows} rows")
     for info in describe_columns(table):
+        kind = info.kind
         if info.name == target:
-            action = "predict it (target)"
+            kind = "numeric" if task_of == "regression" else "categorical"  # the target is read as text first
+            action = f"predict it ({task_of})"
         elif info.distinct == 0:
             action = "[red]stop: column is empty[/red]"
         elif info.drop:
@@ -325,21 +332,20 @@ def inspect(
             action = f"one-hot {info.distinct} categories + unknown" + (" + <missing>" if info.missing else "")
         else:
             action = "standardize" + (", fill median + missing indicator" if info.missing else "")
-        view.add_row(info.name, info.kind, str(info.missing), str(info.distinct), action)
+        view.add_row(info.name, kind, str(info.missing), str(info.distinct), action)
     console.print(view)
-    if target is not None:
-        values = target_values(table.columns[target])
-        present = values[~missing_mask(values)]
-        if infer_task(present, task or "auto") == "classification":
-            counts = Counter(category(v) for v in present)
-            ratio = max(counts.values()) / min(counts.values())
-            shown = ", ".join(f"{label}: {n}" for label, n in counts.most_common())
-            console.print(
-                f"Classes of `{target}`: {shown}. Imbalance (largest/smallest): {ratio:.1f}x"
-                + (" — consider --class-weight balanced" if ratio >= 3 else "")
-            )
-        else:
-            console.print(f"`{target}` is numeric with {len(np.unique(present))} distinct values: regression.")
+    if present is None:
+        return
+    if task_of == "classification":
+        counts = Counter(category(v) for v in present)
+        ratio = max(counts.values()) / min(counts.values())
+        shown = ", ".join(f"{label}: {n}" for label, n in counts.most_common())
+        console.print(
+            f"Classes of `{target}`: {shown}. Imbalance (largest/smallest): {ratio:.1f}x"
+            + (" — consider --class-weight balanced" if ratio >= 3 else "")
+        )
+    else:
+        console.print(f"`{target}` is numeric with {len(np.unique(present))} distinct values: regression.")
 
 
 @app.command(cls=_Command)

@@ -136,7 +136,7 @@ def test_inspect_prints_kinds_missing_counts_and_what_kiln_will_do(cli: Callable
     assert rows["active"] == ["boolean", "0", "2", "standardize"]
     assert rows["spend"][0] == "numeric" and rows["spend"][3] == "standardize"
     assert rows["region"] == ["categorical", "0", "1", "drop: it is constant"]
-    assert rows["churn"] == ["categorical", "0", "2", "predict it (target)"]
+    assert rows["churn"] == ["categorical", "0", "2", "predict it (classification)"]
     assert ": 120 rows" in result.stdout  # the title: the path (which rich may wrap) and the row count
 
 

@@ -45,9 +45,14 @@ def _inspected_task(cli: Callable[..., Any], path: Path, target: str) -> str:
     assert shown.returncode == 0, shown.stderr
     last = " ".join(shown.stdout.split())
     if re.search(rf"Classes of `{target}`:", last):
-        return "classification"
-    assert re.search(rf"`{target}` is numeric with \d+ distinct values: regression\.", last), last
-    return "regression"
+        task, kind = "classification", "categorical"
+    else:
+        assert re.search(rf"`{target}` is numeric with \d+ distinct values: regression\.", last), last
+        task, kind = "regression", "numeric"
+    assert re.search(rf"│ {target} +│ {kind} +│ .* predict it \({task}\)", shown.stdout), (
+        shown.stdout
+    )  # the table agrees
+    return task
 
 
 @pytest.mark.parametrize("name", BUILTIN)
