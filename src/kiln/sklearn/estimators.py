@@ -124,7 +124,7 @@ class _KilnEstimator(BaseEstimator):
         return self
 
     def _partial_fit(self, X: Any, y: Any, classes: Any, fit_params: dict[str, Any]) -> Self:
-        """One epoch over (X, y), continuing the network: the first call fits the preprocessing on its rows."""
+        """One epoch over (X, y), continuing the network; a first call sets it up as `fit` does, on its rows."""
         _refuse(self, "partial_fit", fit_params)
         first = not hasattr(self, "_network")
         config = self._config(y) if first else self._network.config
@@ -387,8 +387,9 @@ class KilnClassifier(ClassifierMixin, _KilnEstimator):
         self.class_weight = class_weight
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None, **fit_params: Any) -> Self:
-        """Train one epoch on (X, y), continuing from the last call; the first call needs `classes`, every label
-        the stream will hold, and fits the preprocessing on its rows. No early stopping."""
+        """Train one epoch on (X, y), continuing from the last call (or `fit`); the first call needs `classes`,
+        every label the stream will hold, and fixes the preprocessing (fitted on its rows) and the settings.
+        No early stopping."""
         return self._partial_fit(X, y, classes, fit_params)
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -447,8 +448,8 @@ class KilnRegressor(RegressorMixin, _KilnEstimator):
     _task = "regression"
 
     def partial_fit(self, X: Any, y: Any, **fit_params: Any) -> Self:
-        """Train one epoch on (X, y), continuing from the last call; the first call fits the preprocessing
-        (and the target's standardization) on its rows. No early stopping."""
+        """Train one epoch on (X, y), continuing from the last call (or `fit`); the first call fixes the
+        preprocessing (fitted on its rows, the target's standardization too) and the settings. No early stopping."""
         return self._partial_fit(X, y, None, fit_params)
 
     def predict(self, X: Any) -> np.ndarray:
