@@ -219,7 +219,8 @@ class _Job:
             console.print(
                 f"Early stopping: {stopper.monitor} did not improve for {stopper.patience} epochs, so training "
                 f"stopped after epoch {stopper.stopped_epoch}; the weights of epoch {stopper.best_epoch} (the best) "
-                "were restored."
+                "were restored.",
+                soft_wrap=True,
             )
         _save(folder, self.cfg, self.dataset, predictor, saved_weights, trainer.state.history, metrics)
         return Run(folder, self.cfg, trainer.state.history, metrics)

@@ -48,11 +48,13 @@ def readme_commands(section: str, end: str) -> list[tuple[list[str], list[str]]]
     text = text[text.index(section) : text.index(end)]
     commands: list[tuple[list[str], list[str]]] = []
     for block in re.findall(r"^```\n(.*?)^```", text, flags=re.S | re.M):
+        shown: list[str] | None = None  # a block without a command (a line kiln prints) belongs to none
         for line in block.splitlines():
             if line.startswith("$ "):
-                commands.append((shlex.split(line[2:], comments=True), []))
-            elif commands:
-                commands[-1][1].append(line.rstrip())
+                shown = []
+                commands.append((shlex.split(line[2:], comments=True), shown))
+            elif shown is not None:
+                shown.append(line.rstrip())
     return commands
 
 
