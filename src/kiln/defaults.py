@@ -41,8 +41,8 @@ LABELS = {
     "early_stopping": "early stopping after {} epochs without improvement",
 }
 STEPS = 3000  # optimizer steps a table's training aims at; early stopping usually ends it sooner
-EPOCHS = (20, 400)
-BATCH = (16, 256)
+EPOCHS = (10, 400)
+BATCH = (16, 1024)
 
 
 def choose(cfg: RunConfig, dataset: Dataset, *, chose_model: bool) -> tuple[RunConfig, str | None]:

@@ -56,7 +56,7 @@ def test_your_own_settings_win_over_the_chosen_ones(tmp_path: Path) -> None:
     assert len(run.history) == 3
 
 
-@pytest.mark.parametrize(("rows", "batch", "epochs"), [(20, 16, 400), (1_000, 16, 48), (16_000, 256, 48)])
+@pytest.mark.parametrize(("rows", "batch", "epochs"), [(20, 16, 400), (1_000, 16, 48), (16_000, 256, 48), (1_000_000, 1024, 10)])
 def test_batch_and_epochs_grow_and_shrink_with_the_rows(rows: int, batch: int, epochs: int) -> None:
     sized = defaults._sized(rows, "default", classification=True)
     assert (sized["batch_size"], sized["epochs"]) == (batch, epochs)
