@@ -18,8 +18,9 @@ The overload part serves kiln with `--max-queue Q` (`--overload-queue`) and driv
 time with Q clients (what the queue admits: the un-overloaded figure), then with 4Q clients that
 each resend at once after a 503; each request holds `--overload-rows` digits rows (16: a body of
 ~5 KB, so that a refused body costs what reading and parsing it costs). It prints successful
-requests/s, 503s/s and the latency of the admitted requests, and the goals: at 4Q clients at least
-80% of the successful requests/s at Q clients, p99 of admitted requests under 100 ms.
+requests/s, 503s/s, the latency of the admitted requests and the share of a core the server and the
+load generator each used, and the goals: at 4Q clients at least 80% of the successful requests/s at Q
+clients, p99 of admitted requests under 100 ms.
 
 The protocol part times the server's own work per request, steadier than any load test on a shared
 machine: in one process without sockets or a client, kiln's app behind uvicorn's protocol is fed one
@@ -179,12 +180,15 @@ uvloop.run(main())
 
 @dataclass
 class Level:
-    """One contender at one concurrency: latencies of the 200s (s), wall time (s), errors, 503s."""
+    """One contender at one concurrency: latencies of the 200s (s), wall time (s), errors, 503s; in the overload
+    part also the CPU seconds the server and this load generator used meanwhile."""
 
     latencies: list[float]
     seconds: float
     errors: int
     rejected: int = 0
+    server_cpu: float = float("nan")
+    client_cpu: float = float("nan")
 
     @property
     def rps(self) -> float:
@@ -340,12 +344,24 @@ def overload_part(
             asyncio.run(drive(url, bodies, queue, 300))  # warm-up
         for _ in range(rounds):
             for clients in (queue, OVERLOAD * queue):
-                for name, (_, url) in servers.items():
-                    results.setdefault((name, clients), []).append(asyncio.run(hammer(url, bodies, clients, seconds)))
+                for name, (proc, url) in servers.items():
+                    server, client = _cpu_seconds(proc.pid), time.process_time()
+                    level = asyncio.run(hammer(url, bodies, clients, seconds))
+                    level.server_cpu, level.client_cpu = _cpu_seconds(proc.pid) - server, time.process_time() - client
+                    results.setdefault((name, clients), []).append(level)
     finally:
         for proc, _ in servers.values():
             stop(proc)
     return results
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds process `pid` has used (Linux's /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def protocol_part(
@@ -531,6 +547,8 @@ def report_overload(results: dict[tuple[str, int], list[Level]], queue: int, sec
             "p50": [r.percentile(0.5) if r.latencies else float("nan") for r in runs],
             "p99": [r.percentile(0.99) if r.latencies else float("nan") for r in runs],
             "errors": [r.errors for r in runs],
+            "server": [r.server_cpu / r.seconds for r in runs],
+            "client": [r.client_cpu / r.seconds for r in runs],
         }[stat]
         return statistics.median(values)
 
@@ -539,14 +557,18 @@ def report_overload(results: dict[tuple[str, int], list[Level]], queue: int, sec
         f"\noverload: --max-queue {queue}, {rows} rows per request; {queue} clients, then {OVERLOAD * queue} "
         f"resending at once after a 503; {seconds:g} s each, medians of {rounds} rounds\n"
     )
-    print(f"{'contender':<10} {'clients':>7} {'ok req/s':>9} {'503/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(
+        f"{'contender':<10} {'clients':>7} {'ok req/s':>9} {'503/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
+        f"{'server cpu':>10} {'client cpu':>10}"
+    )
     names = [name for name in ("kiln-base", "kiln") if (name, queue) in results]
     for clients in (queue, OVERLOAD * queue):
         for name in names:
             print(
                 f"{name:<10} {clients:>7} {median(name, clients, 'ok/s'):>9.0f} {median(name, clients, '503/s'):>8.0f} "
                 f"{median(name, clients, 'p50'):>8.2f} {median(name, clients, 'p99'):>8.2f} "
-                f"{int(median(name, clients, 'errors')):>7}"
+                f"{int(median(name, clients, 'errors')):>7} {median(name, clients, 'server'):>10.0%} "
+                f"{median(name, clients, 'client'):>10.0%}"
             )
     share = median("kiln", OVERLOAD * queue, "ok/s") / median("kiln", queue, "ok/s")
     p99 = median("kiln", OVERLOAD * queue, "p99")
