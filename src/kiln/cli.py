@@ -485,6 +485,41 @@ def export(
     typer.echo(describe(export_run(run), run))
 
 
+@app.command(cls=_Command)
+@friendly
+def walkthrough(
+    hidden: Annotated[
+        int | None, typer.Option(help="Hidden ReLU units (default: 4 as in the article; 64 with --train).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the starting weights.")] = 0,
+    lr: Annotated[float, typer.Option(help="Learning rate α of gradient descent.")] = 0.1,
+    steps: Annotated[int, typer.Option(help="Gradient-descent steps to work through.")] = 1,
+    train_on: Annotated[
+        str | None,
+        typer.Option("--train", help="digits: train the same NumPy network on digits, beside PyTorch."),
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Epochs of --train.")] = 10,
+) -> None:
+    """The article's section 4 by hand: the 3-4-2 MLP on X=[1,2,3], Y=[0,1], every quantity checked by autograd."""
+    from kiln.errors import ConfigError
+
+    if train_on is None:
+        from kiln.walkthrough import walkthrough as worked
+
+        typer.echo(worked(hidden=4 if hidden is None else hidden, seed=seed, lr=lr, steps=steps))
+        return
+    if train_on != "digits":
+        raise ConfigError(f"Unknown `--train {train_on}`: expected digits.")
+    if epochs < 1 or (hidden is not None and hidden < 1) or not lr > 0:
+        raise ConfigError(
+            f"`--hidden` and `--epochs` must be positive integers and `--lr` a positive number; "
+            f"received hidden={hidden}, epochs={epochs}, lr={lr}."
+        )
+    from kiln.walkthrough import train_digits
+
+    typer.echo(train_digits(hidden=64 if hidden is None else hidden, epochs=epochs, lr=lr, seed=seed))
+
+
 def main() -> None:
     """Entry point of the `kiln` script."""
     app()
