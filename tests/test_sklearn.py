@@ -95,6 +95,16 @@ def test_a_dataframe_names_the_features_and_the_target(
     assert [p["label"] for p in predictor.predict(rows.to_dict("records"))] == clf.predict(rows).tolist()
 
 
+@pytest.mark.parametrize(
+    ("model", "params"), [("linear", {"hidden": None}), ("tabm", {"hidden": (16,), "model_options": {"members": 2}})]
+)
+def test_any_registered_model_by_name(iris: tuple[np.ndarray, np.ndarray], model: str, params: dict[str, Any]) -> None:
+    X, y = iris
+    clf = small(model=model, epochs=30, **params).fit(X, y)
+    assert clf.score(X, y) > 0.85
+    assert np.array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(X), clf.predict_proba(X))
+
+
 def test_random_state_repeats_a_fit_and_torch_is_left_as_found(iris: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = iris
     rng, threads = torch.get_rng_state(), torch.get_num_threads()
