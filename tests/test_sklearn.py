@@ -211,6 +211,8 @@ def test_saved_folder_is_a_run_that_kiln_commands_take(
     evaluated = cli("evaluate", folder, "--data", table, "--json")
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["accuracy"] == pytest.approx(clf.score(X, y))
+    again = cli("evaluate", folder)  # no test split to re-read: the estimator was given rows in memory
+    assert again.returncode == 2 and "pass `--data FILE` to score it on labelled rows you have." in again.stderr
 
     loaded = KilnClassifier.load(folder)
     assert loaded.get_params() == clf.get_params() and loaded.n_iter_ == clf.n_iter_

@@ -222,7 +222,7 @@ class _Job:
                 "were restored.",
                 soft_wrap=True,
             )
-        _save(folder, self.cfg, self.dataset, predictor, saved_weights, trainer.state.history, metrics)
+        save_run(folder, self.cfg, self.dataset.name, predictor, saved_weights, trainer.state.history, metrics)
         return Run(folder, self.cfg, trainer.state.history, metrics)
 
     def _train(self, folder: RunFolder, repeat: int, *, resume: bool) -> Trainer:
@@ -324,16 +324,19 @@ def _summary(metrics: dict[str, Any]) -> str:
     return "Test metrics: " + "  ".join(f"{k} {v:.4f}" for k, v in shown.items())
 
 
-def _save(
+def save_run(
     folder: RunFolder,
     cfg: RunConfig,
-    dataset: Dataset,
+    data: str,
     predictor: Predictor,
     weights: bytes,
     history: list[dict[str, float]],
     metrics: dict[str, Any],
 ) -> None:
     """Write weights, history, metrics, plots and report; model.json last, which marks the run finished.
+
+    `data` names the dataset in model.json; `predictor` holds the schema and preprocessing to save.
+    Training and `kiln.sklearn`'s `save` both write their folders here.
 
     model.json records the sha256 of the weights, of the plots and report (the server hands out only
     those that still match) and, in its `onnx` entry, of the weights model.onnx was exported from.
@@ -349,7 +352,7 @@ def _save(
         plot_curves(history, folder.curves)
         written.append(folder.curves)
         if "confusion_matrix" in metrics:
-            plot_confusion(metrics["confusion_matrix"], dataset.schema.classes, folder.confusion)
+            plot_confusion(metrics["confusion_matrix"], predictor.schema.classes, folder.confusion)
             written.append(folder.confusion)
     if cfg.evaluate.report:
         from kiln.evaluate.report import write_report
@@ -374,7 +377,7 @@ def _save(
             "kiln_version": __version__,
             "torch_version": torch.__version__.split("+")[0],
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "data": dataset.name,
+            "data": data,
             "model": cfg.model.model_dump(mode="json"),
             **({"model_module": module} if module else {}),
             "schema": predictor.schema.to_dict(),

@@ -10,6 +10,7 @@ import numpy as np
 from kiln import config as config_mod
 from kiln.data.inputs import read_labelled
 from kiln.data.load import load_configured
+from kiln.errors import DataError
 from kiln.evaluate.metrics import classification_metrics, regression_metrics
 from kiln.predict import Predictor
 
@@ -23,7 +24,13 @@ def evaluate_run(path: str | Path, data: str | Path | None = None, delimiter: st
     predictor = Predictor.load(path)
     source = config_mod.load_section(predictor.run.config, "data")  # the model section may name a user's model
     if data is None:
-        dataset = load_configured(source)
+        try:
+            dataset = load_configured(source)
+        except DataError as exc:  # the training data moved, or never was a file (kiln.sklearn's rows)
+            raise DataError(
+                f"{exc} Scoring a run again re-reads the data it was trained on; pass `--data FILE` "
+                "to score it on labelled rows you have."
+            ) from None
         rows, y = dataset.x_test, dataset.y_test
     else:
         rows, y = read_labelled(

@@ -13,7 +13,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
@@ -98,23 +97,18 @@ class Network:
         The folder is what `kiln train` writes, less test metrics (metrics.json says why), plus
         estimator.json for `load`. model.json comes last, so an interrupted save never looks finished.
         """
-        from kiln.data.dataset import Dataset
-        from kiln.lifecycle import _save
+        from kiln.lifecycle import save_run
 
-        classification = self.schema.task == "classification"
         folder = new_run(path.parent, path.name, SOURCE)
         atomic_write(folder.config, config_mod.to_yaml(self.config))
         write_json(folder.path / ESTIMATOR_JSON, estimator)
-        no_rows = np.empty((0, len(self.schema.features)), dtype=np.float32)
-        no_targets = np.empty(0, dtype=np.int64 if classification else np.float32)
-        dataset = Dataset(SOURCE, self.schema, no_rows, no_targets, no_rows, no_targets)  # model.json's `data`
         metrics = {
             "note": NOTE,
             "seed": float(self.config.train.seed),
             "epochs_run": float(len(history)),
             "fit_seconds": float(sum(row["seconds"] for row in history)),
         }
-        _save(folder, self.config, dataset, self._predictor(folder), self.weights, history, metrics)
+        save_run(folder, self.config, SOURCE, self._predictor(folder), self.weights, history, metrics)
         return folder.path
 
     @classmethod
