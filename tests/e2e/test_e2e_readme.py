@@ -42,10 +42,12 @@ def test_readme_python_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert sum(first["probabilities"].values()) == pytest.approx(1.0)
 
 
-def readme_commands(section: str, end: str) -> list[tuple[list[str], list[str]]]:
-    """Each `$ kiln ...` line of the README's code blocks between `section` and `end`, with the output shown under it."""
+def readme_commands(section: str) -> list[tuple[list[str], list[str]]]:
+    """Each `$ kiln ...` line of the README's code blocks in `section` (up to the next `## ` heading), with the
+    output shown under it."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    text = text[text.index(section) : text.index(end)]
+    text = text[text.index(section) :]
+    text = text[: text.index("\n## ")]
     commands: list[tuple[list[str], list[str]]] = []
     for block in re.findall(r"^```\n(.*?)^```", text, flags=re.S | re.M):
         shown: list[str] | None = None  # a block without a command (a line kiln prints) belongs to none
@@ -62,7 +64,7 @@ def test_readme_own_data_commands_run_as_written(tmp_path: Path) -> None:
     shutil.copytree(REPO / "examples", tmp_path / "examples")  # what a fresh clone has
     env = {**os.environ, "COLUMNS": "80", "PYTHONPATH": str(REPO / "src")}
     env.pop("FORCE_COLOR", None)
-    commands = readme_commands("### Your own data", "## The run folder")
+    commands = readme_commands("### Your own data")
     assert [args[:2] for args, _ in commands] == [
         ["kiln", "inspect"],
         ["kiln", "train"],
