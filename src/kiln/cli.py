@@ -487,6 +487,84 @@ def export(
 
 @app.command(cls=_Command)
 @friendly
+def explain(
+    run: RunPath,
+    index: Annotated[int | None, typer.Option(help="Explain this row of the run's test split.")] = None,
+    input_: Annotated[
+        Path | None, typer.Option("--input", help="Explain the rows of this table file, image or image folder.")
+    ] = None,
+    global_: Annotated[
+        bool,
+        typer.Option(
+            "--global",
+            help="Over the test split: permutation importance (tables) or the mean |attribution| map (images).",
+        ),
+    ] = False,
+    method: Annotated[
+        str, typer.Option(help="integrated-gradients (baseline: black image / training mean), saliency or occlusion.")
+    ] = "integrated-gradients",
+    target: Annotated[str | None, typer.Option(help="Explain this class (default: the predicted one).")] = None,
+    top: Annotated[int, typer.Option(help="Features printed per row.")] = 10,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the PNG here (default: <run>/explanations/).")
+    ] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of the --input file.")] = "utf-8",
+    delimiter: RunDelimiter = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, for scripts.")] = False,
+) -> None:
+    """Why did the model say that: attributions of a prediction to its raw inputs, drawn as a PNG and printed."""
+    from kiln.errors import ConfigError
+    from kiln.explain import Importance, folder
+    from kiln.predict import Predictor
+
+    if sum([index is not None, input_ is not None, global_]) != 1:
+        raise ConfigError("Give exactly one of `--index N`, `--input FILE` or `--global`.")
+    if top < 1:
+        raise ConfigError(f"`--top` must be a positive integer; received {top}.")
+    predictor = Predictor.load(run)
+    if global_:
+        result, path = folder.explain_globally(predictor, method, out)
+        if as_json:
+            payload = result.to_dict() if isinstance(result, Importance) else {"method": method, "map": result.tolist()}
+            typer.echo(json.dumps({**payload, "png": str(path)}))
+            return
+        if isinstance(result, Importance):
+            typer.echo(f"Test {result.metric} {result.score:.4f}; its drop when each feature is shuffled:")
+            for name, mean, std in result.ranked()[:top]:
+                typer.echo(f"  {name:<32} {mean:+.4f} ± {std:.4f}")
+        typer.echo(f"Wrote {path}")
+        return
+    if index is not None:
+        explained = folder.explain_index(predictor, index, method, target, out)
+    else:
+        from kiln.data.inputs import read_inputs
+
+        assert input_ is not None
+        delimiter = delimiter or predictor.run.read_config().get("data", {}).get("delimiter")
+        rows = read_inputs(
+            input_, predictor.schema, encoding=encoding, delimiter=delimiter, text_columns=predictor.text_columns
+        )
+        explained = folder.explain_rows(predictor, rows.rows, str(input_), method, target, out)
+    explanation = explained.explanation
+    if as_json:
+        payload = explanation.to_dict(top)
+        for row, path in zip(payload["explanations"], explained.pictures):
+            row["png"] = str(path)
+        typer.echo(json.dumps(payload))
+        return
+    for i, (origin, path) in enumerate(zip(explained.origins, explained.pictures)):
+        what = "probability" if predictor.schema.task == "classification" else "prediction"
+        line = f"{origin}: {explanation.targets[i]} ({what} {explanation.output[i]:.4f})"
+        if explanation.baseline_output is not None:
+            line += f", baseline {explanation.baseline_output[i]:.4f}"
+        typer.echo(f"{line}; top {top} {explanation.method} attributions:")
+        for name, value in explanation.top(i, top):
+            typer.echo(f"  {name:<32} {value:+.4g}")
+        typer.echo(f"Wrote {path}")
+
+
+@app.command(cls=_Command)
+@friendly
 def walkthrough(
     hidden: Annotated[
         int | None, typer.Option(help="Hidden ReLU units (default: 4 as in the article; 64 with --train).")
