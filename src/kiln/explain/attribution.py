@@ -121,7 +121,7 @@ def feature_groups(predictor: Predictor) -> np.ndarray:
 def explain(
     predictor: Predictor, rows: Any, method: str = "integrated-gradients", target: str | None = None
 ) -> Explanation:
-    """Attribute each row's prediction (or class `target`'s probability) to its raw features.
+    """Attribute each raw row's prediction (or class `target`'s probability) to its raw features.
 
     Example:
         >>> explain(kiln.load("runs/digits-mlp"), x_test[:1]).top(0, 5)
@@ -130,13 +130,22 @@ def explain(
         ConfigError: an unknown method, or a `target` that is not one of the model's classes.
         InputError: rows that do not fit the model's schema (as `Predictor.predict`).
     """
+    encoded = predictor._encode(rows).x
+    if len(encoded) == 0:
+        raise InputError("No rows to explain: send at least one.")
+    return attribute(predictor, encoded, method, target)
+
+
+def attribute(predictor: Predictor, encoded: np.ndarray, method: str, target: str | None = None) -> Explanation:
+    """`explain` for rows already through the input path (encoded, unscaled: what the server parses).
+
+    Raises:
+        ConfigError: an unknown method, or a `target` that is not one of the model's classes.
+    """
     import torch
 
     if method not in METHODS:
         raise ConfigError(f"Unknown `--method {method}`: expected one of {', '.join(METHODS)}.")
-    encoded = predictor._encode(rows).x
-    if len(encoded) == 0:
-        raise InputError("No rows to explain: send at least one.")
     model = raw_model(predictor)
     x = torch.from_numpy(np.ascontiguousarray(encoded, dtype=np.float32))
     base = torch.from_numpy(baseline(predictor, encoded))
@@ -153,7 +162,7 @@ def explain(
         method=method,
         features=list(schema.features),
         values=raw,
-        inputs=encoded,
+        inputs=np.asarray(encoded),
         targets=[names[i] for i in index.tolist()],
         output=output[torch.arange(len(x)), index].double().numpy(),
         baseline_output=base_out,

@@ -13,11 +13,11 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from kiln.serve import docs, page
+from kiln.serve import docs, explain, page
 from kiln.serve.asgi import CLOSE, PredictEndpoint
 from kiln.serve.guard import Gate
 from kiln.serve.metrics import CONTENT_TYPE
-from kiln.serve.routes import PREDICT
+from kiln.serve.routes import EXPLAIN, PREDICT
 from kiln.serve.schemas import ErrorResponse, ModelInfo, PredictRequest, PredictResponse
 from kiln.serve.service import Service
 from kiln.version import __version__
@@ -98,6 +98,17 @@ def create_app(service: Service) -> Gate:
             summary=f"The run's {name}.",
         )
 
+    app.add_api_route(
+        EXPLAIN,
+        explain.endpoint(service),
+        methods=["POST"],
+        tags=["model"],
+        summary="Attributions of each row's prediction to its raw features (same body as /v1/predict).",
+        responses=ERRORS,
+        openapi_extra={
+            "requestBody": {"content": {JSON: {"schema": PredictRequest.model_json_schema()}}, "required": True}
+        },
+    )
     app.openapi = _openapi(app, [PREDICT_DOC])  # type: ignore[method-assign]
     app.add_api_route("/docs", docs.endpoint(app.openapi), methods=["GET"], include_in_schema=False)
 
