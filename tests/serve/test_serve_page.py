@@ -161,6 +161,7 @@ def test_table_form_starts_from_typical_training_values_and_shows_the_plots(
         page.click("#predict")
     page.wait_for_selector("#prediction:not([hidden])")
     sent = json.loads(answer.value.request.post_data or "")["inputs"][0]
+    page.wait_for_selector("#explanation:not([hidden])")  # /v1/explain answered before the server stops
     assert sent == {"age": 40, "plan": "pro", "active": False}
     served = httpx.post(server.url + "/v1/predict", json={"inputs": [sent]}).json()["predictions"][0]
     assert page.text_content("#label") == served["label"]
@@ -198,6 +199,7 @@ def test_other_images_get_a_file_upload(
         page.click("#predict")
     page.wait_for_selector("#prediction:not([hidden])")
     assert answer.value.status == 200
+    page.wait_for_selector("#explanation:not([hidden])")  # /v1/explain answered before the server stops
     png = json.loads(answer.value.request.post_data or "")["inputs"][0]
     assert png.startswith("data:image/png;base64,")
     served = httpx.post(server.url + "/v1/predict", json={"inputs": [png]}).json()["predictions"][0]
@@ -212,3 +214,31 @@ def test_other_images_get_a_file_upload(
             ]
         )[0]["label"]
     )
+
+
+def test_the_heatmap_is_drawn_beside_the_prediction(page: Page, digits_server: Server) -> None:
+    page.goto(digits_server.url + "/")
+    page.wait_for_selector("#predict:not([disabled])")
+    _draw_zero(page)
+    with page.expect_response("**/v1/explain") as answer:
+        page.click("#predict")
+    page.wait_for_selector("#explanation:not([hidden])")
+    assert answer.value.status == 200
+    assert (
+        page.text_content("#why")
+        == f"Why: what spoke for {page.text_content('#label')} (red) and against it (blue), by Integrated Gradients."
+    )
+    assert page.eval_on_selector("#heatmap", "canvas => [canvas.width, canvas.height]") == [8, 8]
+    pixels = page.eval_on_selector("#heatmap", "canvas => [...canvas.getContext('2d').getImageData(0, 0, 8, 8).data]")
+    rgba = np.array(pixels).reshape(64, 4)
+    assert ((rgba[:, 0] == 255) & (rgba[:, 1] < 128)).any()  # some strongly red cell: evidence for the class
+
+
+def test_a_table_shows_its_signed_reasons(page: Page, servers: Callable[..., Server], iris_run: kiln.Run) -> None:
+    server = servers(iris_run.path)
+    page.goto(server.url + "/")
+    page.wait_for_selector("#predict:not([disabled])")
+    page.click("#predict")
+    page.wait_for_selector("#explanation:not([hidden])")
+    assert page.locator("#reasons .reason").count() == 4
+    assert page.locator("#heatmap").is_hidden()

@@ -1,4 +1,5 @@
-// The try-it page: reads /v1/model, builds an input from the schema, posts to /v1/predict.
+// The try-it page: reads /v1/model, builds an input from the schema, posts to /v1/predict, then asks
+// /v1/explain why and draws the answer beside the prediction (a heatmap for images, signed bars for tables).
 // Plain JS, no build step. The API key (when the server asks for one) stays in memory only.
 "use strict";
 
@@ -194,6 +195,7 @@ async function predict(event) {
     const data = await response.json();
     if (!response.ok) return showError(data.message || response.statusText);
     render(data.predictions[0]);
+    await explain(body).catch(() => { $("explanation").hidden = true; });  // the prediction stands without it
   } catch (error) {
     showError(error.message);
   } finally {
@@ -219,10 +221,51 @@ function render(prediction) {
   $("bars").replaceChildren(...bars);
 }
 
+// Integrated Gradients for the predicted class: red pixels or features speak for it, blue against it.
+async function explain(body) {
+  $("explanation").hidden = true;
+  const response = await api("/v1/explain", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  if (!response.ok) return;
+  const row = (await response.json()).explanations[0];
+  const what = state.info.classes.length ? `for ${row.target} (red) and against it (blue)` : "raising (red) and lowering (blue) the prediction";
+  $("why").textContent = `Why: what spoke ${what}, by Integrated Gradients.`;
+  if (Array.isArray(row.attributions)) heatmap(row.attributions);
+  else reasons(row.attributions);
+  $("explanation").hidden = false;
+}
+
+// A C x H x W attribution array, channels summed, on a diverging scale centred on zero.
+function heatmap(chw) {
+  const height = chw[0].length, width = chw[0][0].length;
+  const cells = [];
+  for (let r = 0; r < height; r++) for (let c = 0; c < width; c++) cells.push(chw.reduce((sum, channel) => sum + channel[r][c], 0));
+  const limit = Math.max(...cells.map(Math.abs)) || 1;
+  const canvas = $("heatmap");
+  Object.assign(canvas, { width, height, hidden: false });
+  const image = canvas.getContext("2d").createImageData(width, height);
+  cells.forEach((v, i) => {
+    const fade = Math.round(255 * (1 - Math.abs(v) / limit));
+    image.data.set(v >= 0 ? [255, fade, fade, 255] : [fade, fade, 255, 255], i * 4);
+  });
+  canvas.getContext("2d").putImageData(image, 0, 0);
+  $("reasons").replaceChildren();
+}
+
+// A table's five largest attributions, signed, largest first (the server sorts them by magnitude).
+function reasons(attributions) {
+  $("heatmap").hidden = true;
+  const rows = Object.entries(attributions).slice(0, 5).map(([name, value]) => element("div", { className: "reason " + (value >= 0 ? "for" : "against") }, [
+    element("span", { textContent: name }),
+    element("span", { textContent: (value >= 0 ? "+" : "") + value.toPrecision(3) }),
+  ]));
+  $("reasons").replaceChildren(...rows);
+}
+
 function showError(message) {
   $("error").textContent = message;
   $("error").hidden = false;
   $("prediction").hidden = true;
+  $("explanation").hidden = true;
 }
 
 function renderMetrics(metrics) {
