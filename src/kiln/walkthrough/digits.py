@@ -23,7 +23,7 @@ class Comparison:
 
     def __str__(self) -> str:
         return (
-            f"digits, 64-{self.hidden}-10 ReLU MLP, softmax cross-entropy, SGD, {self.epochs} epochs "
+            f"digits, 64 inputs -> {self.hidden} ReLU -> 10 softmax, cross-entropy, SGD, {self.epochs} epochs "
             f"(train 1437 rows, test 360: test_size 0.2, random_state 42)\n"
             f"  NumPy by hand: test accuracy {self.numpy_accuracy:.4f}   last epoch's mean loss {self.numpy_loss:.4f}\n"
             f"  PyTorch:       test accuracy {self.torch_accuracy:.4f}   last epoch's mean loss {self.torch_loss:.4f}"
