@@ -96,15 +96,18 @@ def test_permutation_importance_ranks_the_deciding_columns_first(two_column_run:
     assert importance.std.shape == (7,)
 
 
-def test_explain_a_digit_draws_a_heatmap(cli: Callable[..., Any], digits_run: kiln.Run, tmp_path: Path) -> None:
-    result = cli("explain", digits_run.path, "--index", "17", "--out", tmp_path / "seventeen.png")
+def test_explain_a_digit_draws_a_heatmap(
+    cli: Callable[..., Any], digits_run: kiln.Run, copy_run: Callable[[kiln.Run], Path], tmp_path: Path
+) -> None:
+    run = copy_run(digits_run)  # the default pictures go into the run folder, which other tests list
+    result = cli("explain", run, "--index", "17", "--out", tmp_path / "seventeen.png")
     assert result.returncode == 0, result.stderr
     assert "test row 17:" in result.stdout and "integrated-gradients attributions" in result.stdout
     assert (tmp_path / "seventeen.png").read_bytes().startswith(PNG)
-    payload = json.loads(cli("explain", digits_run.path, "--index", "3", "--method", "saliency", "--json").stdout)
+    payload = json.loads(cli("explain", run, "--index", "3", "--method", "saliency", "--json").stdout)
     (row,) = payload["explanations"]
     assert np.array(row["attributions"]).shape == (1, 8, 8)
-    assert Path(row["png"]).parent == digits_run.path / "explanations"
+    assert Path(row["png"]) == run / "explanations" / "test-3-saliency.png"
 
 
 def test_breast_cancer_prints_signed_top_features(cli: Callable[..., Any], cancer_run: kiln.Run) -> None:
@@ -120,15 +123,18 @@ def test_breast_cancer_prints_signed_top_features(cli: Callable[..., Any], cance
     assert (cancer_run.path / "explanations" / "test-0-integrated-gradients.png").read_bytes().startswith(PNG)
 
 
-def test_global_importance(cli: Callable[..., Any], cancer_run: kiln.Run, digits_run: kiln.Run) -> None:
+def test_global_importance(
+    cli: Callable[..., Any], cancer_run: kiln.Run, digits_run: kiln.Run, copy_run: Callable[[kiln.Run], Path]
+) -> None:
     result = cli("explain", cancer_run.path, "--global", "--json")
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     assert payload["method"] == "permutation" and len(payload["importance"]) == 30
     assert {"feature", "mean", "std"} == set(payload["importance"][0])
-    image = cli("explain", digits_run.path, "--global")
+    run = copy_run(digits_run)
+    image = cli("explain", run, "--global")
     assert image.returncode == 0, image.stderr
-    assert (digits_run.path / "explanations" / "global-integrated-gradients.png").read_bytes().startswith(PNG)
+    assert (run / "explanations" / "global-integrated-gradients.png").read_bytes().startswith(PNG)
 
 
 def test_explain_input_file(cli: Callable[..., Any], cancer_run: kiln.Run, tmp_path: Path) -> None:
