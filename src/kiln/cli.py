@@ -487,6 +487,37 @@ def export(
 
 @app.command(cls=_Command)
 @friendly
+def compress(
+    run: RunPath,
+    prune: Annotated[
+        float | None, typer.Option(help="Prune this fraction in (0, 1) of the weights (global magnitude).")
+    ] = None,
+    structured: Annotated[
+        bool, typer.Option(help="With --prune: remove whole hidden units and conv channels (mlp, cnn).")
+    ] = False,
+    low_rank: Annotated[
+        float | None, typer.Option(help="Factorize each Dense layer, keeping this share in (0, 1] of its energy.")
+    ] = None,
+    quantize: Annotated[str | None, typer.Option(help="int8: ONNX Runtime dynamic quantization of model.onnx.")] = None,
+    finetune: Annotated[int, typer.Option(help="Fine-tune this many epochs on the training split, masks fixed.")] = 0,
+    name: Annotated[
+        str | None, typer.Option(help="Name of the new run folder (default: <run>-compressed-...).")
+    ] = None,
+    runs_dir: Annotated[
+        Path | None, typer.Option(help="Where the new run folder goes (default: beside the run).")
+    ] = None,
+) -> None:
+    """Prune, factorize and/or quantize a run into a new run folder, and print the size/speed/accuracy trade-off."""
+    from kiln.compress import Compression, compress_run
+
+    options = Compression(prune=prune, structured=structured, low_rank=low_rank, quantize=quantize, finetune=finetune)
+    result = compress_run(run, options, runs_dir=runs_dir, name=name)
+    typer.echo(result.table, nl=False)
+    typer.echo(f"Run folder: {result.path}")
+
+
+@app.command(cls=_Command)
+@friendly
 def explain(
     run: RunPath,
     index: Annotated[int | None, typer.Option(help="Explain this row of the run's test split.")] = None,

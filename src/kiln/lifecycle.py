@@ -332,10 +332,12 @@ def save_run(
     weights: bytes,
     history: list[dict[str, float]],
     metrics: dict[str, Any],
+    extra: dict[str, Any] | None = None,
 ) -> None:
     """Write weights, history, metrics, plots and report; model.json last, which marks the run finished.
 
-    `data` names the dataset in model.json; `predictor` holds the schema and preprocessing to save.
+    `data` names the dataset in model.json; `predictor` holds the schema and preprocessing to save;
+    `extra` adds (or replaces) model.json keys, e.g. `kiln compress`'s `parent`, `compression` and int8 `onnx`.
     Training and `kiln.sklearn`'s `save` both write their folders here.
 
     model.json records the sha256 of the weights, of the plots and report (the server hands out only
@@ -385,5 +387,6 @@ def save_run(
             "weights": {"file": folder.weights.name, "sha256": weights_sha256},
             "artifacts": {path.name: sha256(path.read_bytes()) for path in written},
             **exported,
+            **(extra or {}),
         },
     )

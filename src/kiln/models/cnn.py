@@ -9,12 +9,12 @@ from pydantic import Field
 from torch import nn
 
 from kiln.errors import ConfigError
-from kiln.models.layers import ACTIVATIONS, dense_stack, keras_init
+from kiln.models.layers import ACTIVATIONS, dense_ranks, dense_stack, keras_init, linear
 from kiln.models.registry import Dims
-from kiln.models.spec import Activation, ModelSpec
+from kiln.models.spec import Activation, Factorizable
 
 
-class Spec(ModelSpec):
+class Spec(Factorizable):
     """A convolutional network: conv blocks (conv, batch norm, activation, pool) then a dense head."""
 
     name: Literal["cnn"] = "cnn"
@@ -45,7 +45,10 @@ class CNN(nn.Module):
             c = out
         self.features = nn.Sequential(*blocks, nn.Flatten())
         sizes = [c * h * w, *spec.hidden]
-        self.head = nn.Sequential(*dense_stack(sizes, spec.activation, spec.dropout), nn.Linear(sizes[-1], n_outputs))
+        ranks = dense_ranks(spec.ranks, len(sizes))
+        self.head = nn.Sequential(
+            *dense_stack(sizes, spec.activation, spec.dropout, ranks), linear(sizes[-1], n_outputs, ranks[-1])
+        )
         self.apply(keras_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -8,12 +8,12 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from kiln.models.layers import dense_stack, keras_init
+from kiln.models.layers import dense_ranks, dense_stack, keras_init, linear
 from kiln.models.registry import Dims
-from kiln.models.spec import Activation, ModelSpec
+from kiln.models.spec import Activation, Factorizable
 
 
-class Spec(ModelSpec):
+class Spec(Factorizable):
     """A multi-layer perceptron: Dense layers with an activation and optional dropout."""
 
     name: Literal["mlp"] = "mlp"
@@ -28,7 +28,10 @@ class MLP(nn.Module):
     def __init__(self, spec: Spec, n_features: int, n_outputs: int) -> None:
         super().__init__()
         sizes = [n_features, *spec.hidden]
-        self.net = nn.Sequential(*dense_stack(sizes, spec.activation, spec.dropout), nn.Linear(sizes[-1], n_outputs))
+        ranks = dense_ranks(spec.ranks, len(sizes))
+        self.net = nn.Sequential(
+            *dense_stack(sizes, spec.activation, spec.dropout, ranks), linear(sizes[-1], n_outputs, ranks[-1])
+        )
         self.apply(keras_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,6 @@
+"""Compression of a trained run: structured and magnitude pruning, low-rank factorization, int8 quantization."""
+
+from kiln.compress.folder import Compressed, compress_run
+from kiln.compress.settings import Compression
+
+__all__ = ["Compressed", "Compression", "compress_run"]
