@@ -139,3 +139,28 @@ def test_structured_pruning_of_an_rnn_is_refused(cli, tmp_path: Path, fast_confi
     assert result.returncode == 2
     assert "Structured pruning supports hidden units of mlp and cnn" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("which", ["mlp", "cnn"])
+def test_structured_pruning_of_dead_units_keeps_outputs(which: str, digits_run: kiln.Run, cnn_run: kiln.Run) -> None:
+    """Units and channels whose output is always zero score lowest and are removed without changing a logit."""
+    from kiln.compress.structured import prune_units
+    from kiln.models.registry import Dims
+
+    run = digits_run if which == "mlp" else cnn_run
+    predictor = Predictor.load(run.path, runtime="torch")
+    module = predictor.module
+    with torch.no_grad():
+        for layer in module.modules():
+            if isinstance(layer, torch.nn.BatchNorm2d):  # a channel scaled and shifted to 0 is 0 after ReLU
+                layer.weight[::2], layer.bias[::2] = 0, 0
+        dense = [m for m in module.modules() if isinstance(m, torch.nn.Linear)][:-1]  # hidden layers only
+        for layer in dense:
+            layer.weight[::2], layer.bias[::2] = 0, 0
+    x = torch.randn(16, predictor.schema.inputs)
+    spec = kiln.model(**RunFolder(run.path).read_model_json()["model"])
+    schema = predictor.schema
+    smaller_spec, smaller = prune_units(spec, module, Dims(schema.inputs, schema.n_outputs, schema.image_shape), 0.5)
+    with torch.no_grad():
+        torch.testing.assert_close(smaller(x), module(x), atol=1e-5, rtol=0)
+    assert sum(p.numel() for p in smaller.parameters()) < 0.6 * sum(p.numel() for p in module.parameters())

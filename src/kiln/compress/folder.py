@@ -103,7 +103,7 @@ def compress_run(
     with cpu_threads(1):  # as the server runs the network; a second thread only adds noise on a shared CPU
         rows = _table_rows(parent, meta, module, weights, masks, onnx_bytes, compression, dataset, metrics)
     metric = "accuracy" if schema.task == "classification" else "r2"
-    table = tradeoff.write(folder.path, rows, metric, f"{folder.name}: {compression.describe()} of {parent.name}")
+    table = tradeoff.write(folder.path, rows, metric, f"{compression.describe()} of {parent.name}")
     from kiln.lifecycle import save_run
 
     save_cfg = new_cfg.model_copy(update={"evaluate": new_cfg.evaluate.model_copy(update={"onnx": False})})
