@@ -15,7 +15,8 @@ write, and drops the request's body as it arrives (at most DISCARD_BYTES within 
 `Body.discard`; past either the connection closes), keeping the connection for the next request.
 Only plain keep-alive requests answered in order go this way: a pipelined request behind an answer
 still being written, HTTP/1.0, `Connection: close`, `Expect: 100-continue`, an upgrade, any other URL
-(a query string too) and every request while --access-log is on keep the ASGI path, which answers the same.
+(a query string too) and every request while --access-log is on (uvicorn writes its line) keep the
+ASGI path, which answers the same.
 """
 
 from __future__ import annotations
