@@ -499,7 +499,16 @@ def compress(
         float | None, typer.Option(help="Factorize each Dense layer, keeping this share in (0, 1] of its energy.")
     ] = None,
     quantize: Annotated[str | None, typer.Option(help="int8: ONNX Runtime dynamic quantization of model.onnx.")] = None,
-    finetune: Annotated[int, typer.Option(help="Fine-tune this many epochs on the training split, masks fixed.")] = 0,
+    finetune: Annotated[
+        int | None,
+        typer.Option(help="Fine-tune this many epochs on the training split, masks fixed (--sweep: default 5)."),
+    ] = None,
+    sweep: Annotated[
+        bool, typer.Option(help="Try a grid of the methods; print and save its table, keep the smallest result.")
+    ] = False,
+    max_acc_drop: Annotated[
+        float, typer.Option(help="With --sweep: the most test accuracy points the kept result may lose.")
+    ] = 0.5,
     name: Annotated[
         str | None, typer.Option(help="Name of the new run folder (default: <run>-compressed-...).")
     ] = None,
@@ -508,9 +517,26 @@ def compress(
     ] = None,
 ) -> None:
     """Prune, factorize and/or quantize a run into a new run folder, and print the size/speed/accuracy trade-off."""
-    from kiln.compress import Compression, compress_run
+    from kiln.compress import Compression, compress_run, sweep_run
+    from kiln.errors import ConfigError
 
-    options = Compression(prune=prune, structured=structured, low_rank=low_rank, quantize=quantize, finetune=finetune)
+    if sweep:
+        if prune is not None or structured or low_rank is not None or quantize is not None:
+            raise ConfigError(
+                "`--sweep` tries its own grid: drop `--prune`, `--structured`, `--low-rank`, `--quantize`."
+            )
+        swept = sweep_run(
+            run, max_drop=max_acc_drop, finetune=5 if finetune is None else finetune, runs_dir=runs_dir, name=name
+        )
+        typer.echo(swept.table, nl=False)
+        if swept.chosen is None:
+            raise ConfigError(f"No setting kept test accuracy within {max_acc_drop:g} points; nothing was saved.")
+        typer.echo(f"Chosen: {swept.chosen.rows[-1].model}")
+        typer.echo(f"Run folder: {swept.chosen.path}")
+        return
+    options = Compression(
+        prune=prune, structured=structured, low_rank=low_rank, quantize=quantize, finetune=finetune or 0
+    )
     result = compress_run(run, options, runs_dir=runs_dir, name=name)
     typer.echo(result.table, nl=False)
     typer.echo(f"Run folder: {result.path}")

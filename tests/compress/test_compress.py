@@ -164,3 +164,31 @@ def test_structured_pruning_of_dead_units_keeps_outputs(which: str, digits_run: 
     with torch.no_grad():
         torch.testing.assert_close(smaller(x), module(x), atol=1e-5, rtol=0)
     assert sum(p.numel() for p in smaller.parameters()) < 0.6 * sum(p.numel() for p in module.parameters())
+
+
+def test_sweep_keeps_the_smallest_result_within_the_drop(
+    digits_run: kiln.Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kiln.compress import sweep
+
+    settings = [
+        Compression(quantize="int8"),
+        Compression(prune=0.5, structured=True, quantize="int8", finetune=1),
+        Compression(prune=0.95, finetune=0),
+    ]
+    monkeypatch.setattr(sweep, "grid", lambda model, finetune: settings)
+    swept = sweep.sweep_run(digits_run.path, max_drop=0.5, runs_dir=tmp_path, name="best", quiet=True)
+    assert len(swept.rows) == 2 + len(settings)  # the original in both runtimes, then each setting as served
+    assert swept.chosen is not None and swept.chosen.path == tmp_path / "best"
+    kept = sweep.served_row(swept.chosen)
+    within = [row for row in swept.rows[2:] if row.score >= swept.rows[0].score - 0.005]
+    assert kept.bytes == min(row.bytes for row in within)
+    assert {"sweep.md", "sweep.csv", "sweep.png", "compression.md"} <= {p.name for p in swept.chosen.path.iterdir()}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]  # no scratch folder left behind
+
+
+def test_sweep_refuses_other_methods(cli, digits_run: kiln.Run, tmp_path: Path) -> None:
+    result = cli("compress", digits_run.path, "--sweep", "--prune", "0.5", "--runs-dir", tmp_path / "out")
+    assert result.returncode == 2
+    assert "`--sweep` tries its own grid" in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -2,5 +2,6 @@
 
 from kiln.compress.folder import Compressed, compress_run
 from kiln.compress.settings import Compression
+from kiln.compress.sweep import Swept, sweep_run
 
-__all__ = ["Compressed", "Compression", "compress_run"]
+__all__ = ["Compressed", "Compression", "Swept", "compress_run", "sweep_run"]

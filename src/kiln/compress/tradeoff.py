@@ -102,12 +102,12 @@ def plot(rows: list[Row], metric: str, path: Path) -> None:
     _save(fig, path)
 
 
-def write(folder: Path, rows: list[Row], metric: str, title: str) -> str:
-    """Write compression.md, .csv and .png into `folder`; returns the Markdown table."""
+def write(folder: Path, rows: list[Row], metric: str, title: str, stem: str = "compression") -> str:
+    """Write <stem>.md, .csv and .png into `folder`; returns the Markdown table."""
     table = to_markdown(rows, metric)
-    atomic_write(folder / "compression.md", f"# {title}\n\n{table}")
-    atomic_write(folder / "compression.csv", to_csv(rows))
-    plot(rows, metric, folder / "compression.png")
+    atomic_write(folder / f"{stem}.md", f"# {title}\n\n{table}")
+    atomic_write(folder / f"{stem}.csv", to_csv(rows))
+    plot(rows, metric, folder / f"{stem}.png")
     return table
 
 
