@@ -91,5 +91,7 @@ def explain_globally(predictor: Predictor, method: str, out: Path | None) -> tup
     heat = mean_attribution_map(predictor, images, method)
     path = out or folder / f"global-{method}.png"
     mean_image = images.mean(axis=0).reshape(predictor.schema.image_shape)
-    plot_heatmap(mean_image, heat, path, f"{predictor.name}: mean |{method}| over {len(images)} test images")
+    plot_heatmap(
+        mean_image, heat, path, f"{predictor.name}: mean |{method}| over {len(images)} test images", magnitude=True
+    )
     return heat, path

@@ -25,27 +25,34 @@ def plot_explanation(explanation: Explanation, row: int, path: Path, title: str)
         plot_bars(explanation.top(row, len(explanation.features)), path, title, "attribution")
 
 
-def plot_heatmap(image: np.ndarray, heat: np.ndarray, path: Path, title: str) -> None:
-    """Three panels: the input (C, H, W), its attribution map (H, W) on a symmetric scale, and the map over it."""
-    from matplotlib.colors import TwoSlopeNorm
+def plot_heatmap(image: np.ndarray, heat: np.ndarray, path: Path, title: str, magnitude: bool = False) -> None:
+    """Three panels: the input (C, H, W), its attribution map (H, W), and the map over the input.
+
+    Signed maps use a red/blue scale centred on zero; a `magnitude` map (mean |attribution|, never
+    negative) a white-to-red scale from zero.
+    """
+    from matplotlib.colors import Normalize, TwoSlopeNorm
 
     fig, (shown, attributed, overlaid) = _figure(10.5, 3.6, 3)
     picture = image.transpose(1, 2, 0) if image.shape[0] == 3 else image[0]
     picture = (picture - picture.min()) / (np.ptp(picture) or 1.0)
     limit = float(np.abs(heat).max()) or 1.0
-    norm = TwoSlopeNorm(vcenter=0.0, vmin=-limit, vmax=limit)
+    if magnitude:
+        cmap, norm, legend = "Reds", Normalize(0.0, limit), "mean |attribution|"
+    else:
+        cmap, norm, legend = "RdBu_r", TwoSlopeNorm(0.0, -limit, limit), "red: for the class, blue: against"
     shown.imshow(picture, cmap="gray")
-    shown.set_title("input", **PLAIN)
-    colours = attributed.imshow(heat, cmap="RdBu_r", norm=norm)
+    shown.set_title("mean input" if magnitude else "input", **PLAIN)
+    colours = attributed.imshow(heat, cmap=cmap, norm=norm)
     attributed.set_title("attribution", **PLAIN)
     overlaid.imshow(picture, cmap="gray")
-    overlaid.imshow(heat, cmap="RdBu_r", norm=norm, alpha=0.6)
+    overlaid.imshow(heat, cmap=cmap, norm=norm, alpha=0.6)
     overlaid.set_title("over the input", **PLAIN)
     for ax in (shown, attributed, overlaid):
         ax.set_xticks([])
         ax.set_yticks([])
     bar = fig.colorbar(colours, ax=[shown, attributed, overlaid], shrink=0.8, pad=0.02)
-    bar.set_label("red: for the class, blue: against", **PLAIN)
+    bar.set_label(legend, **PLAIN)
     fig.suptitle(title, **PLAIN)
     _save(fig, path)
 
