@@ -394,9 +394,22 @@ def runs(
             number(metrics, "epochs_run", "{:.0f}"),
             number(metrics, key, f"{label} {{:.4f}}"),
             number(metrics, "fit_seconds", "{:.2f}s"),
-            "finished" if folder.is_finished() else "unfinished",
+            _status(folder),
         )
     Console().print(table)
+
+
+def _status(folder: Any) -> str:
+    """finished, unfinished, or for a `kiln compress` result `from <the run it compressed>`."""
+    from kiln.errors import RunError
+
+    if not folder.is_finished():
+        return "unfinished"
+    try:
+        parent = folder.read_model_json().get("parent")
+    except RunError:
+        return "finished"
+    return f"from {Path(parent).name}" if parent else "finished"
 
 
 @app.command(cls=_Command)

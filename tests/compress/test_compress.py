@@ -4,6 +4,7 @@ normal run folder that predicts, evaluates and serves unchanged."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import httpx
@@ -192,3 +193,12 @@ def test_sweep_refuses_other_methods(cli, digits_run: kiln.Run, tmp_path: Path) 
     assert result.returncode == 2
     assert "`--sweep` tries its own grid" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_kiln_runs_shows_the_parent(cli, digits_run: kiln.Run, tmp_path: Path) -> None:
+    shutil.copytree(digits_run.path, tmp_path / "digits-mlp")
+    made = cli("compress", tmp_path / "digits-mlp", "--quantize", "int8", "--name", "small")
+    assert made.returncode == 0, made.stderr
+    assert "Run folder: " in made.stdout and "| int8 (ONNX Runtime, dynamic) | onnx |" in made.stdout
+    listed = {line.split()[0]: line.split()[-1] for line in cli("runs", tmp_path).stdout.splitlines()[2:]}
+    assert listed == {"digits-mlp": "finished", "small": "digits-mlp"}
