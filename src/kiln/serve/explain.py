@@ -11,18 +11,18 @@ import asyncio
 import threading
 from typing import Any
 
+import numpy as np
 import pydantic_core
 from fastapi import Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from kiln.errors import ConfigError
-from kiln.explain.attribution import METHODS, attribute
+from kiln.explain.attribution import METHODS, Explanation, attribute
 from kiln.predictions import Predictions
-from kiln.serve.asgi import Body, within
+from kiln.serve.asgi import CLOSE, Body, within
 from kiln.serve.inputs import Images, parse
 from kiln.serve.routes import EXPLAIN
 from kiln.serve.schemas import ApiError, invalid
-from kiln.serve.service import Service
+from kiln.serve.service import RETRY_AFTER, Service
 
 JSON = "application/json"
 
@@ -31,9 +31,10 @@ def endpoint(service: Service) -> Any:
     """The FastAPI handler of POST /v1/explain for `service`'s model."""
     lock = threading.Lock()
 
-    def explain(x: Any, method: str, target: str | None) -> Any:
+    def explain(x: np.ndarray, method: str, target: str | None) -> tuple[Explanation, np.ndarray]:
+        """The attributions and the served outputs (probabilities or values) of encoded rows."""
         with lock:
-            return attribute(service.predictor, x, method, target)
+            return attribute(service.predictor, x, method, target), service.predictor._score(x)
 
     async def handler(request: Request, method: str = "integrated-gradients", target: str | None = None) -> Response:
         """The prediction of each row and each feature's attribution to it (pixels as a C x H x W array).
@@ -53,7 +54,12 @@ def endpoint(service: Service) -> Any:
 
     async def _answer(request: Request, method: str, target: str | None) -> Response:
         if service.draining:
-            raise ApiError(503, "shutting_down", "The server is shutting down; retry on another instance.")
+            raise ApiError(
+                503,
+                "shutting_down",
+                "The server is shutting down; retry on another instance.",
+                headers={**RETRY_AFTER, **CLOSE},
+            )
         media = request.headers.get("content-type")
         if media is not None and media.partition(";")[0].strip().lower() != JSON:
             raise ApiError(
@@ -72,11 +78,7 @@ def endpoint(service: Service) -> Any:
         parsed = parse(await Body(request.scope, request.receive).read(service.settings.max_body_bytes), service.spec)
         if isinstance(parsed, Images):
             parsed = await run_in_threadpool(parsed.decode)
-        try:
-            explanation = await run_in_threadpool(explain, parsed.x, method, target)
-        except ConfigError as exc:  # checked above; kept so a future check cannot become a 500
-            raise invalid(str(exc)) from None
-        outputs = service.predictor._score(parsed.x)
+        explanation, outputs = await run_in_threadpool(explain, parsed.x, method, target)
         predictions = Predictions(outputs, classes, parsed.unknown, parsed.top_k if classes else None)
         answer = {
             "model": service.predictor.name,
