@@ -1,9 +1,11 @@
-"""Running one contender in a subprocess of its own: its output, exit code, wall time and peak memory."""
+"""Running one contender in a subprocess of its own (its output, exit code, wall time and peak memory), and the
+bench-only venvs such contenders run in."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -42,3 +44,17 @@ def run_child(command: list[str], cwd: Path, env: dict[str, str] | None = None) 
 def read_back(stream: IO[bytes]) -> str:
     stream.seek(0)
     return stream.read().decode(errors="replace")
+
+
+def ensure_venv(venv: Path, packages: tuple[str, ...], purpose: str) -> Path:
+    """Create a bench-only venv with `packages` (never kiln's dependencies, never torch) on first use; its python."""
+    python = venv / "bin" / "python"
+    marker = venv / ".installed"
+    if marker.exists():
+        return python
+    print(f"Setting up {venv} for {purpose} (pip install {' '.join(packages)}); first use only...", file=sys.stderr)
+    subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
+    marker.touch()
+    return python

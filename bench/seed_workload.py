@@ -36,7 +36,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from children import ChildRun, run_child
+from children import ChildRun, ensure_venv, run_child
 
 if TYPE_CHECKING:
     import numpy as np
@@ -140,26 +139,6 @@ def tagged_result(child: ChildRun) -> Sample:
 
 
 # --------------------------------------------------------------------------- keras
-
-
-def ensure_keras_venv(venv: Path = KERAS_VENV) -> Path:
-    """Create the keras venv with TensorFlow (and no torch) on first use; return its python."""
-    python = venv / "bin" / "python"
-    marker = venv / ".installed"
-    if marker.exists():
-        return python
-    print(
-        f"Setting up {venv} for the keras contender "
-        f"(pip install {' '.join(KERAS_PACKAGES)}); first use only, this takes a minute or more...",
-        file=sys.stderr,
-        flush=True,
-    )
-    subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "--upgrade", "pip"], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", *KERAS_PACKAGES], check=True)
-    marker.touch()
-    print("Keras venv ready.", file=sys.stderr, flush=True)
-    return python
 
 
 def run_keras(anchors: Path, keras_python: Path) -> Sample:
@@ -417,7 +396,7 @@ def contender_runners(args: argparse.Namespace, runs_dir: Path) -> dict[str, Cal
                 file=sys.stderr,
             )
             raise SystemExit(2)
-        keras_python = ensure_keras_venv()
+        keras_python = ensure_venv(KERAS_VENV, KERAS_PACKAGES, "the keras contender")
         runners["keras"] = lambda _run: run_keras(anchors, keras_python)
     if "torch-loop" in args.only:
         runners["torch-loop"] = lambda run: run_torch_loop(python, run)

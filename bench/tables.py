@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from children import ensure_venv
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -188,28 +189,10 @@ def export_tables(folder: Path) -> None:
         frame().to_csv(folder / f"{file}.csv", index=False)
 
 
-def ensure_tables_venv(venv: Path = TABLES_VENV) -> Path:
-    """Create the tables venv (statsmodels, palmerpenguins, pandas, scikit-learn; no torch) on first use."""
-    python = venv / "bin" / "python"
-    marker = venv / ".installed"
-    if marker.exists():
-        return python
-    print(
-        f"Setting up {venv} for the tables (pip install {' '.join(TABLES_PACKAGES)}); first use only, ~30 s...",
-        file=sys.stderr,
-        flush=True,
-    )
-    subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", *TABLES_PACKAGES], check=True)
-    marker.touch()
-    return python
-
-
 def ensure_tables(specs: list[Spec], cache: Path = CACHE_DIR) -> Path:
     """The cache folder holding every table's CSV, exported by a child in the tables venv when one is missing."""
     if any(not (cache / f"{spec.file}.csv").is_file() for spec in specs):
-        python = ensure_tables_venv()
+        python = ensure_venv(TABLES_VENV, TABLES_PACKAGES, "the tables")
         print(f"Exporting the tables to {cache}...", file=sys.stderr, flush=True)
         subprocess.run([str(python), str(Path(__file__).resolve()), "--export", str(cache)], check=True)
     return cache
