@@ -27,13 +27,16 @@ SETTINGS = {
         Compression(low_rank=0.7, finetune=5),
         Compression(prune=0.5, structured=True, finetune=5),
         Compression(prune=0.5, structured=True, quantize="int8", finetune=5),
+        Compression(prune=0.5, structured=True, quantize="int8-static", finetune=5),
     ],
     "cnn": [
         Compression(quantize="int8"),
+        Compression(quantize="int8-static"),
         Compression(prune=0.7, finetune=5),
         Compression(low_rank=0.7, finetune=5),
         Compression(prune=0.5, structured=True, finetune=10),
         Compression(prune=0.25, structured=True, quantize="int8", finetune=10),
+        Compression(prune=0.25, structured=True, quantize="int8-static", finetune=10),
     ],
 }
 

@@ -511,7 +511,12 @@ def compress(
     low_rank: Annotated[
         float | None, typer.Option(help="Factorize each Dense layer, keeping this share in (0, 1] of its energy.")
     ] = None,
-    quantize: Annotated[str | None, typer.Option(help="int8: ONNX Runtime dynamic quantization of model.onnx.")] = None,
+    quantize: Annotated[
+        str | None,
+        typer.Option(
+            help="int8 (ONNX Runtime dynamic) or int8-static (calibrated on training rows) quantization of model.onnx."
+        ),
+    ] = None,
     finetune: Annotated[
         int | None,
         typer.Option(help="Fine-tune this many epochs on the training split, masks fixed (--sweep: default 5)."),

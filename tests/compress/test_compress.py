@@ -202,3 +202,14 @@ def test_kiln_runs_shows_the_parent(cli, digits_run: kiln.Run, tmp_path: Path) -
     assert "Run folder: " in made.stdout and "| int8 (ONNX Runtime, dynamic) | onnx |" in made.stdout
     listed = {line.split()[0]: line.split()[-1] for line in cli("runs", tmp_path).stdout.splitlines()[2:]}
     assert listed == {"digits-mlp": "finished", "small": "digits-mlp"}
+
+
+def test_static_int8_is_calibrated_and_agrees_with_float(digits_run: kiln.Run, tmp_path: Path, digits_x) -> None:
+    import onnx
+
+    result = compress_run(digits_run.path, Compression(quantize="int8-static"), runs_dir=tmp_path, quiet=True)
+    graph = onnx.load(str(result.path / "model.onnx")).graph
+    assert "QGemm" in {node.op_type for node in graph.node}  # int8 kernels on fixed scales, not dynamic
+    float_labels = Predictor.load(digits_run.path).outputs(digits_x).argmax(1)
+    assert (Predictor.load(result.path).outputs(digits_x).argmax(1) == float_labels).mean() >= 0.99
+    assert RunFolder(result.path).read_model_json()["onnx"]["quantized"] == "int8-static"

@@ -31,6 +31,8 @@ from kiln.models import registry
 from kiln.predict import Predictor, TorchForward
 from kiln.runs import RunFolder, atomic_write, new_run, sha256
 
+CALIBRATION_ROWS = 512  # training rows that calibrate `int8-static`
+
 
 @dataclass(frozen=True)
 class Compressed:
@@ -89,7 +91,7 @@ def compress_run(
     atomic_write(folder.config, config_mod.to_yaml(new_cfg))
     predictor = Predictor(folder, schema, parent.preprocessor, TorchForward(module), sha256(weights)[:12])
     extra: dict[str, Any] = {"parent": str(parent.run.path), "compression": compression.to_dict()}
-    onnx_bytes = _write_onnx(folder, module, predictor, compression, sha256(weights), extra, cfg)
+    onnx_bytes = _write_onnx(folder, module, predictor, compression, sha256(weights), extra, cfg, dataset)
     served = predictor
     if onnx_bytes is not None:
         served = Predictor(
@@ -151,6 +153,7 @@ def _write_onnx(
     weights_sha256: str,
     extra: dict[str, Any],
     cfg: RunConfig,
+    dataset: Dataset,
 ) -> bytes | None:
     """Write model.onnx (int8 when quantizing, else float and parity-checked) and put its entry in `extra`."""
     from kiln.export.onnx import export_onnx
@@ -159,7 +162,10 @@ def _write_onnx(
     if compression.quantize is not None:
         from kiln.compress.quantize import quantize_int8
 
-        data = quantize_int8(module, inputs)
+        calibration = None
+        if compression.quantize == "int8-static":
+            calibration = predictor.preprocessor.scaled(predictor._encode(dataset.x_train[:CALIBRATION_ROWS]).x)
+        data = quantize_int8(module, inputs, calibration)
         atomic_write(folder.path / ONNX_FILE, data)
         extra["onnx"] = {
             "file": ONNX_FILE,

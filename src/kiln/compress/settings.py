@@ -7,7 +7,7 @@ from typing import Any
 
 from kiln.errors import ConfigError
 
-DTYPES = ("int8",)
+DTYPES = ("int8", "int8-static")  # ONNX Runtime dynamic, or static calibrated on training rows
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,9 @@ class Compression:
         if self.low_rank is not None:
             parts.append(f"low-rank {self.low_rank:g}")
         if self.quantize is not None:
-            parts.append(f"{self.quantize} (ONNX Runtime, dynamic)")
+            parts.append(
+                "int8 (ONNX Runtime, static)" if self.quantize == "int8-static" else "int8 (ONNX Runtime, dynamic)"
+            )
         if self.finetune:
             parts.append(f"finetune {self.finetune}")
         return " + ".join(parts)

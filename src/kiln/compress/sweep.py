@@ -15,22 +15,20 @@ from pathlib import Path
 from kiln.compress import tradeoff
 from kiln.compress.folder import Compressed, compress_run
 from kiln.compress.network import DENSE
-from kiln.compress.settings import Compression
+from kiln.compress.settings import DTYPES, Compression
 from kiln.errors import ConfigError, RunError
 from kiln.runs import RunFolder, new_run
 
 
 def grid(model: str, finetune: int) -> list[Compression]:
-    """The settings tried: int8 alone, magnitude pruning, and for mlp/cnn structured pruning and low rank,
-    each fine-tuned `finetune` epochs, the shrinking ones also with int8."""
-    settings = [Compression(quantize="int8")]
+    """The settings tried: int8 (dynamic, static) alone, magnitude pruning, and for mlp/cnn structured pruning
+    (also with either int8) and low rank (also with dynamic int8), each fine-tuned `finetune` epochs."""
+    settings = [Compression(quantize=dtype) for dtype in DTYPES]
     settings += [Compression(prune=p, finetune=finetune) for p in (0.5, 0.7, 0.9)]
     if model in DENSE:
         for prune in (0.25, 0.5, 0.75):
-            settings += [
-                Compression(prune=prune, structured=True, finetune=finetune),
-                Compression(prune=prune, structured=True, quantize="int8", finetune=finetune),
-            ]
+            settings.append(Compression(prune=prune, structured=True, finetune=finetune))
+            settings += [Compression(prune=prune, structured=True, quantize=q, finetune=finetune) for q in DTYPES]
         for energy in (0.9, 0.7):
             settings += [
                 Compression(low_rank=energy, finetune=finetune),
