@@ -35,8 +35,8 @@ SETTINGS = {
         Compression(prune=0.7, finetune=5),
         Compression(low_rank=0.7, finetune=5),
         Compression(prune=0.5, structured=True, finetune=10),
-        Compression(prune=0.25, structured=True, quantize="int8", finetune=10),
         Compression(prune=0.25, structured=True, quantize="int8-static", finetune=10),
+        Compression(prune=0.15, structured=True, quantize="int8-static", finetune=20),
     ],
 }
 

@@ -131,6 +131,7 @@ def finetune(
             apply_masks(trainer.model, masks)
 
     prepared = prepare(dataset, cfg)
+    torch.manual_seed(cfg.train.seed)  # the same compression of the same run fine-tunes the same way
     tensors = [
         torch.from_numpy(np.ascontiguousarray(a)) for a in (prepared.x, prepared.y, prepared.x_val, prepared.y_val)
     ]
