@@ -66,6 +66,8 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(
         "--set",
         "model.hidden=[16]",
         "--set",
+        "train.early_stopping=null",  # a table's default would stop it long before the interrupt
+        "--set",
         "evaluate.plots=false",
         "--set",
         "evaluate.report=false",
