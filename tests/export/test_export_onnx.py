@@ -14,7 +14,7 @@ from torch import nn
 
 import kiln
 from kiln.errors import RunError
-from kiln.export.onnx import PARITY_TOLERANCE, export_onnx
+from kiln.export.onnx import PARITY_TOLERANCE, export_onnx, to_onnx
 from kiln.export.runtime import OnnxForward
 from kiln.models.registry import Dims, build
 from kiln.predict import Predictor
@@ -25,6 +25,7 @@ NETWORKS = {
     "cnn": (kiln.cnn(channels=[4, 8], hidden=[16]), (1, 8, 8)),
     "lstm": (kiln.rnn(hidden_size=12), (1, 8, 8)),
     "gru-bidirectional": (kiln.rnn(cell="gru", hidden_size=8, layers=2, bidirectional=True), None),
+    "tabm": (kiln.model("tabm", hidden=[16], members=4), None),
 }
 
 
@@ -49,6 +50,18 @@ def test_export_matches_torch(name: str, tmp_path: Path) -> None:
     assert np.abs(forward(x) - expected).max() < PARITY_TOLERANCE
     alone = np.concatenate([forward(x[i : i + 1]) for i in range(len(x))])
     assert np.array_equal(forward(x), alone)  # the server's batching relies on batch-independent rows
+
+
+@pytest.mark.parametrize("name", list(NETWORKS))
+def test_the_skipped_onnxscript_pass_would_change_no_byte(name: str) -> None:
+    """kiln's export skips the exporter's onnxscript pass (importing `onnx` costs 0.6 s): on every built-in
+    network that pass, run here with the `onnx` package, returns the exported bytes as they are."""
+    from torch.onnx._internal.torchscript_exporter import onnx_proto_utils
+
+    spec, image_shape = NETWORKS[name]
+    n_features = 64 if image_shape else 10
+    exported = to_onnx(build(spec, Dims(n_features, 5, image_shape)).eval(), n_features)
+    assert onnx_proto_utils._add_onnxscript_fn(exported, {}) == exported
 
 
 class _Noisy(nn.Module):

@@ -8,9 +8,11 @@ outputs to within `PARITY_TOLERANCE` on random rows.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +62,21 @@ def export_onnx(
     return entry if weights_sha256 is None else {**entry, WEIGHTS_KEY: weights_sha256}
 
 
+@contextlib.contextmanager
+def _without_onnxscript_pass() -> Iterator[None]:
+    """Skip the TorchScript exporter's last pass, which parses the exported bytes with the `onnx` package
+    (0.6 s to import it, a quarter of a digits `kiln train`) only to add onnxscript functions. kiln's
+    networks use standard operators only, and for them that pass returns the bytes unchanged."""
+    from torch.onnx._internal.torchscript_exporter import onnx_proto_utils
+
+    original = onnx_proto_utils._add_onnxscript_fn
+    onnx_proto_utils._add_onnxscript_fn = lambda model_bytes, custom_opsets: model_bytes
+    try:
+        yield
+    finally:
+        onnx_proto_utils._add_onnxscript_fn = original
+
+
 def to_onnx(module: nn.Module, n_features: int) -> bytes:
     """The ONNX bytes of `module` in eval mode, with a dynamic batch axis.
 
@@ -71,7 +88,7 @@ def to_onnx(module: nn.Module, n_features: int) -> bytes:
     device = next(module.parameters()).device
     example = torch.zeros(2, n_features, device=device)
     buffer = io.BytesIO()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _without_onnxscript_pass():
         # The TorchScript exporter announces its deprecation on every call; its output is valid ONNX.
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)

@@ -52,7 +52,9 @@ class TabM(nn.Module):
         if self.clip is not None:
             x = x / torch.sqrt(1 + (x / self.clip) ** 2)
         h = self.body(x.unsqueeze(1) * self.adapter)  # (B, k, width)
-        out = torch.einsum("bkh,kho->bko", h, self.head_weight) + self.head_bias
+        # Each member's head as a product and a sum, not an einsum: ONNX Runtime's Einsum rounds a row
+        # differently with the batch around it, and the server's micro-batching needs rows independent.
+        out = (h.unsqueeze(-1) * self.head_weight).sum(dim=2) + self.head_bias
         return out if self.training else out.mean(dim=1)
 
 
