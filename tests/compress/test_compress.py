@@ -114,7 +114,7 @@ def test_int8_agrees_with_float_and_serves(
         (["--prune", "0"], "`--prune` must be a fraction"),
         (["--low-rank", "0"], r"`--low-rank` must be the share of energy kept, in \(0, 1\]"),
         (["--low-rank", "1.2"], "`--low-rank` must be"),
-        (["--quantize", "int4"], "`--quantize` supports int8; received 'int4'"),
+        (["--quantize", "int4"], "`--quantize` supports int8, int8-static; received 'int4'"),
         ([], "Nothing to do"),
     ],
 )

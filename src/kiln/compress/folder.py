@@ -7,6 +7,7 @@ its `parent` and the `compression` applied, and compression.md/.csv/.png compare
 from __future__ import annotations
 
 import copy
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from kiln.compress.structured import prune_units
 from kiln.config import RunConfig
 from kiln.data.dataset import Dataset
 from kiln.data.load import load_configured
+from kiln.data.rows import encode_rows
 from kiln.evaluate.folder import score
 from kiln.export.runtime import ONNX_FILE, OnnxForward, session
 from kiln.models import registry
@@ -88,29 +90,39 @@ def compress_run(
     weights = save_tensors(state)
     new_cfg = cfg.model_copy(update={"model": spec})
     folder = new_run(runs_dir if runs_dir is not None else parent.run.path.parent, name, f"{parent.name}-compressed")
-    atomic_write(folder.config, config_mod.to_yaml(new_cfg))
-    predictor = Predictor(folder, schema, parent.preprocessor, TorchForward(module), sha256(weights)[:12])
-    extra: dict[str, Any] = {"parent": str(parent.run.path), "compression": compression.to_dict()}
-    onnx_bytes = _write_onnx(folder, module, predictor, compression, sha256(weights), extra, cfg, dataset)
-    served = predictor
-    if onnx_bytes is not None:
-        served = Predictor(
-            folder, schema, parent.preprocessor, OnnxForward(session(onnx_bytes)), predictor.version, "onnx"
-        )
-    metrics = score(served, dataset.x_test, dataset.y_test)
-    parent_metrics = parent.run.read_metrics()
-    metrics.update({k: parent_metrics[k] for k in ("seed", "epochs_run", "fit_seconds") if k in parent_metrics})
-    from kiln.train.device import cpu_threads
+    try:
+        atomic_write(folder.config, config_mod.to_yaml(new_cfg))
+        predictor = Predictor(folder, schema, parent.preprocessor, TorchForward(module), sha256(weights)[:12])
+        extra: dict[str, Any] = {"parent": str(parent.run.path), "compression": compression.to_dict()}
+        onnx_bytes = _write_onnx(folder, module, predictor, compression, sha256(weights), extra, cfg, dataset)
+        served = predictor
+        if onnx_bytes is not None:
+            served = Predictor(
+                folder, schema, parent.preprocessor, OnnxForward(session(onnx_bytes)), predictor.version, "onnx"
+            )
+        metrics = score(served, dataset.x_test, dataset.y_test)
+        parent_metrics = parent.run.read_metrics()
+        metrics.update({k: parent_metrics[k] for k in ("seed", "epochs_run", "fit_seconds") if k in parent_metrics})
+        from kiln.train.device import cpu_threads
 
-    with cpu_threads(1):  # as the server runs the network; a second thread only adds noise on a shared CPU
-        rows = _table_rows(parent, meta, module, weights, masks, onnx_bytes, compression, dataset, metrics)
-    metric = "accuracy" if schema.task == "classification" else "r2"
-    table = tradeoff.write(folder.path, rows, metric, f"{compression.describe()} of {parent.name}")
-    from kiln.lifecycle import save_run
+        with cpu_threads(1):  # as the server runs the network; a second thread only adds noise on a shared CPU
+            rows = _table_rows(parent, meta, module, weights, masks, onnx_bytes, compression, dataset, metrics)
+        metric = "accuracy" if schema.task == "classification" else "r2"
+        table = tradeoff.write(folder.path, rows, metric, f"{compression.describe()} of {parent.name}")
+        from kiln.lifecycle import save_run
 
-    save_cfg = new_cfg.model_copy(update={"evaluate": new_cfg.evaluate.model_copy(update={"onnx": False})})
-    save_run(folder, save_cfg, str(meta.get("data", dataset.name)), predictor, weights, history, metrics, extra)
+        save_cfg = new_cfg.model_copy(update={"evaluate": new_cfg.evaluate.model_copy(update={"onnx": False})})
+        save_run(folder, save_cfg, str(meta.get("data", dataset.name)), predictor, weights, history, metrics, extra)
+    except BaseException:
+        shutil.rmtree(folder.path, ignore_errors=True)  # a failed compression leaves no folder behind
+        raise
     return Compressed(folder.path, metrics, rows, table)
+
+
+def scaled_rows(predictor: Predictor, rows: Any) -> np.ndarray:
+    """Raw rows as the network takes them: encoded and scaled by the run's own preprocessing."""
+    encoded = encode_rows(rows, predictor.schema.features, predictor.preprocessor.encoder)
+    return predictor.preprocessor.scaled(encoded.x)
 
 
 def finetune(
@@ -165,7 +177,7 @@ def _write_onnx(
 
         calibration = None
         if compression.quantize == "int8-static":
-            calibration = predictor.preprocessor.scaled(predictor._encode(dataset.x_train[:CALIBRATION_ROWS]).x)
+            calibration = scaled_rows(predictor, dataset.x_train[:CALIBRATION_ROWS])
         data = quantize_int8(module, inputs, calibration)
         atomic_write(folder.path / ONNX_FILE, data)
         extra["onnx"] = {
@@ -195,7 +207,7 @@ def _table_rows(
 ) -> list[tradeoff.Row]:
     """The parent and the result, in ONNX Runtime (where each has model.onnx) and in torch."""
     key = "accuracy" if parent.schema.task == "classification" else "r2"
-    rows_x = parent.preprocessor.scaled(parent._encode(dataset.x_test).x)
+    rows_x = scaled_rows(parent, dataset.x_test)
     parent_score = float(parent.run.read_metrics().get(key, score(parent, dataset.x_test, dataset.y_test)[key]))
     parent_params = sum(p.numel() for p in parent.module.parameters())
     params = sum(int(torch.count_nonzero(p)) if masks else p.numel() for p in module.parameters())
