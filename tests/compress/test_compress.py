@@ -105,6 +105,8 @@ def test_int8_agrees_with_float_and_serves(
     server = server_factory(result.path)
     answer = httpx.post(server.url + "/v1/predict", json={"inputs": digits_x[:2].tolist()}).json()
     assert [p["label"] for p in answer["predictions"]] == [str(v) for v in float_labels[:2]]
+    card = httpx.get(server.url + "/v1/model").json()
+    assert (card["runtime"], card["compression"]) == ("onnx", f"{digits_run.path.name}: int8 (ONNX Runtime, dynamic)")
 
 
 @pytest.mark.parametrize(

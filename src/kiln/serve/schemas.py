@@ -113,3 +113,6 @@ class ModelInfo(BaseModel):
     classes: list[str]
     metrics: dict[str, Any] = Field(description="Test metrics from the run's metrics.json.")
     artifacts: list[str] = Field(description="Plots under /v1/model/, e.g. curves.png.")
+    compression: str | None = Field(
+        None, description="For a `kiln compress` result: the run it compressed and how, e.g. `digits: prune 0.5`."
+    )

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -107,7 +108,16 @@ class Service:
             "classes": schema.classes,
             "metrics": metrics,
             "artifacts": sorted(self.artifacts),
+            "compression": self._compression(),
         }
+
+    def _compression(self) -> str | None:
+        """`<parent run>: <what kiln compress applied>` for a compressed run, None for a trained one."""
+        meta = self.predictor.run.read_model_json()
+        applied = meta.get("compression")
+        if not isinstance(applied, dict) or "parent" not in meta:
+            return None
+        return f"{Path(str(meta['parent'])).name}: {applied.get('summary', '')}"
 
     def _typical(self) -> dict[str, float | bool | str]:
         """A typical training value per feature for the try-it page: the table encoder's (median, most frequent

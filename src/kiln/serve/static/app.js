@@ -35,7 +35,8 @@ async function load() {
   document.title = "kiln: " + info.name;
   $("title").textContent = info.name;
   const shape = info.input.image_shape ? `${info.input.image_shape.join("×")} images` : `${info.input.features.length} features`;
-  $("subtitle").textContent = `${info.task} on ${shape} · version ${info.version} · ${info.runtime} runtime`;
+  const compressed = info.compression ? ` · compressed from ${info.compression}` : "";
+  $("subtitle").textContent = `${info.task} on ${shape} · version ${info.version} · ${info.runtime} runtime${compressed}`;
   renderMetrics(info.metrics);
   renderPlots(info.artifacts);
   const area = $("input-area");
