@@ -89,17 +89,17 @@ def to_csv(rows: list[Row]) -> str:
 
 def plot(rows: list[Row], metric: str, path: Path) -> None:
     """Score against bytes and against batch-256 latency, one marker per model and runtime."""
-    from kiln.evaluate.plots import _figure, _save, _titles
+    from kiln.evaluate.plots import new_figure, save_png, set_titles
 
-    fig, (left, right) = _figure(11, 4, columns=2)
+    fig, (left, right) = new_figure(11, 4, columns=2)
     for row in rows:
         label = f"{row.model} ({row.runtime})"
         left.scatter(row.bytes / 1000, row.score, label=label)
         right.scatter(row.ms_batch256, row.score, label=label)
-    _titles(left, f"{metric} vs size", "kB (see table)", metric)
-    _titles(right, f"{metric} vs latency", "batch 256 latency, ms (CPU, 1 thread)", metric)
+    set_titles(left, f"{metric} vs size", "kB (see table)", metric)
+    set_titles(right, f"{metric} vs latency", "batch 256 latency, ms (CPU, 1 thread)", metric)
     right.legend(fontsize=7)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def write(folder: Path, rows: list[Row], metric: str, title: str, stem: str = "compression") -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kiln.evaluate.plots import PLAIN, _figure, _save
+from kiln.evaluate.plots import PLAIN, new_figure, save_png
 from kiln.explain.attribution import Explanation
 
 BARS = 15
@@ -33,7 +33,7 @@ def plot_heatmap(image: np.ndarray, heat: np.ndarray, path: Path, title: str, ma
     """
     from matplotlib.colors import Normalize, TwoSlopeNorm
 
-    fig, (shown, attributed, overlaid) = _figure(10.5, 3.6, 3)
+    fig, (shown, attributed, overlaid) = new_figure(10.5, 3.6, 3)
     picture = image.transpose(1, 2, 0) if image.shape[0] == 3 else image[0]
     picture = (picture - picture.min()) / (np.ptp(picture) or 1.0)
     limit = float(np.abs(heat).max()) or 1.0
@@ -54,7 +54,7 @@ def plot_heatmap(image: np.ndarray, heat: np.ndarray, path: Path, title: str, ma
     bar = fig.colorbar(colours, ax=[shown, attributed, overlaid], shrink=0.8, pad=0.02)
     bar.set_label(legend, **PLAIN)
     fig.suptitle(title, **PLAIN)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def plot_bars(
@@ -62,7 +62,7 @@ def plot_bars(
 ) -> None:
     """Horizontal bars, largest |value| at the top, red positive and blue negative; `spread` draws error bars."""
     shown = items[:BARS]
-    fig, (ax,) = _figure(7.5, 0.8 + 0.32 * len(shown))
+    fig, (ax,) = new_figure(7.5, 0.8 + 0.32 * len(shown))
     names = [name for name, _ in shown][::-1]
     values = np.array([value for _, value in shown][::-1])
     errors = None if spread is None else np.array(spread[:BARS][::-1])
@@ -83,4 +83,4 @@ def plot_bars(
     ax.set_title(title, **PLAIN)
     ax.set_xlabel(xlabel, **PLAIN)
     ax.tick_params(axis="y", labelsize=8)
-    _save(fig, path)
+    save_png(fig, path)
