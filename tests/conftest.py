@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -132,6 +133,11 @@ def kiln_cmd(tmp_path: Path) -> Callable[..., Result]:
     return run
 
 
+def _default_sigint() -> None:
+    """Run in the child before kiln starts: SIGINT back to its default, so Python turns it into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def kiln_popen(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
     """Start `python -m kiln ARGS` in the background; every process is killed at teardown."""
@@ -145,6 +151,9 @@ def kiln_popen(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # As a terminal starts a command: Ctrl-C not ignored, even when these tests run in a background
+            # job of a non-interactive shell (`make test &`), whose children inherit SIGINT ignored.
+            preexec_fn=_default_sigint,
         )
         started.append(proc)
         return proc
