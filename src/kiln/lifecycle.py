@@ -157,7 +157,9 @@ def resume(path: str | Path, *, quiet: bool = False, callbacks: Sequence[Callbac
     if folder.is_finished():
         raise RunError(f"`{folder.path}` is already finished (model.json exists); nothing to resume.")
     cfg = config_mod.load(folder.config)
-    job = _Job.plan(cfg, load_configured(cfg.data), quiet=quiet, extra=callbacks)
+    dataset = load_configured(cfg.data)
+    cfg, _ = defaults.choose(cfg, dataset, chose_model=True)  # a key an older kiln did not write is `auto`
+    job = _Job.plan(cfg, dataset, quiet=quiet, extra=callbacks)
     for stale in [*folder.path.glob(".*.tmp"), *folder.checkpoints.glob(".*.tmp")]:
         stale.unlink()  # a temp file an interrupt left between its creation and its rename
     return job.run(folder, resume=True)

@@ -56,7 +56,9 @@ def test_your_own_settings_win_over_the_chosen_ones(tmp_path: Path) -> None:
     assert len(run.history) == 3
 
 
-@pytest.mark.parametrize(("rows", "batch", "epochs"), [(20, 16, 400), (1_000, 16, 48), (16_000, 256, 48), (1_000_000, 1024, 10)])
+@pytest.mark.parametrize(
+    ("rows", "batch", "epochs"), [(20, 16, 400), (1_000, 16, 48), (16_000, 256, 48), (1_000_000, 1024, 10)]
+)
 def test_batch_and_epochs_grow_and_shrink_with_the_rows(rows: int, batch: int, epochs: int) -> None:
     sized = defaults._sized(rows, "default", classification=True)
     assert (sized["batch_size"], sized["epochs"]) == (batch, epochs)
@@ -109,3 +111,25 @@ def test_robust_scaling_uses_median_and_interquartile_range() -> None:
     np.testing.assert_allclose(scaled[:3, 0], [(v - 3) * 1.349 / 2 for v in (1, 2, 3)], rtol=1e-5)
     _, standard = Preprocessor.fit_transform(x, np.zeros(5), value_range=None, regression=False)
     assert np.ptp(standard[:4, 0]) < 0.01 and np.ptp(scaled[:4, 0]) > 2  # the outlier no longer squeezes the rest
+
+
+def test_a_run_started_by_an_older_kiln_resumes(tmp_path: Path) -> None:
+    """config.yaml as kiln wrote it before `preset`, `label_smoothing` and `scaling`: the missing keys are
+    `auto` and resume decides them as training does (once a ValueError: could not convert 'auto' to float)."""
+    folder = tmp_path / "old"
+    (folder / "checkpoints").mkdir(parents=True)
+    train = {"epochs": 2, "batch_size": 16, "optimizer": "adam", "lr": 0.001, "weight_decay": 0.0}
+    old = {
+        "data": {"source": "iris"},
+        "model": {"name": "mlp", "hidden": [16]},
+        "train": {**train, "schedule": "none", "early_stopping": None},
+        "evaluate": {"plots": False, "report": False, "onnx": False},
+    }
+    (folder / "config.yaml").write_text(yaml.safe_dump(old))
+    run = kiln.resume(folder, quiet=True)
+    assert len(run.history) == 2 and (folder / "model.json").is_file()
+    assert (run.config.train.label_smoothing, run.config.data.scaling, run.config.preset) == (
+        0.0,
+        "standard",
+        "default",
+    )
