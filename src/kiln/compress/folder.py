@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from kiln import config as config_mod
+from kiln import defaults
 from kiln.compress import tradeoff
 from kiln.compress.lowrank import factorize
 from kiln.compress.magnitude import Masks, apply_masks, prune_weights, sparse_bytes
@@ -70,6 +71,7 @@ def compress_run(
         check_supported(spec, "low-rank factorization")
     meta = parent.run.read_model_json()
     dataset = load_configured(cfg.data)
+    cfg, _ = defaults.choose(cfg, dataset, chose_model=True)  # a key an older kiln did not write is `auto`
     schema = parent.schema
     dims = registry.Dims(schema.inputs, schema.n_outputs, schema.image_shape)
     module: nn.Module = copy.deepcopy(parent.module)
