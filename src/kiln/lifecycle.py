@@ -126,8 +126,8 @@ def fit(
     the data (`kiln.defaults`) and printed in one line.
     `callbacks` run on every event after kiln's early stopping and progress, and before its
     checkpoint, which saves their `state_dict` for `resume`. With no model given, images you bring
-    (a folder, image-shaped arrays) get a CNN; everything else, the built-in digits included, the
-    article's MLP.
+    (a folder, image-shaped arrays) get a CNN, tables and flat arrays a TabM-mini ensemble, and the
+    built-in digits and everything else the article's MLP.
 
     Example:
         >>> run = kiln.fit(kiln.mlp(hidden=[64, 64]), kiln.load_data("digits"), epochs=10, batch_size=32)
