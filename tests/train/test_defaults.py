@@ -97,7 +97,9 @@ def test_tabm_trains_each_member_and_serves_their_mean() -> None:
     assert members.shape == (5, 4, 2)
     net.eval()
     torch.testing.assert_close(net(x), members.mean(dim=1))
-    cfg = TrainConfig(epochs=1, batch_size=5, optimizer="adam", lr=1e-3, weight_decay=0.0, label_smoothing=0.0)
+    cfg = TrainConfig(
+        epochs=1, batch_size=5, optimizer="adam", lr=1e-3, weight_decay=0.0, label_smoothing=0.0, schedule="none"
+    )
     trainer = Trainer(net, cfg, classification=True, device=torch.device("cpu"))
     each = [torch.nn.functional.cross_entropy(members[:, k], y) for k in range(4)]
     torch.testing.assert_close(trainer.loss(members, y), torch.stack(each).mean())
@@ -133,3 +135,8 @@ def test_a_run_started_by_an_older_kiln_resumes(tmp_path: Path) -> None:
         "standard",
         "default",
     )
+
+
+def test_a_trainer_built_directly_names_the_auto_keys_it_needs() -> None:
+    with pytest.raises(ConfigError, match=r"`train.batch_size` is `auto`.*each of: batch_size, optimizer, lr"):
+        Trainer(torch.nn.Linear(2, 2), TrainConfig(epochs=1), classification=True, device=torch.device("cpu"))

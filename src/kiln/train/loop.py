@@ -16,12 +16,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from kiln.config import TrainConfig
-from kiln.errors import TrainingError
+from kiln.errors import ConfigError, TrainingError
 from kiln.train.callbacks import Callback
 from kiln.train.device import autocast
 from kiln.train.optim import build_optimizer, build_penalty, build_scheduler, direct_step
 from kiln.train.state import TrainState
 from kiln.train.strategy import SingleProcess, Strategy
+
+# The keys a config may leave `auto` that the loop itself reads (early stopping is a caller's callback).
+NEEDED = ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "label_smoothing", "schedule")
 
 
 class Trainer:
@@ -39,6 +42,12 @@ class Trainer:
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
         strategy: Strategy = SingleProcess(),
     ) -> None:
+        left = [key for key in NEEDED if getattr(cfg, key) == "auto"]
+        if left:
+            raise ConfigError(
+                f"`train.{left[0]}` is `auto`, which kiln decides from the data in `kiln.fit`; a Trainer built "
+                f"directly needs a value for each of: {', '.join(left)}."
+            )
         self.model = model.to(device)
         self.cfg = cfg
         self.classification = classification
