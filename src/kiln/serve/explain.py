@@ -18,11 +18,10 @@ from starlette.concurrency import run_in_threadpool
 
 from kiln.explain.attribution import METHODS, Explanation, attribute
 from kiln.predictions import Predictions
-from kiln.serve.asgi import CLOSE, Body, within
+from kiln.serve.asgi import Body, within
 from kiln.serve.inputs import Images, parse
-from kiln.serve.routes import EXPLAIN
 from kiln.serve.schemas import ApiError, invalid
-from kiln.serve.service import RETRY_AFTER, Service
+from kiln.serve.service import Service
 
 JSON = "application/json"
 
@@ -54,19 +53,7 @@ def endpoint(service: Service) -> Any:
 
     async def _answer(request: Request, method: str, target: str | None) -> Response:
         if service.draining:
-            raise ApiError(
-                503,
-                "shutting_down",
-                "The server is shutting down; retry on another instance.",
-                headers={**RETRY_AFTER, **CLOSE},
-            )
-        media = request.headers.get("content-type")
-        if media is not None and media.partition(";")[0].strip().lower() != JSON:
-            raise ApiError(
-                415,
-                "unsupported_media_type",
-                f"{EXPLAIN} reads JSON: send `Content-Type: application/json`, not {media[:60]!r}.",
-            )
+            raise service.shutting_down()
         if method not in METHODS:
             raise invalid(f"Unknown `method` {method[:40]!r}: expected one of {', '.join(METHODS)}.", field="method")
         classes = service.spec.classes

@@ -21,7 +21,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kiln.serve.asgi import CLOSE, Body, Prebuilt, respond, too_large
-from kiln.serve.routes import PREDICT, PROBES, PUBLIC, ROUTES
+from kiln.serve.routes import PREDICT, PROBES, PUBLIC, READS_JSON, ROUTES
 from kiln.serve.schemas import ApiError
 from kiln.serve.service import RETRY_AFTER, Service
 
@@ -129,11 +129,11 @@ class Gate:
                 )
             if int(length) > settings.max_body_bytes:
                 return too_large(settings.max_body_bytes)
-        if media is not None and path == PREDICT and method == "POST" and not _json(media):
+        if media is not None and path in READS_JSON and method == "POST" and not _json(media):
             return ApiError(
                 415,
                 "unsupported_media_type",
-                f"/v1/predict reads JSON: send `Content-Type: application/json`, not "
+                f"{path} reads JSON: send `Content-Type: application/json`, not "
                 f"{media[:60].decode('latin-1')!r} (curl -d sends application/x-www-form-urlencoded; "
                 "add -H 'Content-Type: application/json').",
             )

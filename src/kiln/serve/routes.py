@@ -10,6 +10,7 @@ PAGE = {  # the try-it page: route -> (file in static/, media type)
 ARTIFACTS = ("curves.png", "confusion_matrix.png")  # the only run-folder files the server reads for clients
 PREDICT = "/v1/predict"
 EXPLAIN = "/v1/explain"
+READS_JSON = frozenset({PREDICT, EXPLAIN})  # POSTs whose body is JSON: the gate answers 415 to any other type
 PROBES = frozenset({"/health", "/ready"})  # answered past the connection cap too
 PUBLIC = PROBES | {"/docs", "/openapi.json", *PAGE}  # answered without the API key
 ROUTES = PUBLIC | {PREDICT, EXPLAIN, "/v1/model", "/metrics", *(f"/v1/model/{name}" for name in ARTIFACTS)}

@@ -165,12 +165,7 @@ class Service:
         --timeout-s then bounds the rest: the body, PNG decoding and the model.
         """
         if self.draining:
-            raise ApiError(
-                503,
-                "shutting_down",
-                "The server is shutting down; retry on another instance.",
-                headers={**RETRY_AFTER, **CLOSE},
-            )
+            raise self.shutting_down()
         if not self.batcher.admit():
             raise self.overloaded()
         progress = _Progress()
@@ -180,6 +175,15 @@ class Service:
             raise self._timed_out(progress) from None
         finally:
             self.batcher.release()
+
+    def shutting_down(self) -> ApiError:
+        """The 503 for a request that arrives during the drain (SIGTERM): retry elsewhere, and the connection closes."""
+        return ApiError(
+            503,
+            "shutting_down",
+            "The server is shutting down; retry on another instance.",
+            headers={**RETRY_AFTER, **CLOSE},
+        )
 
     def overloaded(self) -> ApiError:
         """The 503 for a request that finds all --max-queue places taken (also prebuilt by the gate, `guard.py`)."""
