@@ -179,7 +179,6 @@ def train(
 ) -> None:
     """Train a model (default: the article's digits MLP) and write a run folder."""
     from kiln import config as config_mod
-    from kiln import lifecycle
     from kiln.errors import ConfigError
 
     flags = {
@@ -212,9 +211,16 @@ def train(
                 "`--resume` continues a run with the config it started with; drop the other options "
                 "(to train longer or differently, start a new run with `--config <run>/config.yaml`)."
             )
+        from kiln import lifecycle
+
         run = lifecycle.resume(resume, quiet=quiet)
     else:
+        from kiln.evaluate.drawing import prestart
+
         cfg = config_mod.load(config, list(set_), values)
+        prestart(cfg.evaluate)  # before importing torch, so matplotlib loads on the other core meanwhile
+        from kiln import lifecycle
+
         run = lifecycle.fit(config=cfg, runs_dir=runs_dir, name=name, quiet=quiet)
     _print_result(run.metrics)
     typer.echo(f"Run folder: {run.path}")

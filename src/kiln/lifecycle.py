@@ -23,6 +23,9 @@ from kiln.data.dataset import Dataset
 from kiln.data.load import load_configured
 from kiln.data.prepare import Prepared, prepare
 from kiln.errors import ConfigError, RunError, TrainingInterrupted, closest, warn
+from kiln.evaluate.drawing import job_for
+from kiln.evaluate.drawing import prestart as prestart_drawing
+from kiln.evaluate.drawing import take as take_drawing
 from kiln.evaluate.folder import score
 from kiln.evaluate.metrics import scalar_metrics, spread
 from kiln.models import registry
@@ -136,6 +139,7 @@ def fit(
     if name is not None:
         check_run_name(name)  # before any data is loaded or folder made
     cfg = resolve_config(model, data, config, **options)
+    prestart_drawing(cfg.evaluate)  # imports matplotlib on the other core while this one trains
     dataset = data if isinstance(data, Dataset) else load_configured(cfg.data)  # 1. prepare the data
     chose_model = model is not None or (config is not None and "model" in config.model_fields_set)
     cfg, why = defaults.choose(cfg, dataset, chose_model=chose_model)  # 2. define: the model and settings left auto
@@ -157,6 +161,7 @@ def resume(path: str | Path, *, quiet: bool = False, callbacks: Sequence[Callbac
     if folder.is_finished():
         raise RunError(f"`{folder.path}` is already finished (model.json exists); nothing to resume.")
     cfg = config_mod.load(folder.config)
+    prestart_drawing(cfg.evaluate)
     dataset = load_configured(cfg.data)
     cfg, _ = defaults.choose(cfg, dataset, chose_model=True)  # a key an older kiln did not write is `auto`
     job = _Job.plan(cfg, dataset, quiet=quiet, extra=callbacks)
@@ -349,20 +354,13 @@ def save_run(
     atomic_write(folder.weights, weights)
     atomic_write(folder.history, history_csv(history))
     write_json(folder.metrics, metrics)
-    written: list[Path] = []
-    if cfg.evaluate.plots:
-        from kiln.evaluate.plots import plot_confusion, plot_curves
-
-        plot_curves(history, folder.curves)
-        written.append(folder.curves)
-        if "confusion_matrix" in metrics:
-            plot_confusion(metrics["confusion_matrix"], predictor.schema.classes, folder.confusion)
-            written.append(folder.confusion)
-    if cfg.evaluate.report:
-        from kiln.evaluate.report import write_report
-
-        write_report(folder, metrics, config_mod.to_yaml(cfg))
-        written.append(folder.report)
+    drawing = None
+    if cfg.evaluate.plots or cfg.evaluate.report:  # drawn by a child process while ONNX is exported here
+        drawing = take_drawing()
+        classes = predictor.schema.classes
+        evaluate = cfg.evaluate
+        yaml = config_mod.to_yaml(cfg)
+        drawing.submit(job_for(folder, history, metrics, classes, yaml, plots=evaluate.plots, report=evaluate.report))
     exported: dict[str, Any] = {}
     if cfg.evaluate.onnx:
         from kiln.export.onnx import export_onnx
@@ -374,6 +372,7 @@ def save_run(
             )
         except RunError as exc:  # the run is trained and complete; it serves with torch instead
             warn(f"{exc} The run is complete without model.onnx.")
+    written = drawing.wait() if drawing is not None else []
     module = registry.module_of(cfg.model)
     folder.write_model_json(
         {
