@@ -456,8 +456,13 @@ def serve(
             "loopback (no DNS rebinding), any otherwise."
         ),
     ] = [],
+    model_name: Annotated[
+        str | None,
+        typer.Option(help="The model's name in the Open Inference Protocol's /v2/models/<name> (default: the run's)."),
+    ] = None,
 ) -> None:
-    """Serve a run over HTTP: /v1/predict, /v1/explain, /v1/model, /docs, /metrics, and a try-it page at /."""
+    """Serve a run over HTTP: /v1/predict, /v1/explain, /v1/model, /docs, /metrics, a try-it page at /, and the
+    Open Inference Protocol (KServe v2, tritonclient) under /v2."""
     from kiln.serve.server import serve as serve_run
     from kiln.serve.settings import ServeSettings
 
@@ -478,6 +483,7 @@ def serve(
         max_connections=max_connections,
         access_log=access_log,
         allowed_hosts=tuple(allowed_hosts) or None,
+        model_name=model_name,
     )
     serve_run(run, settings, echo=lambda line: typer.echo(line))
 
