@@ -176,6 +176,9 @@ def train(
     name: Annotated[str | None, typer.Option(help="Run folder name (default: data-model-timestamp).")] = None,
     runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print the result lines.")] = False,
+    track: Annotated[
+        list[str], typer.Option(help="Log the run to tensorboard (under the run folder) or mlflow; repeatable.")
+    ] = [],
 ) -> None:
     """Train a model (default: the article's digits MLP) and write a run folder."""
     from kiln import config as config_mod
@@ -204,6 +207,7 @@ def train(
         "train.seed": seed,
         "train.device": device,
         "train.processes": processes,
+        "train.track": track or None,
     }
     values = {k: v for k, v in flags.items() if v is not None}
     if resume is not None:

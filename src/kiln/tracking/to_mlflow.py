@@ -1,0 +1,105 @@
+"""`--track mlflow`: the config as params, per-epoch metrics, test metrics, and the finished run folder as artifacts.
+
+The server is MLFLOW_TRACKING_URI's; without it, a local sqlite store beside the run folders
+(`<runs dir>/mlflow.db`, artifacts in `<runs dir>/mlartifacts`): `mlflow ui --backend-store-uri
+sqlite:///runs/mlflow.db` shows it. The experiment is MLFLOW_EXPERIMENT_NAME's, else `kiln`. The run
+folder is logged under `run/`, and as an MLflow model (the kiln pyfunc flavour) under `model/`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kiln.tracking.tracker import Tracker
+
+if TYPE_CHECKING:
+    from kiln.lifecycle import Run
+
+EXPERIMENT = "kiln"
+# Unless you set them: an unreachable server fails fast rather than after mlflow's default minutes of
+# retries, and logging the run folder draws no progress bar over kiln's output.
+QUIET = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+
+
+def tracking_uri(runs_dir: Path) -> str:
+    """MLFLOW_TRACKING_URI, else the local sqlite store in `runs_dir`."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(runs_dir / 'mlflow.db').resolve()}"
+
+
+class MLflowTracker(Tracker):
+    """One MLflow run per kiln run, named after its folder; a resumed kiln run continues its MLflow run."""
+
+    backend = "MLflow"
+
+    def __init__(self, run_folder: Path, params: dict[str, Any]) -> None:
+        super().__init__(params)
+        self.folder = run_folder
+        self.run_id: str | None = None
+        self.client: Any = None
+        self.experiment_id = ""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id} if self.run_id else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.run_id = state.get("run_id")
+
+    def connect(self) -> None:
+        for key, value in QUIET.items():
+            os.environ.setdefault(key, value)
+        from mlflow.tracking import MlflowClient
+
+        from kiln.tracking.pyfunc import import_mlflow
+
+        import_mlflow()  # here, not in the worker thread: imports take the GIL from the epochs
+
+        runs_dir = self.folder.parent
+        self.client = client = MlflowClient(tracking_uri(runs_dir))
+        name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or EXPERIMENT
+        experiment = client.get_experiment_by_name(name)
+        if experiment is not None:
+            self.experiment_id = experiment.experiment_id
+        elif "MLFLOW_TRACKING_URI" in os.environ:
+            self.experiment_id = client.create_experiment(name)
+        else:
+            self.experiment_id = client.create_experiment(name, (runs_dir / "mlartifacts").resolve().as_uri())
+
+    def begin(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        client = self.client
+        if self.run_id is not None:  # a resumed kiln run: its checkpoint named the MLflow run
+            client.update_run(self.run_id, status="RUNNING")
+            return
+        tags = {"kiln.run_folder": str(self.folder)}
+        run = client.create_run(self.experiment_id, run_name=self.folder.name, tags=tags)
+        self.run_id = run.info.run_id
+        items = [Param(key, str(value)) for key, value in params.items()]
+        for i in range(0, len(items), 100):  # mlflow takes at most 100 params a call
+            client.log_batch(self.run_id, params=items[i : i + 100])
+
+    def epoch(self, step: int, scalars: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(key, value, now, step) for key, value in scalars.items()])
+
+    def end(self, run: Run) -> None:
+        from mlflow.entities import Metric
+
+        from kiln.tracking.pyfunc import log_model
+
+        now = int(time.time() * 1000)
+        scores = [Metric(f"test_{k}", float(v), now, 0) for k, v in run.metrics.items() if isinstance(v, (int, float))]
+        self.client.log_batch(self.run_id, metrics=scores)
+        self.client.log_artifacts(self.run_id, str(run.path), "run")
+        log_model(self.client, self.run_id, run.path)
+        self.client.set_terminated(self.run_id, "FINISHED")
