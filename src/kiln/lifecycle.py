@@ -208,7 +208,7 @@ class _Job:
             return self._run(folder, resume=resume)
         from kiln.tracking import open_trackers
 
-        trackers = open_trackers(self.cfg, folder.path)
+        trackers = open_trackers(self.cfg, folder.path, resume)
         run = replace(self, extra=[*self.extra, *trackers])._run(folder, resume=resume)
         for tracker in trackers:
             tracker.finish(run)

@@ -10,10 +10,13 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.http as triton
+import yaml
 from serving import Server
 from tritonclient.utils import InferenceServerException
 
 import kiln
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _client(server: Server, **options: object) -> triton.InferenceServerClient:
@@ -177,3 +180,18 @@ def test_regression_values_a_model_name_and_the_same_limits(
     metrics = httpx.get(server.url + "/metrics").text
     assert 'kiln_http_requests_total{route="/v2/models/diabetes/infer",method="POST",status="200"} 1' in metrics
     assert 'kiln_http_requests_total{route="/v2/models/diabetes/infer",method="POST",status="413"} 1' in metrics
+
+
+def test_the_kserve_runtime_manifest_serves_a_run_under_its_inference_service_name(
+    server_factory: Callable[..., Server], iris_run: kiln.Run
+) -> None:
+    runtime, service = yaml.safe_load_all((REPO / "examples" / "kserve" / "kiln-runtime.yaml").read_text())
+    [container] = runtime["spec"]["containers"]
+    assert container["command"] == ["kiln", "serve", "/mnt/models"]
+    args = [service["metadata"]["name"] if a == "{{.Name}}" else a for a in container["args"]]
+    args = [{"0.0.0.0": "127.0.0.1", "8080": "0"}.get(a, a) for a in args]  # a free port on loopback here
+    server = server_factory(iris_run.path, *args)
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert httpx.get(server.url + container[probe]["httpGet"]["path"]).status_code == 200
+    client = _client(server)
+    assert client.is_model_ready("digits") and client.get_model_metadata("digits")["name"] == "digits"

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kiln.tracking.tracker import Tracker
+from kiln.tracking.tracker import Epochs, Tracker
 
 if TYPE_CHECKING:
     from kiln.lifecycle import Run
@@ -45,6 +45,7 @@ class MLflowTracker(Tracker):
         self.run_id: str | None = None
         self.client: Any = None
         self.experiment_id = ""
+        self.resumed = False
 
     def state_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id} if self.run_id else {}
@@ -52,15 +53,14 @@ class MLflowTracker(Tracker):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.run_id = state.get("run_id")
 
-    def connect(self) -> None:
+    def connect(self, resume: bool) -> None:
         for key, value in QUIET.items():
             os.environ.setdefault(key, value)
         from mlflow.tracking import MlflowClient
 
         from kiln.tracking.pyfunc import import_mlflow
 
-        import_mlflow()  # here, not in the worker thread: imports take the GIL from the epochs
-
+        import_mlflow()  # here, not in the worker thread: imports hold the GIL the epochs need
         runs_dir = self.folder.parent
         self.client = client = MlflowClient(tracking_uri(runs_dir))
         name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or EXPERIMENT
@@ -71,26 +71,32 @@ class MLflowTracker(Tracker):
             self.experiment_id = client.create_experiment(name)
         else:
             self.experiment_id = client.create_experiment(name, (runs_dir / "mlartifacts").resolve().as_uri())
+        self.resumed = resume
+        if not resume:
+            self._create()
 
-    def begin(self, params: dict[str, Any]) -> None:
+    def _create(self) -> None:
         from mlflow.entities import Param
 
-        client = self.client
-        if self.run_id is not None:  # a resumed kiln run: its checkpoint named the MLflow run
-            client.update_run(self.run_id, status="RUNNING")
-            return
         tags = {"kiln.run_folder": str(self.folder)}
-        run = client.create_run(self.experiment_id, run_name=self.folder.name, tags=tags)
-        self.run_id = run.info.run_id
-        items = [Param(key, str(value)) for key, value in params.items()]
+        self.run_id = self.client.create_run(self.experiment_id, run_name=self.folder.name, tags=tags).info.run_id
+        items = [Param(key, str(value)) for key, value in self.params.items()]
         for i in range(0, len(items), 100):  # mlflow takes at most 100 params a call
-            client.log_batch(self.run_id, params=items[i : i + 100])
+            self.client.log_batch(self.run_id, params=items[i : i + 100])
 
-    def epoch(self, step: int, scalars: dict[str, float]) -> None:
+    def begin(self) -> None:
+        if self.run_id is None:  # resumed from a checkpoint written before this run tracked to MLflow
+            self._create()
+        elif self.resumed:  # its checkpoint named its MLflow run
+            self.client.update_run(self.run_id, status="RUNNING")
+
+    def epochs(self, rows: Epochs) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(key, value, now, step) for key, value in scalars.items()])
+        metrics = [Metric(key, value, now, step) for step, scalars in rows for key, value in scalars.items()]
+        for i in range(0, len(metrics), 1000):  # mlflow takes at most 1000 metrics a call
+            self.client.log_batch(self.run_id, metrics=metrics[i : i + 1000])
 
     def end(self, run: Run) -> None:
         from mlflow.entities import Metric

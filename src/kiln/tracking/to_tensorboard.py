@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kiln.tracking.tracker import Tracker
+from kiln.tracking.tracker import Epochs, Tracker
 
 if TYPE_CHECKING:
     from kiln.lifecycle import Run
@@ -27,14 +27,15 @@ class TensorBoardTracker(Tracker):
         self.logdir = run_folder / FOLDER
         self.writer: Any = None
 
-    def connect(self) -> None:
+    def connect(self, resume: bool) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(str(self.logdir))
 
-    def epoch(self, step: int, scalars: dict[str, float]) -> None:
-        for key, value in scalars.items():
-            self.writer.add_scalar(key, value, step)
+    def epochs(self, rows: Epochs) -> None:
+        for step, scalars in rows:
+            for key, value in scalars.items():
+                self.writer.add_scalar(key, value, step)
 
     def end(self, run: Run) -> None:
         from torch.utils.tensorboard.summary import hparams

@@ -1,15 +1,19 @@
 """The base of kiln's experiment trackers: training events handed to a worker thread, failures warned once.
 
-A tracker is a `Callback` that `train.track` (`--track`, `kiln.fit(track=...)`) adds to a run. It hands
-each event to its own thread, so a slow or unreachable tracking server never holds up an epoch; when
-the backend fails, the tracker stops, warns once (from the training thread, at the next event) and the
-run goes on. `finish` runs once the run folder is saved, and waits at most FINISH_S for the backend.
+A tracker is a `Callback` that `train.track` (`--track`, `kiln.fit(track=...)`) adds to a run. Before
+training, `open` imports the backend and reaches its store (and, for a new run, registers it with its
+config). During training, each epoch's figures are kept and handed to a worker thread at most every
+FLUSH_S seconds and at the end of training, so that neither a slow server nor the backend's own Python
+(which holds the GIL) slows the epochs: the seed workload's ten epochs are all logged after its loop.
+When the backend fails, the tracker stops, warns once (from the training thread) and the run goes on.
+`finish` runs once the run folder is saved, and waits at most FINISH_S for the backend.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -20,14 +24,16 @@ if TYPE_CHECKING:
     from kiln.lifecycle import Run
     from kiln.train.loop import Trainer
 
+FLUSH_S = 2.0
 FINISH_S = 60.0
+Epochs = list[tuple[int, dict[str, float]]]  # (epoch, its figures) in order
 
 
 class Tracker(Callback):
     """Sends a run's config, per-epoch figures and finished folder to a tracking backend, off the training thread.
 
-    Subclasses implement `connect()`, run by `open` before training (imports, the store), then `begin(params)`,
-    `epoch(step, scalars)` and `end(run)`, which run in the worker thread.
+    Subclasses implement `connect(resume)`, run by `open` before training, then `begin()`, `epochs(rows)` and
+    `end(run)`, which run in the worker thread, in this order.
     """
 
     backend = "tracking"
@@ -37,37 +43,45 @@ class Tracker(Callback):
         self.params = params
         self._queue: queue.Queue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._pending: Epochs = []
+        self._flushed = 0.0
         self._failure: str | None = None
         self._warned = False
 
-    def connect(self) -> None: ...
+    def connect(self, resume: bool) -> None:
+        """Import the backend and reach its store; for a new run (not `resume`), register it."""
 
-    def begin(self, params: dict[str, Any]) -> None: ...
+    def begin(self) -> None:
+        """Training starts (again, for a resumed run)."""
 
-    def epoch(self, step: int, scalars: dict[str, float]) -> None: ...
+    def epochs(self, rows: Epochs) -> None: ...
 
     def end(self, run: Run) -> None: ...
 
-    def open(self) -> Tracker:
-        """Import the backend and reach its store before training starts, so that the epochs never wait for it."""
+    def open(self, resume: bool) -> Tracker:
+        """`connect`, in this thread, before training starts: a failure there warns and leaves the tracker off."""
         try:
-            self.connect()
+            self.connect(resume)
         except Exception as exc:  # the backend's own error, whatever it is: the run must go on
             self._fail(exc)
         self._warn()
         return self
 
     def on_train_begin(self, trainer: Trainer) -> None:
-        if self._thread is None:  # once per run: repeats after the first log to the same place
+        if self._thread is None:  # once per run: later repeats log to the same place
             self._thread = threading.Thread(target=self._work, name=f"kiln-{self.backend}", daemon=True)
             self._thread.start()
-            self._send(self.begin, self.params)
-        self._warn()
+            self._send(self.begin)
+        self._flushed = time.monotonic()
 
     def on_epoch_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
-        scalars = {key: float(value) for key, value in logs.items() if key != "epoch"}
-        self._send(self.epoch, int(logs["epoch"]), scalars)
+        self._pending.append((int(logs["epoch"]), {key: float(v) for key, v in logs.items() if key != "epoch"}))
+        if time.monotonic() - self._flushed >= FLUSH_S:
+            self._flush()
         self._warn()
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        self._flush()
 
     def finish(self, run: Run) -> None:
         """Hand over the finished run and wait (at most FINISH_S) for the backend to take everything."""
@@ -79,6 +93,12 @@ class Tracker(Callback):
         if self._thread.is_alive() and self._failure is None:
             self._failure = f"it did not finish within {FINISH_S:g}s"
         self._warn()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._send(self.epochs, self._pending)
+            self._pending = []
+        self._flushed = time.monotonic()
 
     def _send(self, fn: Callable[..., None], *args: Any) -> None:
         if self._failure is None:

@@ -27,19 +27,19 @@ def check(names: list[str]) -> None:
             ) from None
 
 
-def open_trackers(cfg: RunConfig, folder: Path) -> list[Tracker]:
-    """The trackers `cfg.train.track` names, for the run folder `folder`."""
+def open_trackers(cfg: RunConfig, folder: Path, resume: bool = False) -> list[Tracker]:
+    """The trackers `cfg.train.track` names for the run folder `folder`, connected (`resume`: it continues)."""
     params = flatten(cfg.model_dump(mode="json"))
     trackers: list[Tracker] = []
     for name in cfg.train.track:
         if name == "tensorboard":
             from kiln.tracking.to_tensorboard import TensorBoardTracker
 
-            trackers.append(TensorBoardTracker(folder, params).open())
+            trackers.append(TensorBoardTracker(folder, params).open(resume))
         else:
             from kiln.tracking.to_mlflow import MLflowTracker
 
-            trackers.append(MLflowTracker(folder, params).open())
+            trackers.append(MLflowTracker(folder, params).open(resume))
     return trackers
 
 
