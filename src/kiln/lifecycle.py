@@ -209,10 +209,13 @@ class _Job:
         from kiln.tracking import open_trackers
 
         trackers = open_trackers(self.cfg, folder.path, resume)
-        run = replace(self, extra=[*self.extra, *trackers])._run(folder, resume=resume)
-        for tracker in trackers:
-            tracker.finish(run)
-        return run
+        run: Run | None = None
+        try:
+            run = replace(self, extra=[*self.extra, *trackers])._run(folder, resume=resume)
+            return run
+        finally:  # an interrupted run is marked so (`kiln train --resume` continues it)
+            for tracker in trackers:
+                tracker.finish(run)
 
     def _run(self, folder: RunFolder, *, resume: bool) -> Run:
         """Train every repeat (seeds `train.seed` + 0, 1, ...), score each on the test split, save the first."""

@@ -119,3 +119,36 @@ def test_a_missing_extra_is_one_line_naming_the_install_command(tmp_path: Path) 
         "kiln: error: `--track mlflow` needs mlflow, which is not installed: pip install -e '.[mlflow]'"
     ]
     assert not (tmp_path / "runs").exists()
+
+
+class InterruptAt(kiln.Callback):
+    """Presses Ctrl-C as epoch `epoch + 1` begins (epoch `epoch` is checkpointed)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_begin(self, trainer: object, batches: int) -> None:
+        if trainer.state.epoch == self.epoch:  # type: ignore[attr-defined]
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_run_is_killed_in_mlflow_and_resuming_continues_it(
+    tmp_path: Path, fast_config: kiln.RunConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    options = {"config": fast_config, "epochs": 4, "runs_dir": tmp_path, "quiet": True, "track": "mlflow"}
+    with pytest.raises(kiln.errors.TrainingInterrupted):
+        kiln.fit(kiln.mlp(hidden=[16]), "digits", name="cut", callbacks=[InterruptAt(2)], **options)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("kiln").experiment_id
+    [cut] = client.search_runs([experiment])
+    assert cut.info.status == "KILLED"
+    assert [m.step for m in client.get_metric_history(cut.info.run_id, "loss")] == [1, 2]
+
+    resumed = kiln.resume(tmp_path / "cut", quiet=True)
+    [run] = client.search_runs([experiment])  # the same MLflow run, continued
+    assert run.info.run_id == cut.info.run_id and run.info.status == "FINISHED"
+    history = client.get_metric_history(run.info.run_id, "loss")
+    assert [m.step for m in history] == [1, 2, 3, 4]
+    np.testing.assert_allclose([m.value for m in history], [h["loss"] for h in resumed.history], rtol=1e-6)

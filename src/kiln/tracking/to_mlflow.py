@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kiln.tracking.tracker import Epochs, Tracker
+from kiln.tracking.tracker import Epochs, Tracker, test_scores
 
 if TYPE_CHECKING:
     from kiln.lifecycle import Run
@@ -104,8 +104,13 @@ class MLflowTracker(Tracker):
         from kiln.tracking.pyfunc import log_model
 
         now = int(time.time() * 1000)
-        scores = [Metric(f"test_{k}", float(v), now, 0) for k, v in run.metrics.items() if isinstance(v, (int, float))]
+        figures = {f"test_{k}": v for k, v in test_scores(run.metrics).items()}
+        figures.update({k: float(run.metrics[k]) for k in ("fit_seconds", "epochs_run") if k in run.metrics})
+        scores = [Metric(key, value, now, 0) for key, value in figures.items()]
         self.client.log_batch(self.run_id, metrics=scores)
         self.client.log_artifacts(self.run_id, str(run.path), "run")
         log_model(self.client, self.run_id, run.path)
         self.client.set_terminated(self.run_id, "FINISHED")
+
+    def abandon(self) -> None:
+        self.client.set_terminated(self.run_id, "KILLED")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kiln.tracking.tracker import Epochs, Tracker
+from kiln.tracking.tracker import Epochs, Tracker, test_scores
 
 if TYPE_CHECKING:
     from kiln.lifecycle import Run
@@ -40,10 +40,13 @@ class TensorBoardTracker(Tracker):
     def end(self, run: Run) -> None:
         from torch.utils.tensorboard.summary import hparams
 
-        metrics = {f"test/{k}": float(v) for k, v in run.metrics.items() if isinstance(v, (int, float))}
+        metrics = {f"test/{k}": v for k, v in test_scores(run.metrics).items()}
         values = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in self.params.items()}
         for summary in hparams(values, metrics):  # the HParams tab's experiment, session start and end
             self.writer.file_writer.add_summary(summary)
         for key, value in metrics.items():
             self.writer.add_scalar(key, value, 0)
+        self.writer.close()
+
+    def abandon(self) -> None:
         self.writer.close()

@@ -29,6 +29,14 @@ FINISH_S = 60.0
 Epochs = list[tuple[int, dict[str, float]]]  # (epoch, its figures) in order
 
 
+NOT_SCORES = ("fit_seconds", "seed", "epochs_run", "best_epoch")  # metrics.json numbers that are not test scores
+
+
+def test_scores(metrics: dict[str, Any]) -> dict[str, float]:
+    """The test-split scores among a finished run's metrics.json (accuracy, log_loss, r2, ...)."""
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and k not in NOT_SCORES}
+
+
 class Tracker(Callback):
     """Sends a run's config, per-epoch figures and finished folder to a tracking backend, off the training thread.
 
@@ -58,6 +66,9 @@ class Tracker(Callback):
 
     def end(self, run: Run) -> None: ...
 
+    def abandon(self) -> None:
+        """Training stopped without a finished run (interrupted, or an error); `--resume` may continue it."""
+
     def open(self, resume: bool) -> Tracker:
         """`connect`, in this thread, before training starts: a failure there warns and leaves the tracker off."""
         try:
@@ -83,11 +94,15 @@ class Tracker(Callback):
     def on_train_end(self, trainer: Trainer) -> None:
         self._flush()
 
-    def finish(self, run: Run) -> None:
-        """Hand over the finished run and wait (at most FINISH_S) for the backend to take everything."""
+    def finish(self, run: Run | None) -> None:
+        """Hand over the finished run (None: training stopped without one) and wait (at most FINISH_S) for the
+        backend to take everything."""
         if self._thread is None:
             return
-        self._send(self.end, run)
+        if run is None:
+            self._send(self.abandon)
+        else:
+            self._send(self.end, run)
         self._queue.put(None)
         self._thread.join(FINISH_S)
         if self._thread.is_alive() and self._failure is None:
