@@ -152,3 +152,9 @@ def test_an_interrupted_run_is_killed_in_mlflow_and_resuming_continues_it(
     history = client.get_metric_history(run.info.run_id, "loss")
     assert [m.step for m in history] == [1, 2, 3, 4]
     np.testing.assert_allclose([m.value for m in history], [h["loss"] for h in resumed.history], rtol=1e-6)
+
+
+def test_tracking_refuses_data_parallel_training_up_front(tmp_path: Path, fast_config: kiln.RunConfig) -> None:
+    with pytest.raises(kiln.errors.ConfigError, match=r"`train.track` needs `train.processes` 1"):
+        kiln.fit(kiln.mlp(hidden=[8]), "iris", config=fast_config, runs_dir=tmp_path, processes=2, track="tensorboard")
+    assert not any(tmp_path.iterdir())
