@@ -82,6 +82,9 @@ def test_a_table_run_through_tritonclient_matches_v1(
         "fruit", inputs, headers=dict(auth)
     )  # (it adds to `headers`) no outputs named: all in binary (`binary_data_output`)
     assert result.get_response()["outputs"][0]["parameters"]["binary_data_size"] == 3 * 2 * 4
+    assert result.get_response()["parameters"]["warnings"] == [
+        "1 row(s) have a `color` category never seen in training; they were scored with the unknown bucket."
+    ]
     probabilities = result.as_numpy("probabilities")
     rows = [[float(s), c, bool(f)] for s, c, f in zip(size, color, fresh)]
     v1 = _v1_probabilities(server, rows, classes, **auth)

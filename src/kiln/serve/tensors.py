@@ -61,6 +61,7 @@ class InferRequest:
     outputs: list[Requested] | None
     binary_output: bool  # the request's `binary_data_output` parameter: the default for every output
     x: np.ndarray = field(default_factory=lambda: np.empty((0, 0), np.float32))  # the encoded rows, set by the model
+    unknown: dict[str, int] = field(default_factory=dict)  # per table column: rows with a category never seen
 
 
 def read_request(body: bytes, header_length: bytes | None) -> InferRequest:

@@ -26,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from kiln.data.rows import Origin, finite
 from kiln.errors import InputError
+from kiln.predictions import Predictions
 from kiln.serve.asgi import CLOSE, Body, respond
 from kiln.serve.schemas import ApiError, as_protocol
 from kiln.serve.service import Service
@@ -128,7 +129,9 @@ class Model:
             sizes = ", ".join(f"`{name}` {len(c)}" for name, c in zip(expected, columns))
             raise bad_request(f"Every input must hold the same number of rows; got {sizes}.")
         self._check_rows(n)
-        return spec.predictor._encode([list(row) for row in zip(*columns)], self.origin).x
+        encoded = spec.predictor._encode([list(row) for row in zip(*columns)], self.origin)
+        request.unknown = encoded.unknown
+        return encoded.x
 
     def _array(self, array: np.ndarray, datatype: str) -> np.ndarray:
         features = self.service.spec.features
@@ -175,6 +178,8 @@ class Model:
         head: dict[str, Any] = {"model_name": self.name, "model_version": self.version}
         if request.id is not None:
             head["id"] = request.id
+        if request.unknown:  # categories never seen in training, as /v1/predict's `warnings`
+            head["parameters"] = {"warnings": Predictions(out, self.service.spec.classes, request.unknown).warnings}
         return write_response(head, tensors)
 
 
