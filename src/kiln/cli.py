@@ -176,6 +176,9 @@ def train(
     name: Annotated[str | None, typer.Option(help="Run folder name (default: data-model-timestamp).")] = None,
     runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print the result lines.")] = False,
+    track: Annotated[
+        list[str], typer.Option(help="Log the run to tensorboard (under the run folder) or mlflow; repeatable.")
+    ] = [],
 ) -> None:
     """Train a model (default: the article's digits MLP) and write a run folder."""
     from kiln import config as config_mod
@@ -203,6 +206,7 @@ def train(
         "train.seed": seed,
         "train.device": device,
         "train.processes": processes,
+        "train.track": track or None,
     }
     values = {k: v for k, v in flags.items() if v is not None}
     if resume is not None:
@@ -462,8 +466,13 @@ def serve(
             "loopback (no DNS rebinding), any otherwise."
         ),
     ] = [],
+    model_name: Annotated[
+        str | None,
+        typer.Option(help="The model's name in the Open Inference Protocol's /v2/models/<name> (default: the run's)."),
+    ] = None,
 ) -> None:
-    """Serve a run over HTTP: /v1/predict, /v1/explain, /v1/model, /docs, /metrics, and a try-it page at /."""
+    """Serve a run over HTTP: /v1/predict, /v1/explain, /v1/model, /docs, /metrics, a try-it page at /, and the
+    Open Inference Protocol (KServe v2, tritonclient) under /v2."""
     from kiln.serve.server import serve as serve_run
     from kiln.serve.settings import ServeSettings
 
@@ -484,6 +493,7 @@ def serve(
         max_connections=max_connections,
         access_log=access_log,
         allowed_hosts=tuple(allowed_hosts) or None,
+        model_name=model_name,
     )
     serve_run(run, settings, echo=lambda line: typer.echo(line))
 

@@ -88,6 +88,14 @@ class TrainConfig(_Section):
     # share of every batch and the summed gradients give every process the single-process update.
     processes: int = Field(1, ge=1)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    # Experiment trackers that watch the run (kiln.tracking): TensorBoard event files under the run
+    # folder, an MLflow run (MLFLOW_TRACKING_URI, else a sqlite store in the runs dir). A name alone is a list of one.
+    track: list[Literal["tensorboard", "mlflow"]] = []
+
+    @field_validator("track", mode="before")
+    @classmethod
+    def _one_tracker(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
 
 class EvaluateConfig(_Section):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
@@ -126,7 +126,8 @@ def fit(
 
     Options are `preset` ("default" or "best", the stronger recipe for tables), train keys (epochs,
     batch_size, optimizer, lr, ...) or data keys (val_split, ...). Keys left `auto` are chosen from
-    the data (`kiln.defaults`) and printed in one line.
+    the data (`kiln.defaults`) and printed in one line. `track="tensorboard"` or `track=["mlflow"]`
+    logs the run to those trackers (`kiln.tracking`).
     `callbacks` run on every event after kiln's early stopping and progress, and before its
     checkpoint, which saves their `state_dict` for `resume`. With no model given, images you bring
     (a folder, image-shaped arrays) get a CNN, tables and flat arrays a TabM-mini ensemble, and the
@@ -198,9 +199,30 @@ class _Job:
                 f"(multi-GPU training is not built yet) and no callbacks of your own; got batch size "
                 f"{train.batch_size} on {device.type}{' with callbacks' if extra else ''}."
             )
+        if train.track:
+            from kiln.tracking import check
+
+            if train.processes > 1:
+                raise ConfigError("`train.track` needs `train.processes` 1 (trackers watch a single training process).")
+            check(train.track)
         return cls(cfg, dataset, prepared, device, strategy_for(train.processes), quiet, extra)
 
     def run(self, folder: RunFolder, *, resume: bool) -> Run:
+        """Train and save the run, watched by the trackers `train.track` names, which then get the finished folder."""
+        if not self.cfg.train.track:
+            return self._run(folder, resume=resume)
+        from kiln.tracking import open_trackers
+
+        trackers = open_trackers(self.cfg, folder.path, resume)
+        run: Run | None = None
+        try:
+            run = replace(self, extra=[*self.extra, *trackers])._run(folder, resume=resume)
+            return run
+        finally:  # an interrupted run is marked so (`kiln train --resume` continues it)
+            for tracker in trackers:
+                tracker.finish(run)
+
+    def _run(self, folder: RunFolder, *, resume: bool) -> Run:
         """Train every repeat (seeds `train.seed` + 0, 1, ...), score each on the test split, save the first."""
         from rich.console import Console
 

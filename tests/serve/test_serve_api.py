@@ -194,9 +194,9 @@ def test_openapi_docs(client: httpx.Client) -> None:
 
 
 def test_unknown_routes_and_methods_answer_json(client: httpx.Client) -> None:
-    missing = client.get("/v2/predict")
+    missing = client.get("/v3/predict")
     assert missing.status_code == 404
-    assert missing.json() == {"error": "not_found", "message": "No route GET /v2/predict; see /docs."}
+    assert missing.json() == {"error": "not_found", "message": "No route GET /v3/predict; see /docs."}
     assert client.get("/v1/predict").status_code == 405
 
 

@@ -13,11 +13,11 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from kiln.serve import docs, explain, page
+from kiln.serve import docs, explain, page, v2
 from kiln.serve.asgi import CLOSE, PredictEndpoint
 from kiln.serve.guard import Gate
 from kiln.serve.metrics import CONTENT_TYPE
-from kiln.serve.routes import EXPLAIN, PREDICT
+from kiln.serve.routes import EXPLAIN, PREDICT, V2
 from kiln.serve.schemas import ErrorResponse, ModelInfo, PredictRequest, PredictResponse
 from kiln.serve.service import Service
 from kiln.version import __version__
@@ -116,8 +116,11 @@ def create_app(service: Service) -> Gate:
     async def metrics() -> Response:
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
+    served = v2.Model(service, service.settings.model_name or service.predictor.name)
+    v2.mount(app, served)
     page.mount(app)
-    return Gate(app, PredictEndpoint(service), service)
+    endpoints = {PREDICT: PredictEndpoint(service), **dict.fromkeys(served.infer_paths, v2.InferEndpoint(served))}
+    return Gate(app, endpoints, service, routes=(*served.paths, *(f"{path}/ready" for path in served.paths)))
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:
@@ -127,9 +130,8 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
         if exc.status_code in (404, 405)
         else str(exc.detail)
     )
-    return Response(
-        pydantic_core.to_json({"error": code, "message": message}), exc.status_code, exc.headers, media_type=JSON
-    )
+    content = {"error": message} if request.url.path.startswith(V2) else {"error": code, "message": message}
+    return Response(pydantic_core.to_json(content), exc.status_code, exc.headers, media_type=JSON)
 
 
 def _openapi(app: FastAPI, documented: list[APIRoute]) -> Callable[[], dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 It answers 400 (a Host it does not serve), 401, 413, 415 and 503 itself from the headers alone, so a refused body is never parsed
 (what the client still sends of it is read and thrown away: see `Body.discard`). It sends POST
-/v1/predict straight to its endpoint and everything else to FastAPI: FastAPI's middleware stack and
+/v1/predict (and v2 infer) straight to its endpoint and everything else to FastAPI: FastAPI's middleware stack and
 request handling cost ~60 us a request, a third of a prediction.
 
 When every --max-queue place is taken, the gate also refuses a prediction before ASGI (`refusal`, called by
@@ -21,18 +21,22 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kiln.serve.asgi import CLOSE, Body, Prebuilt, respond, too_large
-from kiln.serve.routes import PREDICT, PROBES, PUBLIC, READS_JSON, ROUTES
-from kiln.serve.schemas import ApiError
+from kiln.serve.routes import PREDICT, PROBES, PUBLIC, READS_JSON, ROUTES, V2
+from kiln.serve.schemas import ApiError, as_protocol
 from kiln.serve.service import RETRY_AFTER, Service
 
 
 class Gate:
     """Checks a request before the app sees it, routes it, and counts it after."""
 
-    def __init__(self, app: ASGIApp, predict: ASGIApp, service: Service) -> None:
+    def __init__(
+        self, app: ASGIApp, endpoints: dict[str, ASGIApp], service: Service, routes: tuple[str, ...] = ()
+    ) -> None:
+        """`endpoints`: POST routes served past FastAPI (/v1/predict, v2 infer); `routes`: more paths to count."""
         self.app = app
-        self.predict = predict
+        self.endpoints = endpoints
         self.service = service
+        self.routes = ROUTES | frozenset(endpoints) | frozenset(routes)
         key = service.settings.api_key
         self.key = key.get_secret_value().encode() if key is not None else None
         self.hosts = service.settings.hosts()
@@ -54,21 +58,23 @@ class Gate:
 
         service.inflight += 1
         try:
-            error = self.check(scope["path"], scope["method"], scope["headers"])
-            if error is not None:
-                await respond(send_status, error, Body(scope, receive))
-            elif scope["path"] != PREDICT:
+            path = scope["path"]
+            error = self.check(path, scope["method"], scope["headers"])
+            endpoint = self.endpoints.get(path)
+            if error is None and endpoint is None:
                 await self.app(scope, receive, send_status)
-            elif scope["method"] == "POST":
-                await self.predict(scope, receive, send_status)
-            else:
-                error = ApiError(405, "method_not_allowed", "Use POST for /v1/predict; see /docs.")
-                await respond(send_status, error, Body(scope, receive))
+                return
+            if error is None and scope["method"] == "POST":
+                await endpoint(scope, receive, send_status)  # type: ignore[misc]
+                return
+            if error is None:
+                error = ApiError(405, "method_not_allowed", f"Use POST for {path}; see /docs.")
+            await respond(send_status, as_protocol(error) if path.startswith(V2) else error, Body(scope, receive))
         finally:
             service.inflight -= 1
             path = scope["path"]
             service.metrics.observe_request(
-                path if path in ROUTES else "other", scope["method"], status, time.perf_counter() - start
+                path if path in self.routes else "other", scope["method"], status, time.perf_counter() - start
             )
 
     def refusal(self, headers: list[tuple[bytes, bytes]]) -> Prebuilt | None:

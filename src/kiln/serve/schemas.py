@@ -39,6 +39,19 @@ class ApiError(Exception):
         return out
 
 
+class ProtocolError(ApiError):
+    """An `ApiError` answered in the Open Inference Protocol's form, `{"error": message}` (routes under /v2)."""
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.message}
+
+
+def as_protocol(error: ApiError) -> ApiError:
+    """`error` in the Open Inference Protocol's form; a 422 (a value that does not fit the model) becomes its 400."""
+    status = 400 if error.status == 422 else error.status
+    return ProtocolError(status, error.code, error.message, headers=error.headers)
+
+
 def invalid(message: str, *, index: int | None = None, field: str | None = None) -> ApiError:
     """A 422: the body is JSON but does not fit the model's input schema."""
     return ApiError(422, "invalid_input", message, index=index, field=field)

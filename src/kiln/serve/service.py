@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 import numpy as np
 import pydantic_core
@@ -31,6 +31,7 @@ from kiln.serve.schemas import ApiError
 from kiln.serve.settings import ServeSettings
 
 RETRY_AFTER = {"Retry-After": "1"}
+T = TypeVar("T")
 DECODE_THREADS = min(4, os.cpu_count() or 1)  # PNG decoding off the event loop (Pillow releases the GIL)
 
 
@@ -39,6 +40,18 @@ class _Progress:
     """How far a request got, to name what ran out of time: its body (408), PNG decoding or the model (504)."""
 
     stage: Literal["body", "decoding", "model"] = "body"
+
+
+class Rows(Protocol):
+    x: np.ndarray  # encoded float32 rows for the model
+
+
+class Codec(Protocol[T]):
+    """Another body format for the same model (the Open Inference Protocol's): its parser and its answer."""
+
+    def parse(self, body: bytes) -> Rows: ...
+
+    def answer(self, request: Any, outputs: np.ndarray) -> T: ...
 
 
 class Service:
@@ -158,8 +171,8 @@ class Service:
     def drained(self) -> bool:
         return self.draining and (self.inflight == 0 or time.monotonic() > self.drain_deadline)
 
-    async def predict(self, body: Body) -> bytes:
-        """A /v1/predict body -> the JSON answer; 4xx/5xx as `ApiError`.
+    async def predict(self, body: Body, codec: Codec[Any] | None = None) -> Any:
+        """A /v1/predict body -> the JSON answer (or a body in `codec`'s format -> its answer); 4xx/5xx as `ApiError`.
 
         The request takes a place in the queue before its body is read (503 at once when none is free);
         --timeout-s then bounds the rest: the body, PNG decoding and the model.
@@ -170,7 +183,7 @@ class Service:
             raise self.overloaded()
         progress = _Progress()
         try:
-            return await within(self.settings.timeout_s, self._answer(body, progress))
+            return await within(self.settings.timeout_s, self._answer(body, progress, codec))
         except asyncio.TimeoutError:
             raise self._timed_out(progress) from None
         finally:
@@ -207,15 +220,18 @@ class Service:
             )
         return ApiError(504, "timeout", f"Timed out: the model did not answer within {limit}.")
 
-    async def _answer(self, body: Body, progress: _Progress) -> bytes:
+    async def _answer(self, body: Body, progress: _Progress, codec: Codec[Any] | None) -> Any:
         with self.batcher.arriving:
-            request = parse(await body.read(self.settings.max_body_bytes), self.spec)
+            raw = await body.read(self.settings.max_body_bytes)
+            request = parse(raw, self.spec) if codec is None else codec.parse(raw)
             if isinstance(request, Images):
                 progress.stage = "decoding"
                 request = await self._decode(request)
             progress.stage = "model"
             future = self._submit(request.x)
         out = _finite(await future)
+        if codec is not None:
+            return codec.answer(request, out)
         predictions = Predictions(out, self.spec.classes, request.unknown, request.top_k if self.spec.classes else None)
         answer: dict[str, Any] = {
             "predictions": predictions.records,

@@ -35,6 +35,7 @@ class ServeSettings(BaseModel):
     # Host header values served (port ignored); "*" serves any. None: the loopback names when bound to
     # loopback (a web page cannot then reach the server by DNS rebinding), any otherwise.
     allowed_hosts: tuple[str, ...] | None = None
+    model_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # /v2/models/<name>; default: the run's
 
     def hosts(self) -> frozenset[str] | None:
         """The Host names this server answers, lower-case; None when it answers any."""

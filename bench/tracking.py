@@ -1,0 +1,102 @@
+"""Benchmark what experiment tracking costs the seed workload: `kiln train` without and with `--track`.
+
+The seed workload is `kiln train` with its defaults (the article's digits MLP, 10 epochs). Three
+contenders run it, each in a subprocess of its own, interleaved (run 1 of each, then run 2 of each,
+...) so that load on the machine affects all alike:
+
+- none: `kiln train`
+- tensorboard: `kiln train --track tensorboard` (event files under the run folder)
+- mlflow: `kiln train --track mlflow` (the local sqlite store in the bench's runs dir, created by the
+  contender's first run and reused after, as a user's is; MLFLOW_* variables are unset)
+
+Per run it records the fit time (`fit_seconds` in metrics.json: the training loop, callbacks included),
+which the goal is about (tracking at most 5% slower), and the process wall time (spawn to exit: it also
+holds importing the tracker's library, reaching its store and logging the finished run folder).
+
+Run it from the repository root (the venv needs the extras: pip install -e '.[tensorboard,mlflow]'):
+
+    .venv/bin/python bench/tracking.py              # 7 runs of each
+    .venv/bin/python bench/tracking.py --runs 3 --only none,mlflow
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from children import run_child
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+CONTENDERS = ("none", "tensorboard", "mlflow")
+GOAL = 0.05  # at most 5% more fit time than without tracking
+
+
+def run_once(contender: str, runs_dir: Path, seed: int) -> tuple[float, float]:
+    """(fit seconds, process seconds) of one `kiln train`; exits with the child's stderr if it fails."""
+    kiln = Path(sys.executable).parent / "kiln"
+    command = [str(kiln), "train", "--runs-dir", str(runs_dir), "--name", f"{contender}-{seed}", "--seed", str(seed)]
+    if contender != "none":
+        command += ["--track", contender]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    child = run_child(command, cwd=REPO_DIR, env=env)
+    folder = re.search(r"^Run folder:\s*(.+?)\s*$", child.stdout, re.MULTILINE)
+    if child.returncode != 0 or folder is None or "warning" in child.stderr:
+        sys.exit(f"{contender} run {seed} failed (exit {child.returncode}):\n{child.stderr[-2000:]}")
+    metrics = json.loads((REPO_DIR / folder.group(1) / "metrics.json").read_text())
+    return float(metrics["fit_seconds"]), child.process_s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=7, help="runs of each contender (default 7)")
+    parser.add_argument("--only", default=",".join(CONTENDERS), help="comma-separated contenders")
+    args = parser.parse_args()
+    contenders = [c for c in args.only.split(",") if c]
+    unknown = set(contenders) - set(CONTENDERS)
+    if unknown:
+        parser.error(f"unknown contender(s) {', '.join(sorted(unknown))}; choose from {', '.join(CONTENDERS)}")
+    fit: dict[str, list[float]] = {c: [] for c in contenders}
+    wall: dict[str, list[float]] = {c: [] for c in contenders}
+    with tempfile.TemporaryDirectory(prefix="kiln-bench-tracking-") as tmp:
+        for seed in range(args.runs):
+            for contender in contenders:
+                f, w = run_once(contender, Path(tmp) / contender, seed)
+                fit[contender].append(f)
+                wall[contender].append(w)
+                print(f"run {seed + 1}/{args.runs} {contender:<12} fit {f:.3f}s  process {w:.2f}s", flush=True)
+    print(f"\nkiln train (the seed workload), {args.runs} interleaved runs each; medians, and the fastest fit:\n")
+    print(
+        f"| {'tracking':<12} | {'fit s':>7} | {'vs none':>8} | {'min fit s':>9} | {'vs none':>8} | {'process s':>9} | {'vs none':>8} |"
+    )
+    print(f"| {'-' * 12} | {'-' * 6}: | {'-' * 7}: | {'-' * 8}: | {'-' * 7}: | {'-' * 8}: | {'-' * 7}: |")
+    base = {"median": statistics.median, "min": min}
+    for contender in contenders:
+        cells = []
+        for values, stat in ((fit, "median"), (fit, "min"), (wall, "median")):
+            value = base[stat](values[contender])
+            ref = base[stat](values["none"]) if "none" in values else None
+            cells += [
+                f"{value:>{7 if values is fit and stat == 'median' else 9}.3f}",
+                f"{value / ref - 1:+.1%}" if ref else "-",
+            ]
+        print(
+            f"| {contender:<12} | {cells[0]} | {cells[1]:>8} | {cells[2]} | {cells[3]:>8} | {cells[4]} | {cells[5]:>8} |"
+        )
+    base_fit = statistics.median(fit["none"]) if "none" in fit else None
+    if base_fit:
+        print(f"\nGoal: fit time at most {GOAL:.0%} above `none`.")
+        for contender in contenders:
+            if contender != "none":
+                over = statistics.median(fit[contender]) / base_fit - 1
+                print(f"  {contender}: {over:+.1%} ({'met' if over <= GOAL else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()

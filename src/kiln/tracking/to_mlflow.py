@@ -1,0 +1,116 @@
+"""`--track mlflow`: the config as params, per-epoch metrics, test metrics, and the finished run folder as artifacts.
+
+The server is MLFLOW_TRACKING_URI's; without it, a local sqlite store beside the run folders
+(`<runs dir>/mlflow.db`, artifacts in `<runs dir>/mlartifacts`): `mlflow ui --backend-store-uri
+sqlite:///runs/mlflow.db` shows it. The experiment is MLFLOW_EXPERIMENT_NAME's, else `kiln`. The run
+folder is logged under `run/`, and as an MLflow model (the kiln pyfunc flavour) under `model/`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kiln.tracking.tracker import Epochs, Tracker, test_scores
+
+if TYPE_CHECKING:
+    from kiln.lifecycle import Run
+
+EXPERIMENT = "kiln"
+# Unless you set them: an unreachable server fails fast rather than after mlflow's default minutes of
+# retries, and logging the run folder draws no progress bar over kiln's output.
+QUIET = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+
+
+def tracking_uri(runs_dir: Path) -> str:
+    """MLFLOW_TRACKING_URI, else the local sqlite store in `runs_dir`."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(runs_dir / 'mlflow.db').resolve()}"
+
+
+class MLflowTracker(Tracker):
+    """One MLflow run per kiln run, named after its folder; a resumed kiln run continues its MLflow run."""
+
+    backend = "MLflow"
+
+    def __init__(self, run_folder: Path, params: dict[str, Any]) -> None:
+        super().__init__(params)
+        self.folder = run_folder
+        self.run_id: str | None = None
+        self.client: Any = None
+        self.experiment_id = ""
+        self.resumed = False
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id} if self.run_id else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.run_id = state.get("run_id")
+
+    def connect(self, resume: bool) -> None:
+        for key, value in QUIET.items():
+            os.environ.setdefault(key, value)
+        from mlflow.tracking import MlflowClient
+
+        from kiln.tracking.pyfunc import import_mlflow
+
+        import_mlflow()  # here, not in the worker thread: imports hold the GIL the epochs need
+        runs_dir = self.folder.parent
+        self.client = client = MlflowClient(tracking_uri(runs_dir))
+        name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or EXPERIMENT
+        experiment = client.get_experiment_by_name(name)
+        if experiment is not None:
+            self.experiment_id = experiment.experiment_id
+        elif "MLFLOW_TRACKING_URI" in os.environ:
+            self.experiment_id = client.create_experiment(name)
+        else:
+            self.experiment_id = client.create_experiment(name, (runs_dir / "mlartifacts").resolve().as_uri())
+        self.resumed = resume
+        if not resume:
+            self._create()
+
+    def _create(self) -> None:
+        from mlflow.entities import Param
+
+        tags = {"kiln.run_folder": str(self.folder)}
+        self.run_id = self.client.create_run(self.experiment_id, run_name=self.folder.name, tags=tags).info.run_id
+        items = [Param(key, str(value)) for key, value in self.params.items()]
+        for i in range(0, len(items), 100):  # mlflow takes at most 100 params a call
+            self.client.log_batch(self.run_id, params=items[i : i + 100])
+
+    def begin(self) -> None:
+        if self.run_id is None:  # resumed from a checkpoint written before this run tracked to MLflow
+            self._create()
+        elif self.resumed:  # its checkpoint named its MLflow run
+            self.client.update_run(self.run_id, status="RUNNING")
+
+    def epochs(self, rows: Epochs) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(key, value, now, step) for step, scalars in rows for key, value in scalars.items()]
+        for i in range(0, len(metrics), 1000):  # mlflow takes at most 1000 metrics a call
+            self.client.log_batch(self.run_id, metrics=metrics[i : i + 1000])
+
+    def end(self, run: Run) -> None:
+        from mlflow.entities import Metric
+
+        from kiln.tracking.pyfunc import log_model
+
+        now = int(time.time() * 1000)
+        figures = {f"test_{k}": v for k, v in test_scores(run.metrics).items()}
+        figures.update({k: float(run.metrics[k]) for k in ("fit_seconds", "epochs_run") if k in run.metrics})
+        scores = [Metric(key, value, now, 0) for key, value in figures.items()]
+        self.client.log_batch(self.run_id, metrics=scores)
+        self.client.log_artifacts(self.run_id, str(run.path), "run")
+        log_model(self.client, self.run_id, run.path)
+        self.client.set_terminated(self.run_id, "FINISHED")
+
+    def abandon(self) -> None:
+        self.client.set_terminated(self.run_id, "KILLED")
