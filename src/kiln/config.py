@@ -109,6 +109,9 @@ class RunConfig(_Section):
     model: SerializeAsAny[ModelSpec] = Field(default_factory=lambda: registry.spec({}))
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    # `kiln tune`'s search space (see kiln.tune.space): dotted keys to lists of choices or {low, high, log}
+    # ranges. Not part of a run: `kiln train` ignores it and a run's config.yaml does not hold it.
+    tune: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
     @field_validator("model", mode="before")
     @classmethod
