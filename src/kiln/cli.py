@@ -216,6 +216,8 @@ def train(
     else:
         cfg = config_mod.load(config, list(set_), values)
         run = lifecycle.fit(config=cfg, runs_dir=runs_dir, name=name, quiet=quiet)
+    if run is None:  # another rank of a torchrun job: rank 0 writes the run folder and prints the result
+        return
     _print_result(run.metrics)
     typer.echo(f"Run folder: {run.path}")
 

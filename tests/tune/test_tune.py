@@ -65,7 +65,7 @@ def test_a_killed_search_resumes_and_continues_its_trial_count(
 ) -> None:
     (tmp_path / "space.yaml").write_text(SPACE, encoding="utf-8")
     proc = kiln_popen(
-        "tune", "--config", "space.yaml", "--data", "iris", "--model", "mlp", "--epochs", "40",
+        "tune", "--config", "space.yaml", "--data", "iris", "--model", "mlp", "--epochs", "10",
         "--set", "train.early_stopping=null", "--trials", "3", "--name", "cut", "--runs-dir", "runs",
     )  # fmt: skip
     deadline = time.monotonic() + 120
