@@ -176,6 +176,9 @@ def train(
     name: Annotated[str | None, typer.Option(help="Run folder name (default: data-model-timestamp).")] = None,
     runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print the result lines.")] = False,
+    stream: Annotated[
+        bool, typer.Option(help="Read a table file in chunks, with flat memory (automatic over 1 GiB).")
+    ] = False,
 ) -> None:
     """Train a model (default: the article's digits MLP) and write a run folder."""
     from kiln import config as config_mod
@@ -204,6 +207,7 @@ def train(
         "train.seed": seed,
         "train.device": device,
         "train.processes": processes,
+        "data.stream": stream or None,
     }
     values = {k: v for k, v in flags.items() if v is not None}
     if resume is not None:

@@ -51,6 +51,8 @@ class DataConfig(_Section):
     image_size: int | None = Field(None, gt=0)
     skip_bad_files: bool = False
     augment: list[Literal["shift", "flip", "rotate"]] = []
+    # Read a table file in chunks with flat memory (kiln.data.stream); `auto`: for files over 1 GiB.
+    stream: bool | Literal["auto"] = "auto"
 
 
 class TrainConfig(_Section):

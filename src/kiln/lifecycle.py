@@ -253,7 +253,9 @@ class _Job:
     def _train(self, folder: RunFolder | None, repeat: int, *, resume: bool) -> Trainer:
         """Train one repeat; only the first checkpoints into the run folder (a later one starts over on resume)."""
         prepared = self.prepared
-        tensors = tuple(self._tensor(a) for a in (prepared.x, prepared.y, prepared.x_val, prepared.y_val))
+        data = (prepared.x, prepared.y, prepared.x_val, prepared.y_val)
+        streamed = not isinstance(prepared.x, np.ndarray)  # rows read from the file each epoch (kiln.data.stream)
+        tensors = data if streamed else tuple(self._tensor(a) for a in data)
         try:
             with cpu_threads(self.cfg.train.threads if self.device.type == "cpu" else 0):
                 trainer = self.strategy.fit(

@@ -113,7 +113,16 @@ class DataParallel:
             dist.all_reduce(tensor)
 
     def sum_gradients(self, model: torch.nn.Module) -> None:
-        self.sum([p.grad for p in model.parameters() if p.grad is not None])
+        """Sum every gradient across processes in one all-reduce of one flat buffer (as DDP's buckets do)."""
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        offset = 0
+        for grad in grads:
+            grad.copy_(flat[offset : offset + grad.numel()].view_as(grad))
+            offset += grad.numel()
 
     def fit(self, make: MakeTrainer, data: Data, checkpoints: Path | None, resume: bool) -> Trainer:
         """Train in `size` new processes on this machine, started by torch.distributed's elastic launcher (what
