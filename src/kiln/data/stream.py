@@ -255,13 +255,14 @@ def load_streamed(
     if target is None:
         raise DataError(f"`{path}` is a table: name its target column with `--target`.")
     source = Source(path, target, encoding, delimiter, seed, test_size, val_split, chunk_rows)
-    fit = _Fit(source)
+    opened = next(source.chunks(), None)  # the first chunk fixes each column's kind and an `auto` task
+    if opened is None:
+        raise DataError(f"`{path}` has a header but no rows.")
+    first, y_first = opened
+    source = replace(source, kinds=dict(first.kinds))
+    fit = _Fit(source, task=infer_task(target_values(y_first[~missing_mask(y_first)]), task))
     rng = np.random.default_rng(seed)
     for table, y_text in source.chunks():
-        if not source.kinds:
-            source = replace(source, kinds=dict(table.kinds))
-            fit.source = source
-            fit.task = infer_task(target_values(y_text[~missing_mask(y_text)]), task)
         keep = ~missing_mask(y_text)
         fit.dropped_targets += int((~keep).sum())
         table, y_text = table.take(np.flatnonzero(keep)), y_text[keep]
