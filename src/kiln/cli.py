@@ -179,6 +179,9 @@ def train(
     track: Annotated[
         list[str], typer.Option(help="Log the run to tensorboard (under the run folder) or mlflow; repeatable.")
     ] = [],
+    stream: Annotated[
+        bool, typer.Option(help="Read a table file in chunks, with flat memory (automatic over 1 GiB).")
+    ] = False,
 ) -> None:
     """Train a model (default: the article's digits MLP) and write a run folder."""
     from kiln import config as config_mod
@@ -207,6 +210,7 @@ def train(
         "train.device": device,
         "train.processes": processes,
         "train.track": track or None,
+        "data.stream": stream or None,
     }
     values = {k: v for k, v in flags.items() if v is not None}
     if resume is not None:
@@ -226,6 +230,8 @@ def train(
         from kiln import lifecycle
 
         run = lifecycle.fit(config=cfg, runs_dir=runs_dir, name=name, quiet=quiet)
+    if run is None:  # another rank of a torchrun job: rank 0 writes the run folder and prints the result
+        return
     _print_result(run.metrics)
     typer.echo(f"Run folder: {run.path}")
 
@@ -687,6 +693,76 @@ def walkthrough(
     from kiln.walkthrough import train_digits
 
     typer.echo(train_digits(hidden=64 if hidden is None else hidden, epochs=epochs, lr=lr, seed=seed))
+
+
+@app.command(cls=_Command)
+@friendly
+def tune(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML config file; its `tune:` section is the search space.")
+    ] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Override a config key: --set train.epochs=20.")] = [],
+    data: Annotated[str | None, typer.Option(help="A built-in dataset name or a table/image/array file.")] = None,
+    target: Annotated[str | None, typer.Option(help="Target column of a table file.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model: mlp, cnn, rnn, linear, tabm, or one you registered.")
+    ] = None,
+    preset: Annotated[str | None, typer.Option(help="default, or best (tables).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs of each trial.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size (when the space does not search it).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (when the space does not search it).")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="sgd, adam or adamw.")] = None,
+    early_stopping: Annotated[
+        int | None, typer.Option(help="Stop a trial after N epochs without val_loss improvement.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Training seed (and the sampler's).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    trials: Annotated[
+        int | None, typer.Option(help="Trials in all (default 20; with --resume: the folder's number).")
+    ] = None,
+    jobs: Annotated[int, typer.Option(help="Run N trials at a time, in N worker processes.")] = 1,
+    resume: Annotated[Path | None, typer.Option(help="Continue an interrupted search: a tune folder.")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Tune folder name: tune-NAME (default: tune-data-model-time).")
+    ] = None,
+    runs_dir: Annotated[Path, typer.Option(help="Where the tune folder goes.")] = Path("runs"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print the results table and best run.")] = False,
+) -> None:
+    """Search hyperparameters with optuna (TPE, median pruning); each trial is a run, the best is copied to best/."""
+    from kiln import config as config_mod
+    from kiln.errors import ConfigError, TrainingError
+    from kiln.tune import resume_tune
+    from kiln.tune import tune as tune_run
+
+    flags = {
+        "data.source": data,
+        "data.target": target,
+        "model.name": model,
+        "preset": preset,
+        "train.epochs": epochs,
+        "train.batch_size": batch_size,
+        "train.lr": lr,
+        "train.optimizer": optimizer,
+        "train.early_stopping": early_stopping,
+        "train.seed": seed,
+        "train.device": device,
+    }
+    values = {k: v for k, v in flags.items() if v is not None}
+    if resume is not None:
+        if values or set_ or config or name:
+            raise ConfigError(
+                "`--resume` continues a search with the config it started with; only --trials, --jobs and --quiet go with it."
+            )
+        tuned = resume_tune(resume, trials=trials, jobs=jobs, quiet=quiet)
+    else:
+        cfg = config_mod.load(config, list(set_), values)
+        tuned = tune_run(cfg, trials=trials, jobs=jobs, runs_dir=runs_dir, name=name, quiet=quiet)
+    typer.echo(tuned.table, nl=False)
+    typer.echo(f"Results: {tuned.path / 'results.csv'}, {tuned.path / 'history.png'} ({tuned.finished} trials)")
+    if tuned.best is None:
+        raise TrainingError("No trial finished, so there is no best run; see the table above.")
+    typer.echo(f"Best val_loss: {tuned.best_value:.4f}")
+    typer.echo(f"Run folder: {tuned.best}")
 
 
 def main() -> None:

@@ -51,6 +51,8 @@ class DataConfig(_Section):
     image_size: int | None = Field(None, gt=0)
     skip_bad_files: bool = False
     augment: list[Literal["shift", "flip", "rotate"]] = []
+    # Read a table file in chunks with flat memory (kiln.data.stream); `auto`: for files over 1 GiB.
+    stream: bool | Literal["auto"] = "auto"
 
 
 class TrainConfig(_Section):
@@ -117,6 +119,9 @@ class RunConfig(_Section):
     model: SerializeAsAny[ModelSpec] = Field(default_factory=lambda: registry.spec({}))
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    # `kiln tune`'s search space (see kiln.tune.space): dotted keys to lists of choices or {low, high, log}
+    # ranges. Not part of a run: `kiln train` ignores it and a run's config.yaml does not hold it.
+    tune: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
     @field_validator("model", mode="before")
     @classmethod

@@ -45,7 +45,7 @@ from kiln.train.augment import build_augment
 from kiln.train.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar
 from kiln.train.device import autocast, cpu_threads, resolve_device
 from kiln.train.loop import Trainer
-from kiln.train.strategy import Strategy, strategy_for
+from kiln.train.strategy import Rank, Strategy, launched_rank, strategy_for
 from kiln.version import __version__
 
 
@@ -132,6 +132,8 @@ def fit(
     checkpoint, which saves their `state_dict` for `resume`. With no model given, images you bring
     (a folder, image-shaped arrays) get a CNN, tables and flat arrays a TabM-mini ensemble, and the
     built-in digits and everything else the article's MLP.
+    Under a launcher (`torchrun`: RANK and WORLD_SIZE set) every process trains its share of each batch;
+    rank 0 writes the run folder and returns the Run, the other ranks write nothing and return None.
 
     Example:
         >>> run = kiln.fit(kiln.mlp(hidden=[64, 64]), kiln.load_data("digits"), epochs=10, batch_size=32)
@@ -144,11 +146,13 @@ def fit(
     dataset = data if isinstance(data, Dataset) else load_configured(cfg.data)  # 1. prepare the data
     chose_model = model is not None or (config is not None and "model" in config.model_fields_set)
     cfg, why = defaults.choose(cfg, dataset, chose_model=chose_model)  # 2. define: the model and settings left auto
-    if why and not quiet:
+    if why and not quiet and getattr(launched_rank(), "rank", 0) == 0:
         from rich.console import Console
 
         Console(highlight=False).print(why, soft_wrap=True)
     job = _Job.plan(cfg, dataset, quiet=quiet, extra=callbacks)  # 3. compile: everything checked, nothing written
+    if job.strategy.rank != 0:  # another rank of a torchrun job: it trains its share; rank 0 writes the run folder
+        return job.run(None, resume=False)  # type: ignore[return-value]
     folder = new_run(runs_dir, name, f"{dataset.name}-{cfg.model.name}")
     atomic_write(folder.config, config_mod.to_yaml(job.cfg))  # as trained (a batch shrunk to fit, say)
     return job.run(folder, resume=False)  # 4-5. train and evaluate every repeat, then save the run folder
@@ -166,6 +170,8 @@ def resume(path: str | Path, *, quiet: bool = False, callbacks: Sequence[Callbac
     dataset = load_configured(cfg.data)
     cfg, _ = defaults.choose(cfg, dataset, chose_model=True)  # a key an older kiln did not write is `auto`
     job = _Job.plan(cfg, dataset, quiet=quiet, extra=callbacks)
+    if job.strategy.rank != 0:  # another rank of a torchrun job: it reads the checkpoint, trains, writes nothing
+        return job.run(folder, resume=True)  # type: ignore[return-value]
     for stale in [*folder.path.glob(".*.tmp"), *folder.checkpoints.glob(".*.tmp")]:
         stale.unlink()  # a temp file an interrupt left between its creation and its rename
     return job.run(folder, resume=True)
@@ -193,26 +199,37 @@ class _Job:
         device = resolve_device(cfg.train.device)
         autocast(device, cfg.train.precision)  # raises now if the precision cannot run here
         train = cfg.train
-        if train.processes > 1 and (train.batch_size < train.processes or device.type != "cpu" or extra):
+        strategy = strategy_for(train.processes)
+        if isinstance(strategy, Rank):  # launched by torchrun: one GPU per process; config.yaml records the size
+            if device.type == "cuda":
+                device = torch.device("cuda", strategy.local_rank)
+                torch.cuda.set_device(device)
+            cfg = cfg.model_copy(update={"train": train.model_copy(update={"processes": strategy.size})})
+        elif train.processes > 1 and (device.type != "cpu" or extra):
             raise ConfigError(
-                f"`train.processes` {train.processes} needs `train.batch_size` of at least as many rows, a CPU device "
-                f"(multi-GPU training is not built yet) and no callbacks of your own; got batch size "
-                f"{train.batch_size} on {device.type}{' with callbacks' if extra else ''}."
+                f"`train.processes` {train.processes} needs a CPU device (on GPUs, launch with torchrun, one process "
+                f"per GPU) and no callbacks of your own; got {device.type}{' with callbacks' if extra else ''}."
+            )
+        if strategy.size > train.batch_size:
+            raise ConfigError(
+                f"`train.processes` {strategy.size} needs `train.batch_size` of at least as many rows; "
+                f"got batch size {train.batch_size}."
             )
         if train.track:
             from kiln.tracking import check
 
-            if train.processes > 1:
+            if strategy.size > 1:
                 raise ConfigError("`train.track` needs `train.processes` 1 (trackers watch a single training process).")
             check(train.track)
-        return cls(cfg, dataset, prepared, device, strategy_for(train.processes), quiet, extra)
+        return cls(cfg, dataset, prepared, device, strategy, quiet, extra)
 
-    def run(self, folder: RunFolder, *, resume: bool) -> Run:
+    def run(self, folder: RunFolder | None, *, resume: bool) -> Run | None:
         """Train and save the run, watched by the trackers `train.track` names, which then get the finished folder."""
         if not self.cfg.train.track:
             return self._run(folder, resume=resume)
         from kiln.tracking import open_trackers
 
+        assert folder is not None  # trackers run in a single process, which writes the folder
         trackers = open_trackers(self.cfg, folder.path, resume)
         run: Run | None = None
         try:
@@ -222,10 +239,17 @@ class _Job:
             for tracker in trackers:
                 tracker.finish(run)
 
-    def _run(self, folder: RunFolder, *, resume: bool) -> Run:
-        """Train every repeat (seeds `train.seed` + 0, 1, ...), score each on the test split, save the first."""
+    def _run(self, folder: RunFolder | None, *, resume: bool) -> Run | None:
+        """Train every repeat (seeds `train.seed` + 0, 1, ...), score each on the test split, save the first.
+
+        On a rank other than 0 of a launched job, only train (`folder` is read to resume) and return None.
+        """
         from rich.console import Console
 
+        if folder is None or self.strategy.rank != 0:
+            for repeat in range(self.cfg.train.repeats):
+                self._train(folder, repeat, resume=resume and repeat == 0)
+            return None
         console = Console(quiet=self.quiet, highlight=False)
         repeats = self.cfg.train.repeats
         scores: list[dict[str, Any]] = []
@@ -254,19 +278,23 @@ class _Job:
         save_run(folder, self.cfg, self.dataset.name, predictor, saved_weights, trainer.state.history, metrics)
         return Run(folder, self.cfg, trainer.state.history, metrics)
 
-    def _train(self, folder: RunFolder, repeat: int, *, resume: bool) -> Trainer:
+    def _train(self, folder: RunFolder | None, repeat: int, *, resume: bool) -> Trainer:
         """Train one repeat; only the first checkpoints into the run folder (a later one starts over on resume)."""
         prepared = self.prepared
-        tensors = tuple(self._tensor(a) for a in (prepared.x, prepared.y, prepared.x_val, prepared.y_val))
+        data = (prepared.x, prepared.y, prepared.x_val, prepared.y_val)
+        streamed = not isinstance(prepared.x, np.ndarray)  # rows read from the file each epoch (kiln.data.stream)
+        tensors = data if streamed else tuple(self._tensor(a) for a in data)
         try:
             with cpu_threads(self.cfg.train.threads if self.device.type == "cpu" else 0):
                 trainer = self.strategy.fit(
                     partial(_new_trainer, self, repeat),
                     tensors,  # type: ignore[arg-type]
-                    folder.checkpoints if repeat == 0 else None,
+                    folder.checkpoints if repeat == 0 and folder is not None else None,
                     resume,
                 )
         except KeyboardInterrupt:
+            if folder is None:
+                raise
             raise TrainingInterrupted(_interrupted(folder, self.cfg, repeat)) from None
         return trainer
 

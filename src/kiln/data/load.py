@@ -10,8 +10,9 @@ from pydantic import ValidationError
 from kiln.config import DataConfig
 from kiln.data.builtin import BUILTIN, load_builtin
 from kiln.data.dataset import Dataset
+from kiln.data.stream import streams
 from kiln.data.table import TABLE_SUFFIXES
-from kiln.errors import DataError, closest, config_error
+from kiln.errors import DataError, closest, config_error, warn
 
 
 def load_data(source: str = "digits", **options: Any) -> Dataset:
@@ -48,6 +49,7 @@ def load_configured(data: DataConfig) -> Dataset:
 
 def _load(data: DataConfig) -> Dataset:
     source, split = data.source, data.split
+    stream = streams(source, data.stream)  # raises for `--stream` of something other than a table file
     if source in BUILTIN:
         return load_builtin(
             source, test_size=data.test_size, split="keras" if split == "auto" else split, seed=data.seed
@@ -63,6 +65,22 @@ def _load(data: DataConfig) -> Dataset:
         from kiln.data.arrays import load_arrays
 
         return load_arrays(path, task=data.task, **common)
+    if stream:
+        from kiln.data.stream import STREAM_ABOVE, load_streamed
+
+        if data.stream == "auto":
+            warn(f"`{path}` is over {STREAM_ABOVE >> 30} GiB, so it is streamed (as with `--stream`).")
+        return load_streamed(
+            path,
+            target=data.target,
+            task=data.task,
+            test_size=data.test_size,
+            val_split=data.val_split,
+            seed=data.seed,
+            encoding=data.encoding,
+            delimiter=data.delimiter,
+            on_missing=data.on_missing,
+        )
     if path.suffix.lower() in TABLE_SUFFIXES:
         from kiln.data.tabular import load_table_dataset
 

@@ -12,6 +12,7 @@ from kiln.data.dataset import Dataset, take
 from kiln.data.preprocessing import Preprocessor
 from kiln.data.schema import Schema
 from kiln.data.splits import validation_split
+from kiln.data.stream import StreamedDataset, class_counts, fit_preprocessor
 from kiln.errors import warn
 
 IMBALANCE = 3.0  # largest / smallest class count that earns a warning
@@ -36,6 +37,13 @@ def prepare(dataset: Dataset, cfg: RunConfig) -> Prepared:
     Raises:
         DataError: the validation split cannot be made.
     """
+    if isinstance(dataset, StreamedDataset):  # rows stay in the file: fitted from the one pass's statistics
+        pre = fit_preprocessor(dataset, robust=cfg.data.scaling == "robust")
+        train, val = (replace(rows, preprocessor=pre) for rows in (dataset.x_train, dataset.x_val))
+        weights = None
+        if dataset.schema.task == "classification":
+            weights = _weights(class_counts(dataset), dataset.schema, cfg.train.class_weight)
+        return Prepared(dataset.schema, pre, train, None, val, None, weights)  # type: ignore[arg-type]
     schema = dataset.schema
     train, val = validation_split(
         dataset.y_train,
@@ -71,9 +79,14 @@ def prepare(dataset: Dataset, cfg: RunConfig) -> Prepared:
 
 def _class_weights(y: np.ndarray, schema: Schema, mode: str) -> np.ndarray | None:
     """`balanced`: each class weighted by its rarity; otherwise None, with a warning when classes are imbalanced."""
-    counts = np.bincount(y, minlength=len(schema.classes)).astype(np.float32)
+    return _weights(np.bincount(y, minlength=len(schema.classes)), schema, mode)
+
+
+def _weights(counts: np.ndarray, schema: Schema, mode: str) -> np.ndarray | None:
+    """Class weights from each class's training rows (see `_class_weights`)."""
+    counts = counts.astype(np.float32)
     if mode == "balanced":
-        return len(y) / (len(counts) * np.maximum(counts, 1.0))
+        return counts.sum() / (len(counts) * np.maximum(counts, 1.0))
     if counts.max() >= IMBALANCE * max(counts.min(), 1.0):
         rare, common = schema.classes[int(counts.argmin())], schema.classes[int(counts.argmax())]
         warn(

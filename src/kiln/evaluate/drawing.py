@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +76,8 @@ class Drawing:
 def prestart(evaluate: EvaluateConfig) -> None:
     """Start a drawing child now for a run that `evaluate` says draws (a no-op if one is waiting)."""
     global _idle
+    if os.environ.get("RANK", "0") != "0":  # another rank of a launched job: rank 0 writes the run folder
+        return
     if (evaluate.plots or evaluate.report) and (_idle is None or _idle.child.poll() is not None):
         _idle = Drawing.start()
 

@@ -44,8 +44,12 @@ def evaluate_run(path: str | Path, data: str | Path | None = None, delimiter: st
 
 
 def score(predictor: Predictor, rows: Any, y: np.ndarray) -> dict[str, Any]:
-    """Metrics of `predictor` on raw rows with known targets."""
-    out = predictor.outputs(rows)
+    """Metrics of `predictor` on raw rows with known targets (or on a streamed table's test rows, chunk by chunk)."""
+    if hasattr(rows, "raw"):  # kiln.data.stream.Rows: only the outputs and targets are held, not the rows
+        chunks = [(predictor.outputs(table), target) for table, target in rows.raw()]
+        out, y = np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
+    else:
+        out = predictor.outputs(rows)
     if predictor.schema.task == "classification":
         return classification_metrics(y, out, predictor.schema.classes)
     return regression_metrics(y, out)

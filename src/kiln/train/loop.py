@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -122,16 +123,11 @@ class Trainer:
         batches = -(-n // bs)
         for cb in self.callbacks:
             cb.on_epoch_begin(self, batches)
-        # The permutation depends only on (seed, epoch), so a resumed run sees the same batches.
-        gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
-        perm = torch.randperm(n, generator=gen).to(self.device)
-        xs, ys = x[perm], y[perm]
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         self.model.train()
         strategy = self.strategy
-        for i in range(0, n, bs):
-            xb, yb = xs[i : i + bs], ys[i : i + bs]
+        for xb, yb in self._batches(x, y, epoch):
             rows = len(xb)  # of the whole batch, across processes
             xb, yb = strategy.shard(xb), strategy.shard(yb)
             if self.augment is not None:
@@ -163,14 +159,47 @@ class Trainer:
         logs["seconds"] = time.perf_counter() - start
         return logs
 
+    def _batches(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The epoch's batches; the order depends only on (seed, epoch), so a resumed run sees the same batches."""
+        bs = self.cfg.batch_size
+        if not isinstance(x, torch.Tensor):  # rows streamed from a file (kiln.data.stream.Rows)
+            for xb, yb in x.batches(epoch, bs, self.cfg.seed):
+                yield torch.from_numpy(xb).to(self.device), torch.from_numpy(yb).to(self.device)
+            return
+        gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
+        perm = torch.randperm(len(x), generator=gen).to(self.device)
+        xs, ys = x[perm], y[perm]
+        for i in range(0, len(x), bs):
+            yield xs[i : i + bs], ys[i : i + bs]
+
     @torch.no_grad()
     def _validate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        if not isinstance(x, torch.Tensor):
+            return self._validate_stream(x)
         self.model.eval()
         with self.autocast():
             out = self.model(x)
         logs = {"val_loss": self.loss(out, y).item()}
         if self.classification:
             logs["val_accuracy"] = (out.argmax(1) == y).float().mean().item()
+        return logs
+
+    @torch.no_grad()
+    def _validate_stream(self, rows: Any) -> dict[str, float]:
+        """Validation over a streamed table's rows, chunk by chunk: the same means as over all rows at once."""
+        self.model.eval()
+        total, correct, n = 0.0, 0, 0
+        for x, y in rows.encoded():
+            xt, yt = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
+            with self.autocast():
+                out = self.model(xt)
+            total += self.loss(out, yt, reduction="sum").item()
+            if self.classification:
+                correct += int((out.argmax(1) == yt).sum())
+            n += len(x)
+        logs = {"val_loss": total / n}
+        if self.classification:
+            logs["val_accuracy"] = correct / n
         return logs
 
     def _step_scheduler(self, logs: dict[str, float]) -> None:
