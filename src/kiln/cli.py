@@ -153,7 +153,10 @@ def train(
     augment: Annotated[list[str], typer.Option(help="Image augmentation for training: shift, flip, rotate.")] = [],
     model: Annotated[
         str | None,
-        typer.Option(help="Model: mlp, cnn, rnn, linear, tabm, or one you registered (see `kiln --import`)."),
+        typer.Option(
+            help="Model: mlp, cnn, rnn, linear, tabm, text-bow, text-cnn, text-rnn, minilm, or one you registered "
+            "(see `kiln --import`)."
+        ),
     ] = None,
     preset: Annotated[
         str | None,
@@ -176,6 +179,16 @@ def train(
     name: Annotated[str | None, typer.Option(help="Run folder name (default: data-model-timestamp).")] = None,
     runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print the result lines.")] = False,
+    text: Annotated[
+        str | None, typer.Option(help="Text data: the column of messages (with --target as the label).")
+    ] = None,
+    shots: Annotated[
+        int | None, typer.Option(help="Few-shot: train on N examples per class (seeded); test on the whole split.")
+    ] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Tokens kept per message (default 128).")] = None,
+    bundle_encoder: Annotated[
+        bool, typer.Option(help="minilm: copy the sentence encoder into the run folder (self-contained).")
+    ] = False,
 ) -> None:
     """Train a model (default: the article's digits MLP) and write a run folder."""
     from kiln import config as config_mod
@@ -204,6 +217,10 @@ def train(
         "train.seed": seed,
         "train.device": device,
         "train.processes": processes,
+        "data.text": text,
+        "data.shots": shots,
+        "data.max_tokens": max_tokens,
+        "model.bundle_encoder": bundle_encoder or None,
     }
     values = {k: v for k, v in flags.items() if v is not None}
     if resume is not None:
@@ -293,8 +310,19 @@ def inspect(
     task: Annotated[str | None, typer.Option(help="classification or regression (default: inferred).")] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of a CSV file.")] = "utf-8",
     delimiter: Delimiter = None,
+    text: Annotated[str | None, typer.Option(help="Text data: the column of messages.")] = None,
+    max_tokens: Annotated[int, typer.Option(help="Text: tokens kept per message; longer ones are counted.")] = 128,
 ) -> None:
     """Show what kiln will do with a table: column kinds, missing values, dropped columns, classes and imbalance."""
+    if text is not None:
+        from rich.console import Console
+
+        from kiln.data.text import describe_text
+
+        Console(highlight=False).print(
+            describe_text(data, text, target, encoding=encoding, delimiter=delimiter, max_tokens=max_tokens)
+        )
+        return
     from collections import Counter
 
     import numpy as np
@@ -456,6 +484,12 @@ def serve(
             "loopback (no DNS rebinding), any otherwise."
         ),
     ] = [],
+    responses: Annotated[
+        Path | None, typer.Option(help="A CSV of intent,answer rows: each prediction gets its label's answer.")
+    ] = None,
+    min_confidence: Annotated[
+        float, typer.Option(help="Below this probability a prediction's answer is a hand-off to a person.")
+    ] = 0.0,
 ) -> None:
     """Serve a run over HTTP: /v1/predict, /v1/explain, /v1/model, /docs, /metrics, and a try-it page at /."""
     from kiln.serve.server import serve as serve_run
@@ -478,6 +512,8 @@ def serve(
         max_connections=max_connections,
         access_log=access_log,
         allowed_hosts=tuple(allowed_hosts) or None,
+        responses=str(responses) if responses else None,
+        min_confidence=min_confidence,
     )
     serve_run(run, settings, echo=lambda line: typer.echo(line))
 

@@ -51,6 +51,13 @@ class DataConfig(_Section):
     image_size: int | None = Field(None, gt=0)
     skip_bad_files: bool = False
     augment: list[Literal["shift", "flip", "rotate"]] = []
+    # Text data: the column of messages (a table or JSON Lines file with `target` as the label).
+    text: str | None = None
+    # Tokens a message keeps (words for models trained from scratch, word pieces for `minilm`); longer ones are cut.
+    max_tokens: int = Field(128, gt=0)
+    # Few-shot: train on this many examples per class drawn (seeded) from the training rows, no validation rows;
+    # the test split stays whole.
+    shots: int | None = Field(None, gt=0)
 
 
 class TrainConfig(_Section):

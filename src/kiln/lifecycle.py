@@ -224,6 +224,8 @@ class _Job:
                 "were restored.",
                 soft_wrap=True,
             )
+        if getattr(self.cfg.model, "bundle_encoder", False) and self.prepared.preprocessor.text is not None:
+            self.prepared.preprocessor.text.bundle(folder.path)  # type: ignore[union-attr]  (minilm's encoder)
         save_run(folder, self.cfg, self.dataset.name, predictor, saved_weights, trainer.state.history, metrics)
         return Run(folder, self.cfg, trainer.state.history, metrics)
 
@@ -292,6 +294,8 @@ def _new_trainer(job: _Job, repeat: int, strategy: Strategy, main: bool, checkpo
     schema = job.prepared.schema
     torch.manual_seed(seed)
     net = registry.build(job.cfg.model, registry.Dims(schema.inputs, schema.n_outputs, schema.image_shape))
+    if hasattr(net, "imprint"):  # a head that starts from the training data (minilm's class prototypes)
+        net.imprint(torch.from_numpy(job.prepared.x), torch.from_numpy(job.prepared.y))
     weights = job.prepared.class_weights
     return Trainer(
         net,
