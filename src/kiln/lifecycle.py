@@ -93,6 +93,8 @@ def resolve_config(
         raw["data"].update(source=data.source or data.name, test_size=data.test_size, split=data.split, seed=data.seed)
         if data.schema.target != "target":
             raw["data"]["target"] = data.schema.target
+        if data.text is not None:
+            raw["data"]["text"] = data.text
     elif data is not None:
         raw["data"]["source"] = data
     for key, value in options.items():

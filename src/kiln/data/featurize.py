@@ -51,11 +51,11 @@ def prepare_text(dataset: Dataset, cfg: RunConfig):  # type: ignore[no-untyped-d
         truncated, _ = featurizer.warm(everything, cache_dir())
         unit = "word pieces"
     else:
-        from kiln.data.tokenizer import WordTokenizer
+        from kiln.data.tokenizer import WordTokenizer, words
 
         vocab = getattr(cfg.model, "vocab_size", 10000) - 2  # ids 0 and 1 are padding and unknown
         featurizer = WordTokenizer.fit(texts, vocab, data.max_tokens)
-        truncated = featurizer.encode([*dataset.x_train, *dataset.x_test])[1]
+        truncated = sum(len(words(t)) > data.max_tokens for t in [*dataset.x_train, *dataset.x_test])
         unit = "words"
     if truncated:
         warn(

@@ -76,6 +76,7 @@ class SentenceEncoder:
     version: str = ""
     bundled: bool = False
     folder: Path | None = None
+    threads: int = 1  # ONNX Runtime's CPU threads per forward (kiln's `train.threads` default: a CPU is often shared)
     _memo: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -146,6 +147,22 @@ class SentenceEncoder:
                 self._parts = _load(self._folder(), self.max_tokens)
             return self._parts
 
+    @property
+    def runtime(self) -> str:
+        """`onnx` when the encoder runs in ONNX Runtime (exported once per machine, see `_onnx`), else `torch`."""
+        return "onnx" if self._session() is not None else "torch"
+
+    def _session(self) -> Any:
+        with self._lock:
+            if not hasattr(self, "_ort"):
+                self._ort = None if os.environ.get("KILN_ENCODER_RUNTIME") == "torch" else "pending"
+        if self._ort == "pending":
+            _, module = self.parts
+            session = _onnx(module, self.sha256, self.threads)
+            with self._lock:
+                self._ort = session
+        return self._ort
+
     def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int]:
         """Messages -> (ids, attention mask) padded to the longest, and how many were cut at `max_tokens`."""
         tokenizer, _ = self.parts
@@ -173,10 +190,13 @@ class SentenceEncoder:
         return out
 
     def _forward(self, texts: list[str]) -> np.ndarray:
+        ids, mask, _ = self.tokenize(texts)
+        session = self._session()
+        if session is not None:
+            return session.run(None, {"ids": ids, "mask": mask})[0]
         import torch
 
         _, model = self.parts
-        ids, mask, _ = self.tokenize(texts)
         with torch.inference_mode():
             return model(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
 
@@ -217,6 +237,81 @@ def _save(path: Path, vectors: np.ndarray) -> None:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as f:
             np.save(f, vectors, allow_pickle=False)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def _onnx(module: Any, sha256: str, threads: int) -> Any:
+    """An ONNX Runtime session on the encoder, exported once per machine into the cache (opset 17, checked
+    against torch on two messages); None when onnxruntime is missing or the export or its check fails."""
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime") is None:
+        return None
+    import onnxruntime as ort
+
+    path = cache_dir().parent / "encoders" / f"{sha256[:16]}-opset17.onnx"
+    source: str | bytes = str(path)
+    if not path.is_file():
+        data = _export(module)
+        if data is None:
+            return None
+        _save_bytes(path, data)  # the next process loads it instead of exporting again
+        source = data
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def _export(module: Any) -> bytes | None:
+    """The encoder as ONNX bytes with dynamic batch and length axes, or None (with a warning) when it cannot be."""
+    import io
+    import warnings
+
+    import onnxruntime as ort
+    import torch
+
+    from kiln.errors import warn
+
+    ids = torch.tensor([[101, 2073, 2003, 2026, 11178, 1029, 102], [101, 7592, 102, 0, 0, 0, 0]])
+    mask = (ids != 0).long()
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+            torch.onnx.export(
+                module,
+                (ids, mask),
+                buffer,  # type: ignore[arg-type]
+                dynamo=False,
+                opset_version=17,
+                input_names=["ids", "mask"],
+                output_names=["y"],
+                dynamic_axes={"ids": {0: "batch", 1: "tokens"}, "mask": {0: "batch", 1: "tokens"}, "y": {0: "batch"}},
+            )
+        session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+        got = session.run(None, {"ids": ids.numpy(), "mask": mask.numpy()})[0]
+        with torch.inference_mode():
+            expected = module(ids, mask).numpy()
+    except Exception as exc:  # the exporter raises many types; all mean "run it in torch"
+        warn(f"The sentence encoder runs in torch: its ONNX export failed ({str(exc).splitlines()[0]}).")
+        return None
+    diff = float(np.abs(got - expected).max())
+    if not diff < 1e-4:
+        warn(f"The sentence encoder runs in torch: ONNX Runtime differs from torch by {diff:.3g}.")
+        return None
+    return buffer.getvalue()
+
+
+def _save_bytes(path: Path, data: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     except OSError:
         pass

@@ -34,9 +34,12 @@ class WordTokenizer:
 
     @classmethod
     def fit(cls, texts: Iterable[str], max_vocab: int, max_tokens: int) -> WordTokenizer:
-        """The `max_vocab` most frequent words of the training texts (ties in first-seen order)."""
-        counts = Counter(w for text in texts for w in words(text))
-        return cls(tuple(w for w, _ in counts.most_common(max_vocab)), max_tokens)
+        """The `max_vocab` most frequent words of the training texts (ties in first-seen order); messages get
+        as many ids as the longest training message has tokens, at most `max_tokens` (less padding to compute)."""
+        tokens = [words(text) for text in texts]
+        counts = Counter(w for message in tokens for w in message)
+        longest = max((len(message) for message in tokens), default=1)
+        return cls(tuple(w for w, _ in counts.most_common(max_vocab)), max(1, min(max_tokens, longest)))
 
     @property
     def size(self) -> int:
