@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tickets import small_tickets, ticket_rows, write_tickets  # noqa: F401  (fixture)
+from tickets import ticket_rows, write_tickets
 
 import kiln
 from kiln.data.tokenizer import PAD, UNKNOWN, WordTokenizer

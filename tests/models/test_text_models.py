@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tickets import small_tickets  # noqa: F401  (fixture)
 
 import kiln
 from kiln.errors import InputError
