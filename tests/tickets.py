@@ -37,11 +37,10 @@ def write_tickets(path: Path, rows: list[tuple[str, str]]) -> Path:
 
 @pytest.fixture(scope="session")
 def embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A fresh KILN_CACHE for the session (servers inherit it); the encoder runs in torch unless a test asks."""
+    """A fresh KILN_CACHE for the session, which servers inherit: the encoder is exported to ONNX once."""
     cache = tmp_path_factory.mktemp("kiln-cache")
-    saved = {key: os.environ.get(key) for key in ("KILN_CACHE", "KILN_ENCODER_RUNTIME")}
+    saved = {"KILN_CACHE": os.environ.get("KILN_CACHE")}
     os.environ["KILN_CACHE"] = str(cache)
-    os.environ["KILN_ENCODER_RUNTIME"] = "torch"  # the ONNX export (6 s) is tested once, in test_sentences.py
     yield cache
     for key, value in saved.items():
         if value is None:

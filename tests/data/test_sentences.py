@@ -52,13 +52,14 @@ def test_onnx_export_of_the_encoder_matches_torch(encoder: SentenceEncoder, tmp_
 
     os.environ["KILN_CACHE"], cache = str(tmp_path), os.environ["KILN_CACHE"]
     try:
-        _, module = encoder.parts
-        session = _onnx(module, encoder.sha256, threads=1)
+        session = _onnx(lambda: encoder.module, encoder.sha256, threads=1)
     finally:
         os.environ["KILN_CACHE"] = cache
     assert session is not None and (tmp_path / "encoders" / f"{encoder.sha256[:16]}-opset17.onnx").is_file()
     ids, mask, _ = encoder.tokenize(MESSAGES[:6])
-    np.testing.assert_allclose(session.run(None, {"ids": ids, "mask": mask})[0], encoder.encode(MESSAGES[:6]), atol=1e-5)
+    np.testing.assert_allclose(
+        session.run(None, {"ids": ids, "mask": mask})[0], encoder.encode(MESSAGES[:6]), atol=1e-5
+    )
 
 
 def test_minilm_few_shot_run_records_the_encoder_and_reuses_cached_embeddings(

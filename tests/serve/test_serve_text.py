@@ -53,9 +53,7 @@ def test_messages_get_intent_probabilities_and_the_answer(
     assert info["input"]["features"] == ["message"] and info["input"]["kinds"] == ["text"]
 
 
-def test_a_malformed_message_is_a_422_naming_its_index(
-    minilm_run: Path, server_factory: Callable[..., Server]
-) -> None:
+def test_a_malformed_message_is_a_422_naming_its_index(minilm_run: Path, server_factory: Callable[..., Server]) -> None:
     server = server_factory(minilm_run)  # no responses file, no threshold: predictions as for any run
     for inputs, index, found in ((["fine", 5], 1, "a number"), ([["a", "b"]], 0, "a list"), ([None], 0, "null")):
         reply = httpx.post(f"{server.url}/v1/predict", json={"inputs": inputs})
@@ -69,9 +67,7 @@ def test_a_malformed_message_is_a_422_naming_its_index(
     assert reply.json()["predictions"][0]["label"] == "account_login"
 
 
-def test_a_responses_file_naming_an_unknown_intent_stops_the_server(
-    minilm_run: Path, tmp_path: Path, kiln_cmd
-) -> None:  # type: ignore[no-untyped-def]
+def test_a_responses_file_naming_an_unknown_intent_stops_the_server(minilm_run: Path, tmp_path: Path, kiln_cmd) -> None:  # type: ignore[no-untyped-def]
     bad = tmp_path / "answers.csv"
     bad.write_text("intent,answer\ntrack_order,It is on its way.\nrefnd,Soon.\n")
     result = kiln_cmd("serve", minilm_run, "--responses", bad, "--port", "0")

@@ -14,7 +14,7 @@ import hashlib
 import os
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -140,12 +140,25 @@ class SentenceEncoder:
         return self.folder
 
     @property
-    def parts(self) -> tuple[Any, Any]:
-        """The loaded (tokenizer, torch module), loaded once per encoder object."""
+    def tokenizer(self) -> Any:
+        """The fast (Rust) WordPiece tokenizer, truncating at `max_tokens` and padding to the longest in a batch."""
         with self._lock:
-            if not hasattr(self, "_parts"):
-                self._parts = _load(self._folder(), self.max_tokens)
-            return self._parts
+            if not hasattr(self, "_tokenizer"):
+                from tokenizers import Tokenizer
+
+                tokenizer = Tokenizer.from_file(str(self._folder() / "tokenizer.json"))
+                tokenizer.enable_truncation(self.max_tokens)
+                tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+                self._tokenizer = tokenizer
+            return self._tokenizer
+
+    @property
+    def module(self) -> Any:
+        """The torch encoder (BERT + mean pooling), loaded once; a server with the ONNX export cached never needs it."""
+        with self._lock:
+            if not hasattr(self, "_module"):
+                self._module = _load(self._folder())
+            return self._module
 
     @property
     def runtime(self) -> str:
@@ -157,16 +170,15 @@ class SentenceEncoder:
             if not hasattr(self, "_ort"):
                 self._ort = None if os.environ.get("KILN_ENCODER_RUNTIME") == "torch" else "pending"
         if self._ort == "pending":
-            _, module = self.parts
-            session = _onnx(module, self.sha256, self.threads)
+            self._folder()  # the weights found are the recorded ones, so the export cached under their hash is theirs
+            session = _onnx(lambda: self.module, self.sha256, self.threads)
             with self._lock:
                 self._ort = session
         return self._ort
 
     def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int]:
         """Messages -> (ids, attention mask) padded to the longest, and how many were cut at `max_tokens`."""
-        tokenizer, _ = self.parts
-        encodings = tokenizer.encode_batch(list(texts))
+        encodings = self.tokenizer.encode_batch(list(texts))
         truncated = sum(len(e.overflowing) > 0 for e in encodings)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
@@ -196,9 +208,8 @@ class SentenceEncoder:
             return session.run(None, {"ids": ids, "mask": mask})[0]
         import torch
 
-        _, model = self.parts
         with torch.inference_mode():
-            return model(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+            return self.module(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
 
     def warm(self, texts: Sequence[str], cache: Path | None = None) -> tuple[int, bool]:
         """Remember the embeddings of `texts` (a dataset's), from the disk cache or encoded once and cached.
@@ -242,9 +253,10 @@ def _save(path: Path, vectors: np.ndarray) -> None:
         pass
 
 
-def _onnx(module: Any, sha256: str, threads: int) -> Any:
+def _onnx(module: Callable[[], Any], sha256: str, threads: int) -> Any:
     """An ONNX Runtime session on the encoder, exported once per machine into the cache (opset 17, checked
-    against torch on two messages); None when onnxruntime is missing or the export or its check fails."""
+    against torch on two messages); None when onnxruntime is missing or the export or its check fails.
+    `module` gives the torch encoder, loaded only to export it."""
     import importlib.util
 
     if importlib.util.find_spec("onnxruntime") is None:
@@ -254,7 +266,7 @@ def _onnx(module: Any, sha256: str, threads: int) -> Any:
     path = cache_dir().parent / "encoders" / f"{sha256[:16]}-opset17.onnx"
     source: str | bytes = str(path)
     if not path.is_file():
-        data = _export(module)
+        data = _export(module())
         if data is None:
             return None
         _save_bytes(path, data)  # the next process loads it instead of exporting again
@@ -317,20 +329,16 @@ def _save_bytes(path: Path, data: bytes) -> None:
         pass
 
 
-def _load(folder: Path, max_tokens: int) -> tuple[Any, Any]:
-    """The fast (Rust) tokenizer, truncating at `max_tokens`, and the BERT encoder with mean pooling."""
+def _load(folder: Path) -> Any:
+    """The BERT encoder (transformers' BertModel on the package's safetensors weights) with mean pooling."""
     from safetensors.torch import load_file
-    from tokenizers import Tokenizer
     from transformers import BertConfig, BertModel
 
     from kiln.models.encoder import MeanPooled
 
-    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-    tokenizer.enable_truncation(max_tokens)
-    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
     config = BertConfig.from_json_file(str(folder / "config.json"))
     bert = BertModel(config, add_pooling_layer=False)
     state = {k.removeprefix("bert."): v for k, v in load_file(str(folder / "model.safetensors")).items()}
     unused = ("pooler.", "embeddings.position_ids")  # sentence vectors skip BERT's pooler; position ids are a buffer
     bert.load_state_dict({k: v for k, v in state.items() if not k.startswith(unused)})
-    return tokenizer, MeanPooled(bert).eval()
+    return MeanPooled(bert).eval()
