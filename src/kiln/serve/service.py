@@ -214,7 +214,10 @@ class Service:
     async def _answer(self, body: Body, progress: _Progress) -> bytes:
         with self.batcher.arriving:
             request = parse(await body.read(self.settings.max_body_bytes), self.spec)
-            if isinstance(request, (Images, Texts)):
+            if isinstance(request, Texts) and len(request.rows) == 1:
+                progress.stage = "decoding"
+                request = request.decode()  # one message: a hop to a worker thread would cost more than it frees
+            elif isinstance(request, (Images, Texts)):
                 progress.stage = "decoding"
                 request = await self._decode(request)
             progress.stage = "model"
