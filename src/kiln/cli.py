@@ -320,7 +320,8 @@ def inspect(
         from kiln.data.text import describe_text
 
         Console(highlight=False).print(
-            describe_text(data, text, target, encoding=encoding, delimiter=delimiter, max_tokens=max_tokens)
+            describe_text(data, text, target, encoding=encoding, delimiter=delimiter, max_tokens=max_tokens),
+            soft_wrap=True,
         )
         return
     from collections import Counter
