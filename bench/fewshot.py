@@ -69,10 +69,13 @@ print(json.dumps(out))
 """
 
 
-def lean_config():  # type: ignore[no-untyped-def]
+def lean_config(seed: int):  # type: ignore[no-untyped-def]
+    """No plots, report or ONNX export; `seed` draws the test split and the K examples per class."""
     import kiln
 
-    return kiln.RunConfig.model_validate({"evaluate": {"plots": False, "report": False, "onnx": False}})
+    return kiln.RunConfig.model_validate(
+        {"data": {"seed": seed}, "evaluate": {"plots": False, "report": False, "onnx": False}}
+    )
 
 
 def train(path: Path, spec: dict, shots: int | None, seed: int, runs: Path):  # type: ignore[no-untyped-def]
@@ -81,7 +84,7 @@ def train(path: Path, spec: dict, shots: int | None, seed: int, runs: Path):  # 
     return kiln.fit(
         kiln.model(**spec),
         str(path),
-        config=lean_config(),
+        config=lean_config(seed),
         text="message",
         target="intent",
         shots=shots,
