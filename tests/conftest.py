@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from serving import Server, start_server
+from tickets import embedding_cache, small_tickets  # noqa: F401  (the text tests' fixtures)
 
 import kiln
 

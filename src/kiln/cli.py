@@ -153,7 +153,10 @@ def train(
     augment: Annotated[list[str], typer.Option(help="Image augmentation for training: shift, flip, rotate.")] = [],
     model: Annotated[
         str | None,
-        typer.Option(help="Model: mlp, cnn, rnn, linear, tabm, or one you registered (see `kiln --import`)."),
+        typer.Option(
+            help="Model: mlp, cnn, rnn, linear, tabm, text-bow, text-cnn, text-rnn, minilm, or one you registered "
+            "(see `kiln --import`)."
+        ),
     ] = None,
     preset: Annotated[
         str | None,
@@ -181,6 +184,16 @@ def train(
     ] = [],
     stream: Annotated[
         bool, typer.Option(help="Read a table file in chunks, with flat memory (automatic over 1 GiB).")
+    ] = False,
+    text: Annotated[
+        str | None, typer.Option(help="Text data: the column of messages (with --target as the label).")
+    ] = None,
+    shots: Annotated[
+        int | None, typer.Option(help="Few-shot: train on N examples per class (seeded); test on the whole split.")
+    ] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Tokens kept per message (default 128).")] = None,
+    bundle_encoder: Annotated[
+        bool, typer.Option(help="minilm: copy the sentence encoder into the run folder (self-contained).")
     ] = False,
 ) -> None:
     """Train a model (default: the article's digits MLP) and write a run folder."""
@@ -211,6 +224,10 @@ def train(
         "train.processes": processes,
         "train.track": track or None,
         "data.stream": stream or None,
+        "data.text": text,
+        "data.shots": shots,
+        "data.max_tokens": max_tokens,
+        "model.bundle_encoder": bundle_encoder or None,
     }
     values = {k: v for k, v in flags.items() if v is not None}
     if resume is not None:
@@ -309,8 +326,20 @@ def inspect(
     task: Annotated[str | None, typer.Option(help="classification or regression (default: inferred).")] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of a CSV file.")] = "utf-8",
     delimiter: Delimiter = None,
+    text: Annotated[str | None, typer.Option(help="Text data: the column of messages.")] = None,
+    max_tokens: Annotated[int, typer.Option(help="Text: tokens kept per message; longer ones are counted.")] = 128,
 ) -> None:
     """Show what kiln will do with a table: column kinds, missing values, dropped columns, classes and imbalance."""
+    if text is not None:
+        from rich.console import Console
+
+        from kiln.data.text import describe_text
+
+        Console(highlight=False).print(
+            describe_text(data, text, target, encoding=encoding, delimiter=delimiter, max_tokens=max_tokens),
+            soft_wrap=True,
+        )
+        return
     from collections import Counter
 
     import numpy as np
@@ -476,6 +505,12 @@ def serve(
         str | None,
         typer.Option(help="The model's name in the Open Inference Protocol's /v2/models/<name> (default: the run's)."),
     ] = None,
+    responses: Annotated[
+        Path | None, typer.Option(help="A CSV of intent,answer rows: each prediction gets its label's answer.")
+    ] = None,
+    min_confidence: Annotated[
+        float, typer.Option(help="Below this probability a prediction's answer is a hand-off to a person.")
+    ] = 0.0,
 ) -> None:
     """Serve a run over HTTP: /v1/predict, /v1/explain, /v1/model, /docs, /metrics, a try-it page at /, and the
     Open Inference Protocol (KServe v2, tritonclient) under /v2."""
@@ -500,6 +535,8 @@ def serve(
         access_log=access_log,
         allowed_hosts=tuple(allowed_hosts) or None,
         model_name=model_name,
+        responses=str(responses) if responses else None,
+        min_confidence=min_confidence,
     )
     serve_run(run, settings, echo=lambda line: typer.echo(line))
 

@@ -17,7 +17,6 @@ from kiln.errors import ConfigError, config_error
 from kiln.models import registry
 from kiln.models.spec import ModelSpec
 
-
 Auto = Literal["auto"]
 Positive = Annotated[int, Field(gt=0)]
 
@@ -53,6 +52,13 @@ class DataConfig(_Section):
     augment: list[Literal["shift", "flip", "rotate"]] = []
     # Read a table file in chunks with flat memory (kiln.data.stream); `auto`: for files over 1 GiB.
     stream: bool | Literal["auto"] = "auto"
+    # Text data: the column of messages (a table or JSON Lines file with `target` as the label).
+    text: str | None = None
+    # Tokens a message keeps (words for models trained from scratch, word pieces for `minilm`); longer ones are cut.
+    max_tokens: int = Field(128, gt=0)
+    # Few-shot: train on this many examples per class drawn (seeded) from the training rows, no validation rows;
+    # the test split stays whole.
+    shots: int | None = Field(None, gt=0)
 
 
 class TrainConfig(_Section):

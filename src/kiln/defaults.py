@@ -53,6 +53,8 @@ def choose(cfg: RunConfig, dataset: Dataset, *, chose_model: bool) -> tuple[RunC
     Raises:
         ConfigError: `preset: best` on images or sequences (it is a recipe for tables).
     """
+    if dataset.text is not None:
+        return _text(cfg, chose_model)
     flat = dataset.schema.image_shape is None and (isinstance(dataset.x_train, Table) or dataset.x_train.ndim == 2)
     if cfg.preset == "best" and not flat:
         raise ConfigError("`preset: best` is a recipe for tables; this data is images or sequences.")
@@ -73,6 +75,32 @@ def choose(cfg: RunConfig, dataset: Dataset, *, chose_model: bool) -> tuple[RunC
         data = data.model_copy(update={"scaling": "robust" if cfg.preset == "best" else "standard"})
     cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update=chosen), "data": data})
     return cfg, _why(picked, chosen, rows, cfg.preset) if table and (chosen or picked) else None
+
+
+def _text(cfg: RunConfig, chose_model: bool) -> tuple[RunConfig, str | None]:
+    """Text: `text-bow` unless a model was chosen; AdamW with early stopping on the validation messages
+    (none in a few-shot run, which has no validation rows). A head on a pretrained encoder learns faster."""
+    if not chose_model:
+        cfg = cfg.model_copy(update={"model": model("text-bow")})
+    pretrained = cfg.model.name == "minilm"
+    wanted = {
+        "epochs": 60 if pretrained else 40,
+        "batch_size": 16,
+        "optimizer": "adamw",
+        "lr": 1e-2 if pretrained else 3e-3,
+        "weight_decay": 1e-4,
+        "label_smoothing": 0.0,
+        "schedule": "none",
+        "early_stopping": None if cfg.data.shots else 8,
+    }
+    train = cfg.train.model_dump()
+    chosen = {key: value for key, value in wanted.items() if train[key] == "auto"}
+    data = cfg.data.model_copy(update={"scaling": "standard"}) if cfg.data.scaling == "auto" else cfg.data
+    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update=chosen), "data": data})
+    if not chosen and chose_model:
+        return cfg, None
+    parts = [LABELS[key].format(value) for key, value in chosen.items() if value not in (None, 0.0, "none")]
+    return cfg, f"Text defaults: model {cfg.model.name}, {', '.join(parts)} (set any of them with its option)."
 
 
 def _table_model(preset: str, classification: bool) -> ModelSpec:

@@ -96,6 +96,8 @@ def resolve_config(
         raw["data"].update(source=data.source or data.name, test_size=data.test_size, split=data.split, seed=data.seed)
         if data.schema.target != "target":
             raw["data"]["target"] = data.schema.target
+        if data.text is not None:
+            raw["data"]["text"] = data.text
     elif data is not None:
         raw["data"]["source"] = data
     for key, value in options.items():
@@ -275,6 +277,8 @@ class _Job:
                 "were restored.",
                 soft_wrap=True,
             )
+        if getattr(self.cfg.model, "bundle_encoder", False) and self.prepared.preprocessor.text is not None:
+            self.prepared.preprocessor.text.bundle(folder.path)  # type: ignore[union-attr]  (minilm's encoder)
         save_run(folder, self.cfg, self.dataset.name, predictor, saved_weights, trainer.state.history, metrics)
         return Run(folder, self.cfg, trainer.state.history, metrics)
 
@@ -347,6 +351,8 @@ def _new_trainer(job: _Job, repeat: int, strategy: Strategy, main: bool, checkpo
     schema = job.prepared.schema
     torch.manual_seed(seed)
     net = registry.build(job.cfg.model, registry.Dims(schema.inputs, schema.n_outputs, schema.image_shape))
+    if hasattr(net, "imprint"):  # a head that starts from the training data (minilm's class prototypes)
+        net.imprint(torch.from_numpy(job.prepared.x), torch.from_numpy(job.prepared.y))
     weights = job.prepared.class_weights
     return Trainer(
         net,

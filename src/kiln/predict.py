@@ -75,7 +75,7 @@ class Predictor:
         except (TypeError, ValueError) as exc:
             raise RunError(f"`{run.model_json}` is corrupted: {exc}.") from None
         try:
-            preprocessor = Preprocessor.from_dict(meta["preprocessing"])
+            preprocessor = Preprocessor.from_dict(meta["preprocessing"], run.path)
             version = str(meta["weights"]["sha256"])[:12]
         except (KeyError, TypeError, ValueError) as exc:
             raise RunError(f"`{run.model_json}` is corrupted: {exc!r}.") from None
@@ -96,7 +96,9 @@ class Predictor:
 
     @property
     def text_columns(self) -> list[str]:
-        """Categorical columns, which a reader must keep as text ("1" stays the category "1")."""
+        """Categorical columns, which a reader must keep as text ("1" stays the category "1"); a text run's messages."""
+        if self.preprocessor.text is not None:
+            return list(self.schema.features)
         encoder = self.preprocessor.encoder
         return [c.name for c in encoder.columns if c.kind == "categorical"] if encoder else []
 
@@ -111,7 +113,7 @@ class Predictor:
         """Labels and class probabilities (the `top_k` best listed too when given), or values for regression.
 
         `x` is rows in the model's feature order, mappings keyed by feature name, an array, or a
-        table read from a file. Categories never seen in training are scored with an unknown bucket
+        table read from a file; for a text model, a message or a list of messages. Categories never seen in training are scored with an unknown bucket
         and reported with a `KilnWarning`.
 
         Raises:
@@ -128,7 +130,14 @@ class Predictor:
         return self._score(self._encode(x).x)
 
     def _encode(self, x: Any, origin: Origin = Origin()) -> Encoded:
-        """Raw rows -> encoded, unscaled rows through the one input path (the server encodes each request)."""
+        """Raw rows -> encoded, unscaled rows through the one input path (the server encodes each request).
+
+        A text run's rows are messages, encoded by its featurizer (word ids, or sentence vectors).
+        """
+        if self.preprocessor.text is not None:
+            from kiln.data.messages import message_list
+
+            return Encoded(self.preprocessor.text.features(message_list(x, self.schema.features[0], origin)), {})
         return encode_rows(x, self.schema.features, self.preprocessor.encoder, origin)
 
     def _score(self, encoded: np.ndarray) -> np.ndarray:

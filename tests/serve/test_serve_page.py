@@ -242,3 +242,31 @@ def test_a_table_shows_its_signed_reasons(page: Page, servers: Callable[..., Ser
     page.wait_for_selector("#explanation:not([hidden])")
     assert page.locator("#reasons .reason").count() == 4
     assert page.locator("#heatmap").is_hidden()
+
+
+def test_a_text_model_gets_a_text_box_and_the_answer(
+    page: Page, server_factory: Callable[..., Server], small_tickets: Path, tmp_path: Path
+) -> None:
+    from tickets import ANSWERS
+
+    run = kiln.fit(
+        kiln.model("text-bow"),
+        str(small_tickets),
+        text="message",
+        target="intent",
+        epochs=15,
+        runs_dir=tmp_path,
+        name="tickets",
+        quiet=True,
+    )
+    server = server_factory(run.path, "--responses", str(ANSWERS))
+    page.goto(server.url + "/")
+    page.wait_for_selector("#predict:not([disabled])")
+    assert "text (message)" in page.text_content("#subtitle")
+    page.fill("#message", "I forgot my password")
+    page.click("#predict")
+    page.wait_for_selector("#answer:not([hidden])")
+    served = httpx.post(server.url + "/v1/predict", json={"inputs": ["I forgot my password"]}).json()["predictions"][0]
+    assert page.text_content("#label") == served["label"]
+    assert page.text_content("#answer") == ("Hand-off: " if served["handoff"] else "Answer: ") + served["answer"]
+    assert page.locator("#bars .bar").count() == 8

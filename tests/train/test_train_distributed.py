@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from assertions import one_error_line
 
 import kiln
-from assertions import one_error_line
 
 FAST = ("--set", "evaluate.plots=false", "--set", "evaluate.report=false", "--set", "evaluate.onnx=false")
 

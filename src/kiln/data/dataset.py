@@ -15,7 +15,8 @@ from kiln.data.table import Table
 class Dataset:
     """Raw (unscaled) rows of one dataset, already split into train (incl. validation) and test.
 
-    Rows are a float array (n, features), or a `Table` of named raw columns for table files.
+    Rows are a float array (n, features), a `Table` of named raw columns for table files, or an
+    object array of strings for text data (`text` names the column they came from).
 
     `value_range` is the known maximum of every feature (16 for the digits' pixels); preprocessing
     divides by it, as the article does, instead of standardizing.
@@ -32,6 +33,7 @@ class Dataset:
     split: str = "keras"
     seed: int = 42
     source: str = ""
+    text: str | None = None  # the column of messages, for text data (x holds strings)
 
     def __repr__(self) -> str:
         kind = f"{len(self.schema.classes)} classes" if self.schema.classes else "regression"

@@ -19,7 +19,8 @@ def load_data(source: str = "digits", **options: Any) -> Dataset:
     """Load a dataset and split off the test set.
 
     `source` is a built-in name (digits, iris, wine, breast_cancer, diabetes), a table file
-    (.csv, .tsv, .parquet; name the `target` column), an image folder (one subfolder per class)
+    (.csv, .tsv, .parquet; name the `target` column), text (a table or .jsonl file: name the `text`
+    column of messages and the `target` label), an image folder (one subfolder per class)
     or arrays (.npz with X and y). `options` are the keys of a run's `data` config section
     (`kiln.RunConfig().data`): target, task, test_size, split, seed, encoding, delimiter (None
     sniffs comma, semicolon or tab), image_size, skip_bad_files, on_missing.
@@ -65,6 +66,17 @@ def _load(data: DataConfig) -> Dataset:
         from kiln.data.arrays import load_arrays
 
         return load_arrays(path, task=data.task, **common)
+    if data.text is not None:
+        from kiln.data.text import JSONL_SUFFIXES, load_text_dataset
+
+        if path.suffix.lower() not in (*TABLE_SUFFIXES, *JSONL_SUFFIXES):
+            raise DataError(
+                f"`{path}` with `--text {data.text}`: expected a table file ({', '.join(TABLE_SUFFIXES)}) "
+                f"or JSON Lines ({', '.join(JSONL_SUFFIXES)})."
+            )
+        return load_text_dataset(
+            path, text=data.text, target=data.target, encoding=data.encoding, delimiter=data.delimiter, **common
+        )
     if stream:
         from kiln.data.stream import STREAM_ABOVE, load_streamed
 

@@ -44,6 +44,10 @@ def prepare(dataset: Dataset, cfg: RunConfig) -> Prepared:
         if dataset.schema.task == "classification":
             weights = _weights(class_counts(dataset), dataset.schema, cfg.train.class_weight)
         return Prepared(dataset.schema, pre, train, None, val, None, weights)  # type: ignore[arg-type]
+    if dataset.text is not None:
+        from kiln.data.featurize import prepare_text
+
+        return prepare_text(dataset, cfg)
     schema = dataset.schema
     train, val = validation_split(
         dataset.y_train,
@@ -73,11 +77,11 @@ def prepare(dataset: Dataset, cfg: RunConfig) -> Prepared:
         y=pre.transform_target(y),
         x_val=pre.transform(take(dataset.x_train, val)),
         y_val=pre.transform_target(y_val),
-        class_weights=_class_weights(y, schema, cfg.train.class_weight) if schema.task == "classification" else None,
+        class_weights=class_weights(y, schema, cfg.train.class_weight) if schema.task == "classification" else None,
     )
 
 
-def _class_weights(y: np.ndarray, schema: Schema, mode: str) -> np.ndarray | None:
+def class_weights(y: np.ndarray, schema: Schema, mode: str) -> np.ndarray | None:
     """`balanced`: each class weighted by its rarity; otherwise None, with a warning when classes are imbalanced."""
     return _weights(np.bincount(y, minlength=len(schema.classes)), schema, mode)
 

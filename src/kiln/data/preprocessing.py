@@ -7,12 +7,17 @@ then scaled per feature. Only NumPy is needed, so a `Predictor` never imports tr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kiln.data.encoding import OnMissing, TableEncoder
 from kiln.data.table import Table
+
+if TYPE_CHECKING:
+    from kiln.data.sentences import SentenceEncoder
+    from kiln.data.tokenizer import WordTokenizer
 
 
 @dataclass(frozen=True)
@@ -24,6 +29,7 @@ class Preprocessor:
     target_mean: float | None = None
     target_std: float | None = None
     encoder: TableEncoder | None = None
+    text: WordTokenizer | SentenceEncoder | None = None  # messages -> model inputs, for text runs
 
     @classmethod
     def fit_transform(
@@ -72,7 +78,9 @@ class Preprocessor:
         return pre, pre.scaled(np.asarray(x, dtype=np.float32))
 
     def transform(self, x: np.ndarray | Table) -> np.ndarray:
-        """Rows as the dataset holds them (a typed Table, or numbers) -> model inputs (n, inputs), float32."""
+        """Rows as the dataset holds them (a typed Table, numbers, or messages) -> model inputs (n, inputs), float32."""
+        if self.text is not None:
+            return self.scaled(self.text.features(list(x)))  # type: ignore[arg-type]
         if isinstance(x, Table) and self.encoder is not None:
             x, _ = self.encoder.transform(x)
         return self.scaled(np.asarray(x, dtype=np.float32))
@@ -102,14 +110,29 @@ class Preprocessor:
         }
         if self.encoder is not None:
             out["encoder"] = self.encoder.to_dict()
+        if self.text is not None:
+            out["text"] = self.text.to_dict()
         return out
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> Preprocessor:
+    def from_dict(cls, raw: dict[str, Any], run: Path | None = None) -> Preprocessor:
+        """The preprocessing in model.json; `run` is the run folder (a bundled sentence encoder lives there)."""
         return cls(
             np.asarray(raw["scale"], dtype=np.float32),
             np.asarray(raw["shift"], dtype=np.float32),
             raw.get("target_mean"),
             raw.get("target_std"),
             TableEncoder.from_dict(raw["encoder"]) if raw.get("encoder") else None,
+            _text_from_dict(raw["text"], run) if raw.get("text") else None,
         )
+
+
+def _text_from_dict(raw: dict[str, Any], run: Path | None) -> WordTokenizer | SentenceEncoder:
+    """A text run's featurizer: a word vocabulary, or the pretrained sentence encoder it records."""
+    if raw.get("kind") == "sentence-encoder":
+        from kiln.data.sentences import SentenceEncoder
+
+        return SentenceEncoder.from_dict(raw, run)
+    from kiln.data.tokenizer import WordTokenizer
+
+    return WordTokenizer.from_dict(raw)

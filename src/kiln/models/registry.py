@@ -27,6 +27,10 @@ BUILTIN = {
     "rnn": "kiln.models.rnn",
     "linear": "kiln.models.linear",
     "tabm": "kiln.models.tabm",
+    "text-bow": "kiln.models.text_bow",
+    "text-cnn": "kiln.models.text_cnn",
+    "text-rnn": "kiln.models.text_rnn",
+    "minilm": "kiln.models.minilm",
 }
 PASSED = ("n_features", "n_outputs", "image_shape")  # what kiln passes a user's module, besides its spec
 M = TypeVar("M", bound="type[nn.Module]")

@@ -56,6 +56,8 @@ def endpoint(service: Service) -> Any:
             raise service.shutting_down()
         if method not in METHODS:
             raise invalid(f"Unknown `method` {method[:40]!r}: expected one of {', '.join(METHODS)}.", field="method")
+        if service.spec.text:
+            raise invalid("/v1/explain does not explain text models yet; /v1/predict answers them.", field="inputs")
         classes = service.spec.classes
         if target is not None and target not in classes:
             raise invalid(

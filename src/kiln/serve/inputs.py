@@ -67,6 +67,7 @@ class InputSpec:
     max_rows: int
     table: bool
     max_pixels: int  # decoded PNG pixels per request, all its images together
+    text: bool = False  # a text run: rows are messages
 
     @classmethod
     def of(cls, predictor: Predictor, max_rows: int, max_pixels: int) -> InputSpec:
@@ -78,13 +79,14 @@ class InputSpec:
         return cls(
             predictor=predictor,
             features=features,
-            kinds=[kinds.get(name, "numeric") for name in features],
+            kinds=["text"] if pre.text is not None else [kinds.get(name, "numeric") for name in features],
             image_shape=predictor.schema.image_shape,
             pixel_range=float(1.0 / pre.scale[0]) if uniform else 255.0,
             classes=predictor.schema.classes,
             max_rows=max_rows,
             table=pre.encoder is not None,
             max_pixels=max_pixels,
+            text=pre.text is not None,
         )
 
 
@@ -125,12 +127,25 @@ class Images:
         return _encoded(rows, self.spec, self.top_k)
 
 
-Request = Parsed | Images
+@dataclass
+class Texts:
+    """A validated body of messages: `decode` encodes them (a sentence encoder is slow), off the event loop."""
+
+    rows: list[str]
+    top_k: int
+    spec: InputSpec
+    abandoned: bool = False
+
+    def decode(self) -> Parsed:
+        return _encoded(self.rows, self.spec, self.top_k)
+
+
+Request = Parsed | Images | Texts
 
 
 def parse(body: bytes, spec: InputSpec) -> Request:
     """A request body -> `Parsed` (or `Images` to decode), or an `ApiError` (400 for bad JSON, 422 for a bad value)."""
-    if not spec.table:
+    if not spec.table and not spec.text:
         try:
             fast = _FAST.validate_json(body)
         except ValidationError:
@@ -186,6 +201,8 @@ def _explain(body: bytes, spec: InputSpec) -> Request:
         raise invalid("`inputs` is an empty batch; send at least one row.", field="inputs")
     if len(rows) > spec.max_rows:
         raise invalid(f"`inputs` has {len(rows)} rows; the limit is {spec.max_rows} per request.", field="inputs")
+    if spec.text:
+        return Texts([_message(row, i, spec) for i, row in enumerate(rows)], top_k, spec)
     checked = [_row(row, i, spec) for i, row in enumerate(rows)]
     if any(isinstance(row, str) for row in checked):
         return Images(checked, top_k, spec)
@@ -216,6 +233,19 @@ def _row(row: Any, i: int, spec: InputSpec) -> Any:
         raise invalid(
             f"inputs[{i}]: expected a row (a list of {len(spec.features)} values or an object keyed by feature "
             f'name); got {kind_of(row)}. Wrap a single row in a list: {{"inputs": [[...]]}}.',
+            index=i,
+        )
+    return row
+
+
+def _message(row: Any, i: int, spec: InputSpec) -> str:
+    """One message of a text model's request: a string, or an object with the text column."""
+    column = spec.features[0]
+    if isinstance(row, dict) and isinstance(row.get(column), str):
+        return row[column]
+    if not isinstance(row, str):
+        raise invalid(
+            f'inputs[{i}]: expected a message (a string); got {kind_of(row)}. Send {{"inputs": ["where is my parcel?"]}}.',
             index=i,
         )
     return row

@@ -22,9 +22,10 @@ import pydantic_core
 
 from kiln.predict import Predictor
 from kiln.predictions import Predictions
+from kiln.serve.answers import Responses
 from kiln.serve.asgi import CLOSE, Body, within
 from kiln.serve.batching import FixedBlocks, MicroBatcher, Overloaded
-from kiln.serve.inputs import Images, InputSpec, Parsed, parse
+from kiln.serve.inputs import Images, InputSpec, Parsed, Texts, parse
 from kiln.serve.metrics import Metrics
 from kiln.serve.routes import ARTIFACTS
 from kiln.serve.schemas import ApiError
@@ -66,6 +67,7 @@ class Service:
         self.predictor = predictor
         self.settings = settings
         self.spec = InputSpec.of(predictor, settings.max_rows, settings.max_image_pixels)
+        self.responses = Responses.read(settings.responses, predictor.schema.classes, settings.min_confidence)
         self.ready = False
         self.on_ready = on_ready
         self._warming: asyncio.Task[None] | None = None
@@ -149,6 +151,8 @@ class Service:
         self._warming = asyncio.get_running_loop().create_task(self._warm_up())
 
     async def _warm_up(self) -> None:
+        if self.spec.text:  # a text run's featurizer (a sentence encoder) allocates on its first call too
+            await asyncio.get_running_loop().run_in_executor(self.decoders, self.predictor._encode, ["warm up"])
         for rows in {1, self.settings.max_batch}:  # first calls allocate
             await self.batcher.submit(np.zeros((rows, self.predictor.schema.inputs), np.float32))
         self.on_ready()
@@ -224,7 +228,10 @@ class Service:
         with self.batcher.arriving:
             raw = await body.read(self.settings.max_body_bytes)
             request = parse(raw, self.spec) if codec is None else codec.parse(raw)
-            if isinstance(request, Images):
+            if isinstance(request, Texts) and len(request.rows) == 1:
+                progress.stage = "decoding"
+                request = request.decode()  # one message: a hop to a worker thread would cost more than it frees
+            elif isinstance(request, (Images, Texts)):
                 progress.stage = "decoding"
                 request = await self._decode(request)
             progress.stage = "model"
@@ -233,8 +240,11 @@ class Service:
         if codec is not None:
             return codec.answer(request, out)
         predictions = Predictions(out, self.spec.classes, request.unknown, request.top_k if self.spec.classes else None)
+        records = predictions.records
+        if self.responses.active:
+            records = [self.responses.add(record) for record in records]
         answer: dict[str, Any] = {
-            "predictions": predictions.records,
+            "predictions": records,
             "model": self.predictor.name,
             "version": self.predictor.version,
         }
@@ -246,8 +256,8 @@ class Service:
             answer["warnings"] = warnings
         return pydantic_core.to_json(answer)
 
-    async def _decode(self, images: Images) -> Parsed:
-        """Decode a request's PNGs in a worker thread, so the event loop serves other requests meanwhile."""
+    async def _decode(self, images: Images | Texts) -> Parsed:
+        """Decode a request's PNGs (or encode its messages) in a worker thread, so the event loop serves others."""
         try:
             return await asyncio.get_running_loop().run_in_executor(self.decoders, images.decode)
         finally:

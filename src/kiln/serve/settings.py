@@ -35,7 +35,13 @@ class ServeSettings(BaseModel):
     # Host header values served (port ignored); "*" serves any. None: the loopback names when bound to
     # loopback (a web page cannot then reach the server by DNS rebinding), any otherwise.
     allowed_hosts: tuple[str, ...] | None = None
-    model_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # /v2/models/<name>; default: the run's
+    model_name: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+    )  # /v2/models/<name>; default: the run's
+    # A CSV of `intent,answer` rows: each prediction gets the answer for its label (serve/answers.py).
+    responses: str | None = None
+    # Below this probability for its label, a prediction's answer is a hand-off to a person, never a guess.
+    min_confidence: float = Field(0.0, ge=0.0, le=1.0)
 
     def hosts(self) -> frozenset[str] | None:
         """The Host names this server answers, lower-case; None when it answers any."""

@@ -34,7 +34,8 @@ async function load() {
   state.info = info;
   document.title = "kiln: " + info.name;
   $("title").textContent = info.name;
-  const shape = info.input.image_shape ? `${info.input.image_shape.join("×")} images` : `${info.input.features.length} features`;
+  const text = info.input.kinds[0] === "text";
+  const shape = info.input.image_shape ? `${info.input.image_shape.join("×")} images` : text ? `text (${info.input.features[0]})` : `${info.input.features.length} features`;
   const compressed = info.compression ? ` · compressed from ${info.compression}` : "";
   $("subtitle").textContent = `${info.task} on ${shape} · version ${info.version} · ${info.runtime} runtime${compressed}`;
   renderMetrics(info.metrics);
@@ -47,6 +48,7 @@ async function load() {
 }
 
 function buildInput(area, info) {
+  if (info.input.kinds[0] === "text") return textBox(area, info.input.features[0]);
   const shape = info.input.image_shape;
   if (shape && shape[0] === 1 && shape[1] <= 32 && shape[2] <= 32) return drawing(area, shape, info.input.pixel_range);
   if (shape) return upload(area);
@@ -148,6 +150,13 @@ function upload(area) {
 
 // One field per feature, filled with a typical training value (median, most frequent category or boolean):
 // a number, true/false, or one of the known categories; a category or boolean may also be missing.
+// A text model reads one message: a text box.
+function textBox(area, name) {
+  const box = element("textarea", { id: "message", name, rows: 3, required: true, placeholder: "where is my parcel?" });
+  area.append(element("label", { textContent: name, htmlFor: "message" }), box);
+  return { rows: () => [box.value] };
+}
+
 function tableForm(area, input) {
   const grid = element("div", { className: "fields" });
   const typical = input.typical || {};
@@ -196,6 +205,7 @@ async function predict(event) {
     const data = await response.json();
     if (!response.ok) return showError(data.message || response.statusText);
     render(data.predictions[0]);
+    if (info.input.kinds[0] === "text") return;  // /v1/explain does not explain text models yet
     await explain(body).catch(() => { $("explanation").hidden = true; });  // the prediction stands without it
   } catch (error) {
     showError(error.message);
@@ -220,6 +230,9 @@ function render(prediction) {
     ]);
   });
   $("bars").replaceChildren(...bars);
+  const answer = $("answer");  // a served responses file: the answer, or a hand-off to a person
+  answer.hidden = prediction.answer === undefined || prediction.answer === null;
+  answer.textContent = prediction.handoff ? `Hand-off: ${prediction.answer}` : `Answer: ${prediction.answer}`;
 }
 
 // Integrated Gradients for the predicted class: red pixels or features speak for it, blue against it.

@@ -1,0 +1,76 @@
+"""Text's step 1: pick the training messages (all, or `shots` per class), fit the run's featurizer, encode.
+
+Models trained from scratch get a word vocabulary fitted on the training messages alone; `minilm`
+gets the pretrained sentence encoder, whose vectors for a dataset are cached on disk per
+(encoder, dataset) hash so a second run on the same file does not encode it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from kiln.config import RunConfig
+from kiln.data.dataset import Dataset
+from kiln.data.preprocessing import Preprocessor
+from kiln.data.splits import validation_split
+from kiln.errors import warn
+
+PRETRAINED = ("minilm",)
+
+
+def few_shot(y: np.ndarray, shots: int, seed: int, classes: list[str]) -> np.ndarray:
+    """Indices of `shots` rows per class, drawn with `seed` (all of a class's rows when it has fewer, with a warning)."""
+    rng = np.random.default_rng(seed)
+    picked = []
+    for c in range(len(classes)):
+        rows = np.flatnonzero(y == c)
+        if len(rows) < shots:
+            warn(f"Class {classes[c]!r} has {len(rows)} training rows, fewer than `data.shots` {shots}; using all.")
+        picked.append(rng.choice(rows, size=min(shots, len(rows)), replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+def prepare_text(dataset: Dataset, cfg: RunConfig):  # type: ignore[no-untyped-def]
+    """Training and validation messages encoded by a featurizer fitted on the training ones (`Prepared`)."""
+    from kiln.data.prepare import Prepared, class_weights
+
+    schema, data = dataset.schema, cfg.data
+    if data.shots is not None:
+        train, val = few_shot(dataset.y_train, data.shots, data.seed, schema.classes), np.arange(0)
+    else:
+        where = f"`{dataset.source}`"
+        train, val = validation_split(dataset.y_train, data.val_split, dataset.split, data.seed, schema.classes, where)
+    texts = list(dataset.x_train[train])
+    if cfg.model.name in PRETRAINED:
+        from kiln.data.sentences import SentenceEncoder, cache_dir
+
+        featurizer = SentenceEncoder.installed(data.max_tokens)
+        everything = [*dataset.x_train, *dataset.x_test]  # one cache entry per file: the test split is scored next
+        truncated, _ = featurizer.warm(everything, cache_dir())
+        unit = "word pieces"
+    else:
+        from kiln.data.tokenizer import WordTokenizer, words
+
+        vocab = getattr(cfg.model, "vocab_size", 10000) - 2  # ids 0 and 1 are padding and unknown
+        featurizer = WordTokenizer.fit(texts, vocab, data.max_tokens)
+        truncated = sum(len(words(t)) > data.max_tokens for t in [*dataset.x_train, *dataset.x_test])
+        unit = "words"
+    if truncated:
+        warn(
+            f"{truncated} of {len(dataset.x_train) + len(dataset.x_test)} messages are longer than "
+            f"{data.max_tokens} {unit} and were cut (`data.max_tokens`)."
+        )
+    width = featurizer.width
+    pre = Preprocessor(np.ones(width, np.float32), np.zeros(width, np.float32), text=featurizer)
+    y = dataset.y_train[train]
+    return Prepared(
+        schema=replace(schema, n_inputs=width),
+        preprocessor=pre,
+        x=pre.transform(texts),
+        y=y,
+        x_val=pre.transform(list(dataset.x_train[val])) if len(val) else np.empty((0, width), np.float32),
+        y_val=dataset.y_train[val],
+        class_weights=class_weights(y, schema, cfg.train.class_weight),
+    )
