@@ -30,8 +30,9 @@ def main(folder: Path, factors: int, iterations: int, regularization: float, alp
         "als": lambda: AlternatingLeastSquares(
             factors=factors, iterations=iterations, regularization=regularization, alpha=alpha, random_state=seed
         ),
-        "bpr": lambda: BayesianPersonalizedRanking(factors=factors, iterations=100, learning_rate=0.05,
-                                                   regularization=0.01, random_state=seed),
+        "bpr": lambda: BayesianPersonalizedRanking(
+            factors=factors, iterations=100, learning_rate=0.05, regularization=0.01, random_state=seed
+        ),
     }
     users = data["eval_users"]
     for name, make in models.items():

@@ -176,8 +176,27 @@ def train(
     name: Annotated[str | None, typer.Option(help="Run folder name (default: data-model-timestamp).")] = None,
     runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print the result lines.")] = False,
+    user: Annotated[
+        str | None, typer.Option(help="Recommendation: the user column of an interaction log (with --item).")
+    ] = None,
+    item: Annotated[str | None, typer.Option(help="Recommendation: the item column of an interaction log.")] = None,
+    time: Annotated[
+        str | None, typer.Option(help="Recommendation: a time column; each user's last interactions are the test.")
+    ] = None,
+    weight: Annotated[
+        str | None, typer.Option(help="Recommendation: a weight column (a rating, a count); default 1 per row.")
+    ] = None,
+    user_features: Annotated[
+        str | None, typer.Option(help="Recommendation: a table with one row per user (two_tower).")
+    ] = None,
+    item_features: Annotated[
+        str | None, typer.Option(help="Recommendation: a table with one row per item (two_tower).")
+    ] = None,
 ) -> None:
-    """Train a model (default: the article's digits MLP) and write a run folder."""
+    """Train a model (default: the article's digits MLP) and write a run folder.
+
+    With --user and --item, train a recommender (mf, or two_tower with feature tables) on an interaction log.
+    """
     from kiln import config as config_mod
     from kiln import lifecycle
     from kiln.errors import ConfigError
@@ -204,8 +223,20 @@ def train(
         "train.seed": seed,
         "train.device": device,
         "train.processes": processes,
+        "data.user": user,
+        "data.item": item,
+        "data.time": time,
+        "data.weight": weight,
+        "data.user_features": user_features,
+        "data.item_features": item_features,
     }
     values = {k: v for k, v in flags.items() if v is not None}
+    if (user is None) != (item is None):
+        raise ConfigError("A recommender needs both `--user` and `--item` (the log's user and item columns).")
+    if user is not None and model is None and config is None:
+        from kiln.recommend.fit import default_model
+
+        values["model.name"] = default_model(bool(user_features or item_features))
     if resume is not None:
         if values or set_ or config or name:
             raise ConfigError(
@@ -215,6 +246,12 @@ def train(
         run = lifecycle.resume(resume, quiet=quiet)
     else:
         cfg = config_mod.load(config, list(set_), values)
+        if cfg.data.user is not None:
+            from kiln.recommend.fit import fit_recommender
+
+            run = fit_recommender(cfg, runs_dir=runs_dir, name=name, quiet=quiet)
+            typer.echo(f"Run folder: {run.path}")
+            return
         run = lifecycle.fit(config=cfg, runs_dir=runs_dir, name=name, quiet=quiet)
     _print_result(run.metrics)
     typer.echo(f"Run folder: {run.path}")
@@ -249,7 +286,12 @@ def evaluate(
     from rich.table import Table
 
     table = Table("metric", "value", title=f"{run.name} on {data or 'its test split'}")
-    for key, value in scalar_metrics(metrics).items():
+    if "baseline" in metrics:
+        from kiln.recommend.metrics import headline
+
+        table.title = f"{run.name} on {data or 'its held-out interactions'} ({metrics['users_evaluated']} users)"
+    shown = headline(metrics, metrics["k"]) if "baseline" in metrics else scalar_metrics(metrics)
+    for key, value in shown.items():
         table.add_row(key, f"{value:.4f}")
     Console().print(table)
 
@@ -258,19 +300,41 @@ def evaluate(
 @friendly
 def predict(
     run: RunPath,
-    inputs: Annotated[Path, typer.Argument(help="CSV/Parquet rows (by column name, or a headerless CSV), or images.")],
+    inputs: Annotated[
+        Path | None, typer.Argument(help="CSV/Parquet rows (by column name, or a headerless CSV), or images.")
+    ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write predictions CSV here.")] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of the input file.")] = "utf-8",
     delimiter: RunDelimiter = None,
+    users: Annotated[str | None, typer.Option(help="Recommendation run: top-k items for these users (u1,u2).")] = None,
+    items: Annotated[
+        str | None, typer.Option(help="Recommendation run: top-k items for a session of these items (i1,i2).")
+    ] = None,
+    k: Annotated[int, typer.Option("-k", help="Recommendation run: items per list.")] = 10,
+    include_seen: Annotated[bool, typer.Option(help="Recommendation run: keep items the user already met.")] = False,
 ) -> None:
-    """Predict labels (and class probabilities) for a table file, an image or a folder of images.
+    """Predict labels (and class probabilities) for a table file, an image or a folder of images; or, for a
+    recommendation run, the top-k items for `--users` (or a session of `--items`).
 
     Extra columns (ids, fields the model does not use) are passed through to the output.
     """
     from kiln.data.inputs import read_inputs
+    from kiln.errors import ConfigError
     from kiln.predict import Predictor
-    from kiln.runs import atomic_write
+    from kiln.runs import RunFolder, atomic_write
 
+    if RunFolder(run).read_model_json().get("task") == "recommendation":
+        from kiln.recommend.show import recommend_csv
+
+        text = recommend_csv(run, users, items, k, include_seen)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            atomic_write(output, text)
+        return
+    if inputs is None or users is not None or items is not None:
+        raise ConfigError(f"`{run}` predicts rows: give a table file or images (`--users`/`--items` are for "
+                          "recommendation runs).")
     predictor = Predictor.load(run)
     # config.yaml read without validation: predicting needs only the model, and any release's config reads
     delimiter = delimiter or predictor.run.read_config().get("data", {}).get("delimiter")
@@ -293,8 +357,21 @@ def inspect(
     task: Annotated[str | None, typer.Option(help="classification or regression (default: inferred).")] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of a CSV file.")] = "utf-8",
     delimiter: Delimiter = None,
+    user: Annotated[str | None, typer.Option(help="An interaction log's user column (with --item).")] = None,
+    item: Annotated[str | None, typer.Option(help="An interaction log's item column.")] = None,
 ) -> None:
-    """Show what kiln will do with a table: column kinds, missing values, dropped columns, classes and imbalance."""
+    """Show what kiln will do with a table: column kinds, missing values, dropped columns, classes and imbalance.
+
+    With --user and --item: users, items, interactions, density, popularity skew, repeats, short histories.
+    """
+    if user is not None or item is not None:
+        from kiln.errors import ConfigError
+        from kiln.recommend.show import describe_log
+
+        if user is None or item is None:
+            raise ConfigError("Inspecting an interaction log needs both `--user` and `--item`.")
+        typer.echo(describe_log(data, user, item, encoding=encoding, delimiter=delimiter))
+        return
     from collections import Counter
 
     import numpy as np

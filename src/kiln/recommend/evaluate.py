@@ -46,7 +46,12 @@ def score_pairs(
 
 
 def score_log(
-    rec: Recommender, path: str | Path, columns: Columns, k: int, *, encoding: str = "utf-8",
+    rec: Recommender,
+    path: str | Path,
+    columns: Columns,
+    k: int,
+    *,
+    encoding: str = "utf-8",
     delimiter: str | None = None,
 ) -> dict[str, Any]:
     """Score a later log the model never saw: its known users' pairs, minus those they had in training.
@@ -76,3 +81,21 @@ def score_log(
         repeated_pairs=int(repeated.sum()),
     )
     return metrics
+
+
+def evaluate_recommendation(
+    path: str | Path, data: str | Path | None = None, delimiter: str | None = None
+) -> dict[str, Any]:
+    """Score a recommendation run again from its folder: on the held-out pairs it saved, or on a later log
+    `data` (read with the run's user and item columns)."""
+    from kiln import config as config_mod
+    from kiln.recommend.folder import held_out, load_recommender
+
+    rec = load_recommender(Path(path))
+    source = config_mod.load_section(rec.run.config, "data")
+    k = config_mod.load_section(rec.run.config, "evaluate").k
+    if data is None:
+        test = held_out(Path(path))
+        return score_pairs(rec, test["test_users"], test["test_items"], test["test_total"], k)
+    columns = Columns(str(source.user), str(source.item))
+    return score_log(rec, data, columns, k, encoding=source.encoding, delimiter=delimiter or source.delimiter)

@@ -38,12 +38,16 @@ def encode_features(
     unique, first, counts = np.unique(keys, return_index=True, return_counts=True)
     if (counts > 1).any():
         twice = unique[counts > 1][0]
-        raise DataError(f"`{table.path}` column `{id_column}`: id {twice!r} has {counts[counts > 1][0]} rows; "
-                        "expected one row per id.")
+        raise DataError(
+            f"`{table.path}` column `{id_column}`: id {twice!r} has {counts[counts > 1][0]} rows; "
+            "expected one row per id."
+        )
     dropped = {info.name for info in describe_columns(table, count_distinct=False) if info.drop}
     kept = [c for c in table.columns if c != id_column and c not in dropped]
     if not kept:
-        raise DataError(f"`{table.path}` has no feature column besides `{id_column}` (constant or ID-like ones dropped).")
+        raise DataError(
+            f"`{table.path}` has no feature column besides `{id_column}` (constant or ID-like ones dropped)."
+        )
     features = Table(table.path, {c: table.columns[c] for c in kept}, {c: table.kinds[c] for c in kept})
     pre, encoded = Preprocessor.fit_transform(features, np.zeros(table.n_rows), value_range=None, regression=False)
     row_of = dict(zip(keys.tolist(), range(table.n_rows)))

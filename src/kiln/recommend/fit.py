@@ -121,15 +121,19 @@ def _check(cfg: RunConfig) -> None:
     if name == "mf" and (cfg.data.user_features or cfg.data.item_features):
         raise ConfigError("`--user-features`/`--item-features` need `--model two_tower`; `mf` reads only the ids.")
     if cfg.train.repeats > 1 or cfg.train.processes > 1:
-        raise ConfigError("`train.repeats` and `train.processes` are not supported for recommenders yet; set them to 1.")
+        raise ConfigError(
+            "`train.repeats` and `train.processes` are not supported for recommenders yet; set them to 1."
+        )
 
 
 def _features(cfg: RunConfig, parts: Split) -> tuple[tuple[int, int], dict[str, np.ndarray], dict[str, Any]]:
     """The feature tables encoded for the two towers: widths, rows per user/item, fitted preprocessing."""
     data = cfg.data
     widths, buffers, state = [0, 0], {}, {}
-    tables = (("user", data.user_features, data.user, parts.user_ids), ("item", data.item_features, data.item,
-                                                                        parts.item_ids))
+    tables = (
+        ("user", data.user_features, data.user, parts.user_ids),
+        ("item", data.item_features, data.item, parts.item_ids),
+    )
     for side, (role, path, column, ids) in enumerate(tables):
         if path is None:
             continue
@@ -180,7 +184,14 @@ def _train(
     indptr = np.concatenate([[0], np.cumsum(np.bincount(parts.train_users, minlength=n_users))]).astype(np.int64)
     popularity = np.bincount(parts.train_items, minlength=n_items).astype(np.float32)
     rec = Recommender(
-        parts.user_ids, parts.item_ids, users, items, bias, popularity, indptr, parts.train_items[order].astype(np.int64)
+        parts.user_ids,
+        parts.item_ids,
+        users,
+        items,
+        bias,
+        popularity,
+        indptr,
+        parts.train_items[order].astype(np.int64),
     )
     return rec, history
 

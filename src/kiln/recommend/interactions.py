@@ -44,9 +44,7 @@ class Log:
         return len(self.users)
 
 
-def read_log(
-    path: str | Path, columns: Columns, *, encoding: str = "utf-8", delimiter: str | None = None
-) -> Log:
+def read_log(path: str | Path, columns: Columns, *, encoding: str = "utf-8", delimiter: str | None = None) -> Log:
     """Read an interaction log from a CSV/TSV/Parquet file.
 
     Raises:
@@ -55,8 +53,12 @@ def read_log(
     """
     text = [c for c in (columns.user, columns.item, columns.time) if c]
     table = read_table(path, encoding=encoding, delimiter=delimiter, text_columns=text)
-    for role, name in (("--user", columns.user), ("--item", columns.item), ("--time", columns.time),
-                       ("--weight", columns.weight)):
+    for role, name in (
+        ("--user", columns.user),
+        ("--item", columns.item),
+        ("--time", columns.time),
+        ("--weight", columns.weight),
+    ):
         if name is not None and name not in table.columns:
             raise DataError(
                 f"`{table.path}` has no column `{name}` (`{role}`).{closest(name, table.columns)} "

@@ -16,8 +16,13 @@ import numpy as np
 
 
 def ranking_metrics(
-    top: np.ndarray, users: np.ndarray, test_users: np.ndarray, test_items: np.ndarray, total: np.ndarray,
-    popularity: np.ndarray, k: int,
+    top: np.ndarray,
+    users: np.ndarray,
+    test_users: np.ndarray,
+    test_items: np.ndarray,
+    total: np.ndarray,
+    popularity: np.ndarray,
+    k: int,
 ) -> dict[str, Any]:
     """Metrics of the lists `top` (len(users), <=k item indices, -1 for an empty slot) for `users`.
 
@@ -44,7 +49,8 @@ def ranking_metrics(
         f"ndcg@{k}": float(((hits * discount[: hits.shape[1]]).sum(axis=1) / ideal).mean()),
         f"map@{k}": float(((precision_at * hits).sum(axis=1) / np.minimum(size, k)).mean()),
         f"coverage@{k}": float(len(np.unique(shown)) / n_items) if n_items else 0.0,
-        f"popularity_bias@{k}": float(popularity[shown].mean() / mean_popularity) if len(shown) and mean_popularity
+        f"popularity_bias@{k}": float(popularity[shown].mean() / mean_popularity)
+        if len(shown) and mean_popularity
         else 0.0,
         "users_evaluated": int(len(users)),
     }

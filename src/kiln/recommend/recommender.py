@@ -136,9 +136,7 @@ class Recommender:
         return {"source": source, "items": self._listed(top, scores), "unknown_items": unknown}
 
     def _listed(self, top: np.ndarray, scores: np.ndarray) -> list[dict[str, Any]]:
-        return [
-            {"item": self.item_ids[int(i)], "score": round(float(s), 6)} for i, s in zip(top, scores) if i >= 0
-        ]
+        return [{"item": self.item_ids[int(i)], "score": round(float(s), 6)} for i, s in zip(top, scores) if i >= 0]
 
 
 def best(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

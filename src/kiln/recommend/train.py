@@ -90,8 +90,15 @@ def _draw(n: int, shape: tuple[int, ...], gen: torch.Generator, device: torch.de
 
 
 def _softmax_step(
-    module: nn.Module, u: torch.Tensor, i: torch.Tensor, w: torch.Tensor, keys: torch.Tensor, n_items: int,
-    negatives: int, l2: float, gen: torch.Generator,
+    module: nn.Module,
+    u: torch.Tensor,
+    i: torch.Tensor,
+    w: torch.Tensor,
+    keys: torch.Tensor,
+    n_items: int,
+    negatives: int,
+    l2: float,
+    gen: torch.Generator,
 ) -> torch.Tensor:
     """Cross-entropy of each positive against `negatives` items drawn for the whole batch (user's own masked)."""
     neg = _draw(n_items, (min(negatives, n_items),), gen, u.device)
@@ -106,8 +113,15 @@ def _softmax_step(
 
 
 def _bpr_step(
-    module: nn.Module, u: torch.Tensor, i: torch.Tensor, w: torch.Tensor, keys: torch.Tensor, n_items: int,
-    negatives: int, l2: float, gen: torch.Generator,
+    module: nn.Module,
+    u: torch.Tensor,
+    i: torch.Tensor,
+    w: torch.Tensor,
+    keys: torch.Tensor,
+    n_items: int,
+    negatives: int,
+    l2: float,
+    gen: torch.Generator,
 ) -> torch.Tensor:
     """Bayesian personalised ranking: each positive scored above one item the user has not met."""
     j = _draw(n_items, u.shape, gen, u.device)
