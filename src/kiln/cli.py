@@ -333,8 +333,9 @@ def predict(
             atomic_write(output, text)
         return
     if inputs is None or users is not None or items is not None:
-        raise ConfigError(f"`{run}` predicts rows: give a table file or images (`--users`/`--items` are for "
-                          "recommendation runs).")
+        raise ConfigError(
+            f"`{run}` predicts rows: give a table file or images (`--users`/`--items` are for recommendation runs)."
+        )
     predictor = Predictor.load(run)
     # config.yaml read without validation: predicting needs only the model, and any release's config reads
     delimiter = delimiter or predictor.run.read_config().get("data", {}).get("delimiter")
