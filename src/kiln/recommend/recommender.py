@@ -35,6 +35,7 @@ class Recommender:
     name: str = "recommender"
     version: str = ""
     run: Any = None  # the RunFolder it was loaded from, if any
+    runtime: str = "numpy"  # what scores: NumPy's matrix product (no torch, no ONNX)
     _user_index: dict[str, int] = field(default_factory=dict, repr=False)
     _item_index: dict[str, int] = field(default_factory=dict, repr=False)
     _normed: np.ndarray | None = field(default=None, repr=False)

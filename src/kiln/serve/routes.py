@@ -8,9 +8,17 @@ PAGE = {  # the try-it page: route -> (file in static/, media type)
     "/assets/style.css": ("style.css", "text/css"),
 }
 ARTIFACTS = ("curves.png", "confusion_matrix.png")  # the only run-folder files the server reads for clients
+RECOMMEND_PAGE = {  # a recommendation run's try-it page
+    "/": ("recommend.html", "text/html; charset=utf-8"),
+    "/assets/recommend.js": ("recommend.js", "text/javascript"),
+    "/assets/style.css": ("style.css", "text/css"),
+}
 PREDICT = "/v1/predict"
 EXPLAIN = "/v1/explain"
-READS_JSON = frozenset({PREDICT, EXPLAIN})  # POSTs whose body is JSON: the gate answers 415 to any other type
+RECOMMEND = "/v1/recommend"
+READS_JSON = frozenset(
+    {PREDICT, EXPLAIN, RECOMMEND}
+)  # POSTs whose body is JSON: the gate answers 415 to any other type
 PROBES = frozenset({"/health", "/ready"})  # answered past the connection cap too
-PUBLIC = PROBES | {"/docs", "/openapi.json", *PAGE}  # answered without the API key
-ROUTES = PUBLIC | {PREDICT, EXPLAIN, "/v1/model", "/metrics", *(f"/v1/model/{name}" for name in ARTIFACTS)}
+PUBLIC = PROBES | {"/docs", "/openapi.json", *PAGE, *RECOMMEND_PAGE}  # answered without the API key
+ROUTES = PUBLIC | {PREDICT, EXPLAIN, RECOMMEND, "/v1/model", "/metrics", *(f"/v1/model/{name}" for name in ARTIFACTS)}
