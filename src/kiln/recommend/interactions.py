@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kiln.data.encoding import missing_mask
 from kiln.data.table import Table, read_table
 from kiln.errors import DataError, closest, warn
 
@@ -65,12 +66,13 @@ def read_log(path: str | Path, columns: Columns, *, encoding: str = "utf-8", del
                 f"Columns: {', '.join(table.columns)}."
             )
     users, items = table.columns[columns.user], table.columns[columns.item]
-    for role, name, values in (("--user", columns.user, users), ("--item", columns.item, items)):
-        if all(v is None for v in values):
+    blank_users, blank_items = missing_mask(users), missing_mask(items)
+    for role, name, blank in (("--user", columns.user, blank_users), ("--item", columns.item, blank_items)):
+        if blank.all():
             raise DataError(
                 f"`{table.path}` column `{name}` (`{role}`) is blank in every row: expected an id in each row."
             )
-    keep = np.array([u is not None and i is not None for u, i in zip(users, items)])
+    keep = ~blank_users & ~blank_items
     weights = _weights(table, columns.weight) if columns.weight else np.ones(table.n_rows)
     times = _times(table, columns.time) if columns.time else None
     if columns.weight:
