@@ -97,7 +97,9 @@ def test_cold_start_says_which_fallback(trained: tuple[Path, str], cli: Callable
     assert isinstance(rec, Recommender)
     answers = rec.recommend([rec.user_ids[0], "somebody-new"], k=5)
     assert [a["source"] for a in answers] == ["model", "popularity"]
-    assert [e["item"] for e in answers[1]["items"]] == [rec.item_ids[int(i)] for i in np.argsort(-rec.popularity)[:5]]
+    assert [e["item"] for e in answers[1]["items"]] == [
+        rec.item_ids[int(i)] for i in np.argsort(-rec.popularity, kind="stable")[:5]
+    ]
     session = rec.recommend_for_items(["E0001", "E0002", "E-unknown"], k=5)
     assert session["source"] == "item_similarity" and session["unknown_items"] == ["E-unknown"]
     assert not {"E0001", "E0002"} & {e["item"] for e in session["items"]}

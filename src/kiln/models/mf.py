@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from pydantic import Field
@@ -23,7 +23,7 @@ class Spec(ModelSpec):
     dim: int = Field(64, gt=0)
     loss: Literal["softmax", "bpr"] = "softmax"
     negatives: int = Field(256, gt=0)
-    l2: float = Field(0.01, ge=0.0)
+    l2: Annotated[float, Field(ge=0.0)] | Literal["auto"] = "auto"  # auto: 0.1 for softmax, 0.01 for bpr
 
 
 class MatrixFactorization(nn.Module):

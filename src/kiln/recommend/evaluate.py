@@ -10,7 +10,7 @@ import numpy as np
 from kiln.errors import DataError
 from kiln.recommend.interactions import Columns, aggregate, read_log
 from kiln.recommend.metrics import ranking_metrics
-from kiln.recommend.recommender import Recommender, best
+from kiln.recommend.recommender import Recommender
 
 BLOCK = 1024  # users scored at once: a (block, items) matrix
 
@@ -18,15 +18,13 @@ BLOCK = 1024  # users scored at once: a (block, items) matrix
 def lists(rec: Recommender, users: np.ndarray, k: int, source: str = "model") -> np.ndarray:
     """Top-k item indices (len(users), k) by the model or by popularity, each user's training items excluded."""
     out = np.full((len(users), k), -1, np.int64)
+    if source == "popularity":  # ties broken by catalogue order, as the server's popularity answers are
+        for j, row in enumerate(users):
+            top = rec.popular(k, exclude=rec.seen(int(row)))[0]
+            out[j, : len(top)] = top
+        return out
     for begin in range(0, len(users), BLOCK):
-        rows = users[begin : begin + BLOCK]
-        if source == "model":
-            out[begin : begin + BLOCK] = rec.top_k(rows, k)[0]
-            continue
-        scores = np.tile(rec.popularity.astype(np.float64), (len(rows), 1))
-        for b, row in enumerate(rows):
-            scores[b, rec.seen(int(row))] = -np.inf
-        out[begin : begin + BLOCK] = best(scores, k)[0]
+        out[begin : begin + BLOCK] = rec.top_k(users[begin : begin + BLOCK], k)[0]
     return out
 
 

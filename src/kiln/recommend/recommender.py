@@ -67,6 +67,8 @@ class Recommender:
 
     def scores(self, rows: np.ndarray) -> np.ndarray:
         """Scores (len(rows), items) of the known users at `rows`: one matrix product plus the item biases."""
+        if len(rows) == 1:  # a matrix-vector product: BLAS's gemv streams the item table once
+            return (self.items @ self.users[rows[0]] + self.bias)[None, :]
         return self.users[rows] @ self.items.T + self.bias
 
     def top_k(self, rows: np.ndarray, k: int, include_seen: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -142,8 +144,9 @@ class Recommender:
 
 def best(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the indices of the k highest finite scores, best first (-1 past the finite ones), and the scores."""
-    k_eff = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
+    n = scores.shape[1]
+    k_eff = min(k, n)
+    part = np.argpartition(scores, n - k_eff, axis=1)[:, n - k_eff :]  # the k largest, in no order
     picked = np.take_along_axis(scores, part, axis=1)
     order = np.argsort(-picked, axis=1, kind="stable")
     top, values = np.take_along_axis(part, order, axis=1), np.take_along_axis(picked, order, axis=1)

@@ -53,7 +53,7 @@ def train_pairs(
     u = torch.from_numpy(users.astype(np.int64)).to(device)
     i = torch.from_numpy(items.astype(np.int64)).to(device)
     w = torch.from_numpy((weights / weights.mean()).astype(np.float32)).to(device)
-    keys = torch.sort(u * n_items + i).values  # the training pairs, for telling a sampled negative from a positive
+    known = Known(u, i, module.user.num_embeddings, n_items)  # type: ignore[union-attr]
     optimizer = torch.optim.Adam(module.parameters(), lr=schedule.lr)
     step = _softmax_step if loss == "softmax" else _bpr_step
     history = []
@@ -64,7 +64,7 @@ def train_pairs(
         total = torch.zeros((), device=device)
         for begin in range(0, len(u), schedule.batch_size):
             batch = order[begin : begin + schedule.batch_size]
-            value = step(module, u[batch], i[batch], w[batch], keys, n_items, negatives, l2, gen)
+            value = step(module, u[batch], i[batch], w[batch], known, n_items, negatives, l2, gen)
             optimizer.zero_grad(set_to_none=True)
             value.backward()
             optimizer.step()
@@ -79,10 +79,26 @@ def train_pairs(
     return history
 
 
-def _known(keys: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
-    """Which of `query`'s (user * items + item) keys are training pairs (`keys` sorted)."""
-    at = torch.searchsorted(keys, query).clamp(max=len(keys) - 1)
-    return keys[at] == query
+class Known:
+    """Which (user, item) pairs are training pairs: a dense table when it is small, a sorted key search otherwise."""
+
+    DENSE = 1 << 26  # cells (bytes) of the dense table at most
+
+    def __init__(self, users: torch.Tensor, items: torch.Tensor, n_users: int, n_items: int) -> None:
+        self.n_items = n_items
+        self.table = None
+        if n_users * n_items <= self.DENSE:
+            self.table = torch.zeros(n_users, n_items, dtype=torch.bool, device=users.device)
+            self.table[users, items] = True
+        self.keys = torch.sort(users * n_items + items).values
+
+    def __call__(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Broadcasts `users` against `items` (e.g. (B, 1) and (S,)) -> booleans."""
+        if self.table is not None:
+            return self.table[users, items]
+        query = users * self.n_items + items
+        at = torch.searchsorted(self.keys, query).clamp(max=len(self.keys) - 1)
+        return self.keys[at] == query
 
 
 def _draw(n: int, shape: tuple[int, ...], gen: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -94,7 +110,7 @@ def _softmax_step(
     u: torch.Tensor,
     i: torch.Tensor,
     w: torch.Tensor,
-    keys: torch.Tensor,
+    known: Known,
     n_items: int,
     negatives: int,
     l2: float,
@@ -106,7 +122,7 @@ def _softmax_step(
     item, other = module.item_vectors(i), module.item_vectors(neg)  # type: ignore[operator]  # (B, d), (S, d)
     positive = (user * item).sum(-1) + module.item_bias(i)  # type: ignore[operator]  # (B,)
     scores = user @ other.T + module.item_bias(neg)  # type: ignore[operator]  # (B, S)
-    scores = scores.masked_fill(_known(keys, u[:, None] * n_items + neg[None, :]), float("-inf"))
+    scores = scores.masked_fill(known(u[:, None], neg[None, :]), float("-inf"))
     logits = torch.cat([positive[:, None], scores], dim=1)  # (B, 1 + S): the positive is class 0
     loss = (w * (torch.logsumexp(logits, dim=1) - positive)).mean()
     return loss + l2 * (user.square().sum(-1).mean() + item.square().sum(-1).mean() + other.square().sum(-1).mean())
@@ -117,7 +133,7 @@ def _bpr_step(
     u: torch.Tensor,
     i: torch.Tensor,
     w: torch.Tensor,
-    keys: torch.Tensor,
+    known: Known,
     n_items: int,
     negatives: int,
     l2: float,
@@ -125,7 +141,7 @@ def _bpr_step(
 ) -> torch.Tensor:
     """Bayesian personalised ranking: each positive scored above one item the user has not met."""
     j = _draw(n_items, u.shape, gen, u.device)
-    again = _known(keys, u * n_items + j)
+    again = known(u, j)
     j = torch.where(again, _draw(n_items, u.shape, gen, u.device), j)  # one redraw leaves few collisions
     user = module.user_vectors(u)  # type: ignore[operator]
     item, other = module.item_vectors(i), module.item_vectors(j)  # type: ignore[operator]
