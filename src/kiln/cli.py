@@ -153,7 +153,9 @@ def train(
     augment: Annotated[list[str], typer.Option(help="Image augmentation for training: shift, flip, rotate.")] = [],
     model: Annotated[
         str | None,
-        typer.Option(help="Model: mlp, cnn, rnn, linear, tabm, or one you registered (see `kiln --import`)."),
+        typer.Option(
+            help="Model: mlp, cnn, rnn, linear, tabm, mf and two_tower (recommenders), or one you registered (see `kiln --import`)."
+        ),
     ] = None,
     preset: Annotated[
         str | None,

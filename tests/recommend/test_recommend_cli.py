@@ -192,6 +192,12 @@ def test_bad_training_input_is_one_line(
     assert not list(tmp_path.iterdir())  # refused before any run folder
 
 
+def test_a_recommender_without_a_log_is_one_line(cli: Callable[..., object], tmp_path: Path) -> None:
+    one_error_line(
+        cli("train", "--data", "iris", "--model", "mf", "--runs-dir", tmp_path), r"give its user and item columns"
+    )
+
+
 def test_a_blank_user_column_is_one_line(cli: Callable[..., object], tmp_path: Path) -> None:
     log = write_csv(tmp_path / "blank.csv", ["user_id", "item_id"], [["", "a"], ["", "b"]])
     one_error_line(
