@@ -327,7 +327,8 @@ def latency(items: int, calls: int, folder: Path) -> None:
         server.communicate(timeout=20)
     print(
         f"{items:>8} items  in-process p50 {local[0]:.2f} ms p90 {local[1]:.2f} ms   "
-        f"POST /v1/recommend p50 {remote[0]:.2f} ms p90 {remote[1]:.2f} ms"
+        f"POST /v1/recommend p50 {remote[0]:.2f} ms p90 {remote[1]:.2f} ms   "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
     )
 
 

@@ -537,7 +537,8 @@ def serve(
         ),
     ] = [],
 ) -> None:
-    """Serve a run over HTTP: /v1/predict, /v1/explain, /v1/model, /docs, /metrics, and a try-it page at /."""
+    """Serve a run over HTTP: /v1/predict (/v1/recommend for a recommendation run), /v1/explain, /v1/model, /docs,
+    /metrics, and a try-it page at /."""
     from kiln.serve.server import serve as serve_run
     from kiln.serve.settings import ServeSettings
 
