@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from kiln.recommend.metrics import headline
 from kiln.recommend.recommender import Recommender
 from kiln.runs import atomic_write, check_run_name, new_run
 
+if TYPE_CHECKING:
+    from kiln.lifecycle import Run
+
 RECOMMENDERS = ("mf", "two_tower")
 EPOCHS, LR = 15, 0.01
 
@@ -35,7 +38,9 @@ def default_model(features: bool) -> str:
     return "two_tower" if features else "mf"
 
 
-def fit_recommender(cfg: RunConfig, *, runs_dir: str | Path = "runs", name: str | None = None, quiet: bool = False):
+def fit_recommender(
+    cfg: RunConfig, *, runs_dir: str | Path = "runs", name: str | None = None, quiet: bool = False
+) -> Run:
     """Train a recommender as `cfg` says (`data.user` and `data.item` set) and write its run folder.
 
     Returns the `kiln.lifecycle.Run` of the folder (metrics, history, config).
