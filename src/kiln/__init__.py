@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from kiln.models.registry import register_model
     from kiln.predict import Predictor
     from kiln.predictions import Predictions
+    from kiln.recommend.recommender import Recommender
     from kiln.train.callbacks import Callback
 
 _EXPORTS = {
@@ -91,11 +92,12 @@ __all__ = [
 ]
 
 
-def load(path: str) -> Predictor:
-    """Load a finished run folder as a `Predictor` (raw rows in, labeled output out)."""
-    from kiln.predict import Predictor
+def load(path: str) -> Predictor | Recommender:
+    """Load a finished run folder as a `Predictor` (raw rows in, labeled output out), or as a `Recommender`
+    (top-k items per user) for a recommendation run."""
+    from kiln.predict import load as load_run
 
-    return Predictor.load(path)
+    return load_run(path)
 
 
 def serve(path: str, *, api_key_env: str | None = None, **settings: Any) -> None:

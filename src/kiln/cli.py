@@ -154,8 +154,8 @@ def train(
     model: Annotated[
         str | None,
         typer.Option(
-            help="Model: mlp, cnn, rnn, linear, tabm, text-bow, text-cnn, text-rnn, minilm, or one you registered "
-            "(see `kiln --import`)."
+            help="Model: mlp, cnn, rnn, linear, tabm, text-bow, text-cnn, text-rnn, minilm, mf and two_tower "
+            "(recommenders), or one you registered (see `kiln --import`)."
         ),
     ] = None,
     preset: Annotated[
@@ -195,8 +195,27 @@ def train(
     bundle_encoder: Annotated[
         bool, typer.Option(help="minilm: copy the sentence encoder into the run folder (self-contained).")
     ] = False,
+    user: Annotated[
+        str | None, typer.Option(help="Recommendation: the user column of an interaction log (with --item).")
+    ] = None,
+    item: Annotated[str | None, typer.Option(help="Recommendation: the item column of an interaction log.")] = None,
+    time: Annotated[
+        str | None, typer.Option(help="Recommendation: a time column; each user's last interactions are the test.")
+    ] = None,
+    weight: Annotated[
+        str | None, typer.Option(help="Recommendation: a weight column (a rating, a count); default 1 per row.")
+    ] = None,
+    user_features: Annotated[
+        str | None, typer.Option(help="Recommendation: a table with one row per user (two_tower).")
+    ] = None,
+    item_features: Annotated[
+        str | None, typer.Option(help="Recommendation: a table with one row per item (two_tower).")
+    ] = None,
 ) -> None:
-    """Train a model (default: the article's digits MLP) and write a run folder."""
+    """Train a model (default: the article's digits MLP) and write a run folder.
+
+    With --user and --item, train a recommender (mf, or two_tower with feature tables) on an interaction log.
+    """
     from kiln import config as config_mod
     from kiln.errors import ConfigError
 
@@ -228,8 +247,20 @@ def train(
         "data.shots": shots,
         "data.max_tokens": max_tokens,
         "model.bundle_encoder": bundle_encoder or None,
+        "data.user": user,
+        "data.item": item,
+        "data.time": time,
+        "data.weight": weight,
+        "data.user_features": user_features,
+        "data.item_features": item_features,
     }
     values = {k: v for k, v in flags.items() if v is not None}
+    if (user is None) != (item is None):
+        raise ConfigError("A recommender needs both `--user` and `--item` (the log's user and item columns).")
+    if user is not None and model is None and config is None:
+        from kiln.recommend.fit import default_model
+
+        values["model.name"] = default_model(bool(user_features or item_features))
     if resume is not None:
         if values or set_ or config or name:
             raise ConfigError(
@@ -243,6 +274,12 @@ def train(
         from kiln.evaluate.drawing import prestart
 
         cfg = config_mod.load(config, list(set_), values)
+        if cfg.data.user is not None:
+            from kiln.recommend.fit import fit_recommender
+
+            run = fit_recommender(cfg, runs_dir=runs_dir, name=name, quiet=quiet)
+            typer.echo(f"Run folder: {run.path}")
+            return
         prestart(cfg.evaluate)  # before importing torch, so matplotlib loads on the other core meanwhile
         from kiln import lifecycle
 
@@ -282,7 +319,12 @@ def evaluate(
     from rich.table import Table
 
     table = Table("metric", "value", title=f"{run.name} on {data or 'its test split'}")
-    for key, value in scalar_metrics(metrics).items():
+    if "baseline" in metrics:
+        from kiln.recommend.metrics import headline
+
+        table.title = f"{run.name} on {data or 'its held-out interactions'} ({metrics['users_evaluated']} users)"
+    shown = headline(metrics, metrics["k"]) if "baseline" in metrics else scalar_metrics(metrics)
+    for key, value in shown.items():
         table.add_row(key, f"{value:.4f}")
     Console().print(table)
 
@@ -291,19 +333,42 @@ def evaluate(
 @friendly
 def predict(
     run: RunPath,
-    inputs: Annotated[Path, typer.Argument(help="CSV/Parquet rows (by column name, or a headerless CSV), or images.")],
+    inputs: Annotated[
+        Path | None, typer.Argument(help="CSV/Parquet rows (by column name, or a headerless CSV), or images.")
+    ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write predictions CSV here.")] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of the input file.")] = "utf-8",
     delimiter: RunDelimiter = None,
+    users: Annotated[str | None, typer.Option(help="Recommendation run: top-k items for these users (u1,u2).")] = None,
+    items: Annotated[
+        str | None, typer.Option(help="Recommendation run: top-k items for a session of these items (i1,i2).")
+    ] = None,
+    k: Annotated[int, typer.Option("-k", help="Recommendation run: items per list.")] = 10,
+    include_seen: Annotated[bool, typer.Option(help="Recommendation run: keep items the user already met.")] = False,
 ) -> None:
-    """Predict labels (and class probabilities) for a table file, an image or a folder of images.
+    """Predict labels (and class probabilities) for a table file, an image or a folder of images; or, for a
+    recommendation run, the top-k items for `--users` (or a session of `--items`).
 
     Extra columns (ids, fields the model does not use) are passed through to the output.
     """
     from kiln.data.inputs import read_inputs
+    from kiln.errors import ConfigError
     from kiln.predict import Predictor
-    from kiln.runs import atomic_write
+    from kiln.runs import RunFolder, atomic_write
 
+    if RunFolder(run).read_model_json().get("task") == "recommendation":
+        from kiln.recommend.show import recommend_csv
+
+        text = recommend_csv(run, users, items, k, include_seen)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            atomic_write(output, text)
+        return
+    if inputs is None or users is not None or items is not None:
+        raise ConfigError(
+            f"`{run}` predicts rows: give a table file or images (`--users`/`--items` are for recommendation runs)."
+        )
     predictor = Predictor.load(run)
     # config.yaml read without validation: predicting needs only the model, and any release's config reads
     delimiter = delimiter or predictor.run.read_config().get("data", {}).get("delimiter")
@@ -328,8 +393,14 @@ def inspect(
     delimiter: Delimiter = None,
     text: Annotated[str | None, typer.Option(help="Text data: the column of messages.")] = None,
     max_tokens: Annotated[int, typer.Option(help="Text: tokens kept per message; longer ones are counted.")] = 128,
+    user: Annotated[str | None, typer.Option(help="An interaction log's user column (with --item).")] = None,
+    item: Annotated[str | None, typer.Option(help="An interaction log's item column.")] = None,
 ) -> None:
-    """Show what kiln will do with a table: column kinds, missing values, dropped columns, classes and imbalance."""
+    """Show what kiln will do with a table: column kinds, missing values, dropped columns, classes and imbalance.
+
+    With --text: message lengths, empty and over-long messages, classes. With --user and --item: users, items,
+    interactions, density, popularity skew, repeats, short histories.
+    """
     if text is not None:
         from rich.console import Console
 
@@ -339,6 +410,14 @@ def inspect(
             describe_text(data, text, target, encoding=encoding, delimiter=delimiter, max_tokens=max_tokens),
             soft_wrap=True,
         )
+        return
+    if user is not None or item is not None:
+        from kiln.errors import ConfigError
+        from kiln.recommend.show import describe_log
+
+        if user is None or item is None:
+            raise ConfigError("Inspecting an interaction log needs both `--user` and `--item`.")
+        typer.echo(describe_log(data, user, item, encoding=encoding, delimiter=delimiter))
         return
     from collections import Counter
 
@@ -512,8 +591,8 @@ def serve(
         float, typer.Option(help="Below this probability a prediction's answer is a hand-off to a person.")
     ] = 0.0,
 ) -> None:
-    """Serve a run over HTTP: /v1/predict, /v1/explain, /v1/model, /docs, /metrics, a try-it page at /, and the
-    Open Inference Protocol (KServe v2, tritonclient) under /v2."""
+    """Serve a run over HTTP: /v1/predict (/v1/recommend for a recommendation run), /v1/explain, /v1/model, /docs,
+    /metrics, a try-it page at /, and the Open Inference Protocol (KServe v2, tritonclient) under /v2."""
     from kiln.serve.server import serve as serve_run
     from kiln.serve.settings import ServeSettings
 

@@ -59,6 +59,15 @@ class DataConfig(_Section):
     # Few-shot: train on this many examples per class drawn (seeded) from the training rows, no validation rows;
     # the test split stays whole.
     shots: int | None = Field(None, gt=0)
+    # An interaction log (recommendation): its user and item columns, and optionally a time column
+    # (then each user's last interactions are the test split) and a weight column (a rating, a count);
+    # `user_features`/`item_features`: tables with one row per user/item for the two-tower model.
+    user: str | None = None
+    item: str | None = None
+    time: str | None = None
+    weight: str | None = None
+    user_features: str | None = None
+    item_features: str | None = None
 
 
 class TrainConfig(_Section):
@@ -114,6 +123,8 @@ class EvaluateConfig(_Section):
     # Write model.onnx (checked against torch) so the server and `kiln predict` run ONNX Runtime,
     # ~4x faster per call on CPU; it adds 0.1-0.2 s to a training run (measured, TorchScript exporter).
     onnx: bool = True
+    # Length of the recommendation lists a recommender is scored on (Recall@k, NDCG@k, MAP@k).
+    k: int = Field(10, gt=0)
 
 
 class RunConfig(_Section):

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from kiln.models.registry import Dims
     from kiln.models.spec import ModelSpec
+    from kiln.recommend.recommender import Recommender
 
 Runtime = Literal["auto", "torch", "onnx"]
 Forward = Callable[[np.ndarray], np.ndarray]
@@ -70,6 +71,11 @@ class Predictor:
         """
         run = RunFolder(Path(path))
         meta = run.read_model_json()
+        if meta.get("task") == "recommendation":
+            raise RunError(
+                f"`{run.path}` is a recommendation run: load it with `kiln.load` (a Recommender), ask it with "
+                "`kiln predict RUN --users ...` or `kiln serve`; it has no rows to predict, explain, export or compress."
+            )
         try:
             schema = Schema.from_dict(meta["schema"])
         except (TypeError, ValueError) as exc:
@@ -149,6 +155,18 @@ class Predictor:
         if self.schema.task == "classification":
             return softmax(out)
         return self.preprocessor.inverse_target(out[:, 0])
+
+
+def load(path: str | Path, runtime: Runtime = "auto") -> Predictor | Recommender:
+    """The run's predictor, by the task in its model.json: a `Recommender` for a recommendation run, else a
+    `Predictor` (raw rows in, labeled output out)."""
+    run = RunFolder(Path(path))
+    meta = run.read_model_json()
+    if meta.get("task") == "recommendation":
+        from kiln.recommend.folder import load_recommender
+
+        return load_recommender(run.path, meta)
+    return Predictor.load(path, runtime)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

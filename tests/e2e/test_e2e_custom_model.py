@@ -117,5 +117,7 @@ def test_registry_lists_user_models_after_the_built_ins(custom_run: kiln.Run) ->
         "text-cnn",
         "text-rnn",
         "minilm",
+        "mf",
+        "two_tower",
         "residual_mlp",
     ]

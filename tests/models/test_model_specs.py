@@ -51,7 +51,10 @@ def test_config_and_model_names_import_no_torch() -> None:
         "print(registry.names(), 'torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['mlp', 'cnn', 'rnn', 'linear', 'tabm', 'text-bow', 'text-cnn', 'text-rnn', 'minilm'] False"
+    expected = (
+        "['mlp', 'cnn', 'rnn', 'linear', 'tabm', 'text-bow', 'text-cnn', 'text-rnn', 'minilm', 'mf', 'two_tower']"
+    )
+    assert out.strip() == f"{expected} False"
 
 
 def test_shapes_of_each_architecture() -> None:

@@ -237,7 +237,8 @@ def _to_numpy(path: Path, name: str, col, encoding: str, as_text: bool) -> tuple
     import pyarrow.compute as pc
 
     kind = col.type
-    if as_text and (pa.types.is_boolean(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+    temporal = pa.types.is_timestamp(kind) or pa.types.is_date(kind)  # Arrow reads ISO dates as such
+    if temporal or as_text and (pa.types.is_boolean(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind)):
         col = col.cast(pa.string())
         kind = col.type
     elif pa.types.is_boolean(kind):

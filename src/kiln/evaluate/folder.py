@@ -13,6 +13,7 @@ from kiln.data.load import load_configured
 from kiln.errors import DataError
 from kiln.evaluate.metrics import classification_metrics, regression_metrics
 from kiln.predict import Predictor
+from kiln.runs import RunFolder
 
 
 def evaluate_run(path: str | Path, data: str | Path | None = None, delimiter: str | None = None) -> dict[str, Any]:
@@ -21,6 +22,10 @@ def evaluate_run(path: str | Path, data: str | Path | None = None, delimiter: st
 
     `data`'s delimiter is `delimiter`, else the one the run was trained with if it was chosen, else sniffed.
     """
+    if RunFolder(Path(path)).read_model_json().get("task") == "recommendation":
+        from kiln.recommend.evaluate import evaluate_recommendation
+
+        return evaluate_recommendation(path, data, delimiter)
     predictor = Predictor.load(path)
     source = config_mod.load_section(predictor.run.config, "data")  # the model section may name a user's model
     if data is None:

@@ -31,6 +31,8 @@ BUILTIN = {
     "text-cnn": "kiln.models.text_cnn",
     "text-rnn": "kiln.models.text_rnn",
     "minilm": "kiln.models.minilm",
+    "mf": "kiln.models.mf",
+    "two_tower": "kiln.models.two_tower",
 }
 PASSED = ("n_features", "n_outputs", "image_shape")  # what kiln passes a user's module, besides its spec
 M = TypeVar("M", bound="type[nn.Module]")
@@ -38,11 +40,16 @@ M = TypeVar("M", bound="type[nn.Module]")
 
 @dataclass(frozen=True)
 class Dims:
-    """What the data fixes about a network: input width, output width, and the image shape (C, H, W) if any."""
+    """What the data fixes about a network: input width, output width, and the image shape (C, H, W) if any.
+
+    A recommender reads a user (one of `features` users) and scores every item (`outputs` items); a two-tower
+    one also the widths of the encoded user and item feature rows, `towers`.
+    """
 
     features: int
     outputs: int
     image_shape: tuple[int, int, int] | None = None
+    towers: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)

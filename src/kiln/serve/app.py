@@ -70,7 +70,7 @@ def create_app(service: Service) -> Gate:
         docs_url=None,  # replaced by docs.py's page: Swagger UI loads from a CDN
         redoc_url=None,
     )
-    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
 
     @app.get("/health", tags=["probes"], summary="Liveness: the process answers.")
     async def health() -> dict[str, str]:
@@ -123,7 +123,7 @@ def create_app(service: Service) -> Gate:
     return Gate(app, endpoints, service, routes=(*served.paths, *(f"{path}/ready" for path in served.paths)))
 
 
-async def _http_error(request: Request, exc: HTTPException) -> Response:
+async def http_error(request: Request, exc: HTTPException) -> Response:
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     message = (
         f"No route {request.method} {request.url.path}; see /docs."

@@ -8,11 +8,27 @@ PAGE = {  # the try-it page: route -> (file in static/, media type)
     "/assets/style.css": ("style.css", "text/css"),
 }
 ARTIFACTS = ("curves.png", "confusion_matrix.png")  # the only run-folder files the server reads for clients
+RECOMMEND_PAGE = {  # a recommendation run's try-it page
+    "/": ("recommend.html", "text/html; charset=utf-8"),
+    "/assets/recommend.js": ("recommend.js", "text/javascript"),
+    "/assets/style.css": ("style.css", "text/css"),
+}
 PREDICT = "/v1/predict"
 EXPLAIN = "/v1/explain"
+RECOMMEND = "/v1/recommend"
 V2 = "/v2"  # the Open Inference Protocol's routes (v2.py): errors in its form; the infer route takes binary bodies too
 V2_PROBES = frozenset({"/v2/health/live", "/v2/health/ready"})
-READS_JSON = frozenset({PREDICT, EXPLAIN})  # POSTs whose body is JSON: the gate answers 415 to any other type
+READS_JSON = frozenset(
+    {PREDICT, EXPLAIN, RECOMMEND}
+)  # POSTs whose body is JSON: the gate answers 415 to any other type
 PROBES = frozenset({"/health", "/ready"}) | V2_PROBES  # answered past the connection cap too
-PUBLIC = PROBES | {"/docs", "/openapi.json", *PAGE}  # answered without the API key
-ROUTES = PUBLIC | {PREDICT, EXPLAIN, "/v1/model", "/metrics", V2, *(f"/v1/model/{name}" for name in ARTIFACTS)}
+PUBLIC = PROBES | {"/docs", "/openapi.json", *PAGE, *RECOMMEND_PAGE}  # answered without the API key
+ROUTES = PUBLIC | {
+    PREDICT,
+    EXPLAIN,
+    RECOMMEND,
+    "/v1/model",
+    "/metrics",
+    V2,
+    *(f"/v1/model/{name}" for name in ARTIFACTS),
+}

@@ -20,9 +20,10 @@ from types import FrameType
 import uvicorn
 
 from kiln.errors import ConfigError
-from kiln.predict import Predictor
+from kiln.predict import Predictor, load
 from kiln.serve.app import create_app
 from kiln.serve.protocol import close_overdue, protocol
+from kiln.serve.recommend import RecommendService, create_recommend_app
 from kiln.serve.service import Service
 from kiln.serve.settings import ServeSettings
 
@@ -30,7 +31,9 @@ from kiln.serve.settings import ServeSettings
 class _Server(uvicorn.Server):
     """uvicorn's server with a drain before its graceful shutdown, and no re-raised signal at exit."""
 
-    def __init__(self, config: uvicorn.Config, service: Service, announce: Callable[[str], None]) -> None:
+    def __init__(
+        self, config: uvicorn.Config, service: Service | RecommendService, announce: Callable[[str], None]
+    ) -> None:
         super().__init__(config)
         self.service = service
         self.announce = announce
@@ -74,10 +77,14 @@ def _say(line: str) -> None:
 def serve(path: str | Path, settings: ServeSettings, echo: Callable[[str], None] = _say) -> None:
     """Serve the run at `path` until SIGTERM or Ctrl-C."""
     start = time.perf_counter()
-    predictor = Predictor.load(path, runtime=settings.runtime)
+    predictor = load(path, runtime=settings.runtime)
     sock = _bind(settings.host, settings.port)
-    service = Service(predictor, settings, on_ready=_freeze_heap)
-    app = create_app(service)
+    if isinstance(predictor, Predictor):
+        service: Service | RecommendService = Service(predictor, settings, on_ready=_freeze_heap)
+        app = create_app(service)
+    else:
+        service = RecommendService(predictor, settings, on_ready=_freeze_heap)
+        app = create_recommend_app(service)
     config = uvicorn.Config(
         app,
         http=protocol(settings.header_timeout_s, app.refusal),

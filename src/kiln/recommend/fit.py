@@ -1,0 +1,235 @@
+"""Training a recommender end to end: read the log, split it, train, score against popularity, save the run.
+
+The steps of the lifecycle for interactions: (1) the log read and aggregated, split per user by time or
+at random; (2) `mf` or `two_tower` built from the registry; (3-4) trained on the training pairs with
+sampled negatives; (5) scored on the held-out pairs beside the popularity baseline; (6) saved as a run
+folder that `kiln predict`, `kiln evaluate` and `kiln serve` read.
+"""
+
+from __future__ import annotations
+
+import time
+from html import escape
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from kiln import config as config_mod
+from kiln.config import RunConfig
+from kiln.errors import ConfigError
+from kiln.recommend.evaluate import score_pairs
+from kiln.recommend.features import encode_features
+from kiln.recommend.folder import TASK, save_recommendation
+from kiln.recommend.interactions import Columns, Split, aggregate, read_log, split
+from kiln.recommend.metrics import headline
+from kiln.recommend.recommender import Recommender
+from kiln.runs import atomic_write, check_run_name, new_run
+
+if TYPE_CHECKING:
+    from kiln.lifecycle import Run
+
+RECOMMENDERS = ("mf", "two_tower")
+EPOCHS, LR = 15, 0.01
+
+
+def default_model(features: bool) -> str:
+    """The recommender trained when none is named: two towers when there are feature tables, else mf."""
+    return "two_tower" if features else "mf"
+
+
+def fit_recommender(
+    cfg: RunConfig, *, runs_dir: str | Path = "runs", name: str | None = None, quiet: bool = False
+) -> Run:
+    """Train a recommender as `cfg` says (`data.user` and `data.item` set) and write its run folder.
+
+    Returns the `kiln.lifecycle.Run` of the folder (metrics, history, config).
+
+    Raises:
+        ConfigError: the model is not a recommender, or features are given to `mf`.
+        DataError: the log, or a feature table, cannot be read or split.
+    """
+    from rich.console import Console
+
+    from kiln.lifecycle import Run
+
+    if name is not None:
+        check_run_name(name)
+    data, train = cfg.data, cfg.train
+    assert data.user is not None and data.item is not None
+    _check(cfg)
+    console = Console(quiet=quiet, highlight=False)
+    columns = Columns(data.user, data.item, data.time, data.weight)
+    log = read_log(data.source, columns, encoding=data.encoding, delimiter=data.delimiter)
+    parts = split(aggregate(log), data.test_size, data.seed)
+    towers, buffers, preprocessing = _features(cfg, parts)
+    n_pairs = len(parts.train_users)
+    batch = train.batch_size if train.batch_size != "auto" else (256 if n_pairs < 20_000 else 1024)
+    spec = _resolved(cfg.model)
+    cfg = cfg.model_copy(
+        update={
+            "model": spec,
+            "train": train.model_copy(
+                update={
+                    "epochs": EPOCHS if train.epochs == "auto" else train.epochs,
+                    "batch_size": batch,
+                    "lr": LR if train.lr == "auto" else train.lr,
+                }
+            ),
+        }
+    )
+    folder = new_run(runs_dir, name, f"{Path(data.source).stem}-{cfg.model.name}")
+    atomic_write(folder.config, config_mod.to_yaml(cfg))
+    how = "each user's last interactions" if parts.by_time else f"a random {data.test_size:g} of each user's items"
+    console.print(
+        f"{len(parts.user_ids)} users, {len(parts.item_ids)} items, {n_pairs} training pairs; "
+        f"held out {len(parts.test_users)} pairs ({how}). Training {cfg.model.name} with "
+        f"{cfg.model.loss} loss for {cfg.train.epochs} epochs.",  # type: ignore[attr-defined]
+        soft_wrap=True,
+    )
+    start = time.perf_counter()
+    rec, history = _train(cfg, parts, towers, buffers, console)
+    seconds = time.perf_counter() - start
+    held = {
+        "test_users": parts.test_users,
+        "test_items": parts.test_items,
+        "test_total": parts.test_total,
+    }
+    metrics = score_pairs(rec, parts.test_users, parts.test_items, parts.test_total, cfg.evaluate.k)
+    metrics.update(fit_seconds=seconds, epochs_run=float(cfg.train.epochs), seed=float(cfg.train.seed))
+    k = metrics["k"]
+    base = metrics["baseline"]["popularity"]
+    console.print(
+        f"Test recall@{k} {metrics[f'recall@{k}']:.4f}  ndcg@{k} {metrics[f'ndcg@{k}']:.4f}  "
+        f"(popularity: {base[f'recall@{k}']:.4f}, {base[f'ndcg@{k}']:.4f})"
+    )
+    schema = {
+        "task": TASK,
+        "data": str(data.source),
+        "user": data.user,
+        "item": data.item,
+        "users": len(parts.user_ids),
+        "items": len(parts.item_ids),
+        "dim": int(rec.items.shape[1]),
+    }
+    report = _report(folder.name, metrics, config_mod.to_yaml(cfg))
+    save_recommendation(
+        folder, cfg.model.model_dump(mode="json"), schema, preprocessing, rec, held, history, metrics, report
+    )
+    return Run(folder, cfg, history, metrics)
+
+
+def _resolved(spec: Any) -> Any:
+    """The spec with `auto` options chosen: softmax scores cosines at temperature 0.2 with no penalty (the dot
+    product with l2 0.1 without one), bpr dot products with l2 0.01; the best of a few settings measured with
+    bench/recommend.py on its learning logs."""
+    if spec.temperature == "auto":
+        spec = spec.model_copy(update={"temperature": 0.2 if spec.loss == "softmax" else None})
+    if spec.l2 == "auto":
+        l2 = 0.01 if spec.loss == "bpr" else 0.0 if spec.temperature is not None else 0.1
+        spec = spec.model_copy(update={"l2": l2})
+    return spec
+
+
+def _check(cfg: RunConfig) -> None:
+    name = cfg.model.name
+    if name not in RECOMMENDERS:
+        raise ConfigError(
+            f"Model `{name}` does not recommend: with `--user` and `--item`, use `--model mf` or `--model two_tower`."
+        )
+    if name == "mf" and (cfg.data.user_features or cfg.data.item_features):
+        raise ConfigError("`--user-features`/`--item-features` need `--model two_tower`; `mf` reads only the ids.")
+    if cfg.train.repeats > 1 or cfg.train.processes > 1:
+        raise ConfigError(
+            "`train.repeats` and `train.processes` are not supported for recommenders yet; set them to 1."
+        )
+
+
+def _features(cfg: RunConfig, parts: Split) -> tuple[tuple[int, int], dict[str, np.ndarray], dict[str, Any]]:
+    """The feature tables encoded for the two towers: widths, rows per user/item, fitted preprocessing."""
+    data = cfg.data
+    widths, buffers, state = [0, 0], {}, {}
+    tables = (
+        ("user", data.user_features, data.user, parts.user_ids),
+        ("item", data.item_features, data.item, parts.item_ids),
+    )
+    for side, (role, path, column, ids) in enumerate(tables):
+        if path is None:
+            continue
+        rows, state[f"{role}_features"] = encode_features(
+            path, str(column), ids, encoding=data.encoding, delimiter=data.delimiter
+        )
+        widths[side] = rows.shape[1]
+        buffers[f"{role}_features"] = rows
+    return (widths[0], widths[1]), buffers, state
+
+
+def _train(
+    cfg: RunConfig, parts: Split, towers: tuple[int, int], buffers: dict[str, np.ndarray], console: Any
+) -> tuple[Recommender, list[dict[str, float]]]:
+    import torch
+
+    from kiln.models import registry
+    from kiln.recommend.train import Schedule, embeddings, train_pairs
+    from kiln.train.device import cpu_threads, resolve_device
+
+    spec = cfg.model
+    device = resolve_device(cfg.train.device)
+    n_users, n_items = len(parts.user_ids), len(parts.item_ids)
+    with cpu_threads(cfg.train.threads if device.type == "cpu" else 0):
+        torch.manual_seed(cfg.train.seed)
+        module = registry.build(spec, registry.Dims(n_users, n_items, towers=towers))
+        for key, rows in buffers.items():
+            getattr(module, key).copy_(torch.from_numpy(rows))
+        module = module.to(device)
+        epochs = int(cfg.train.epochs)  # type: ignore[arg-type]
+
+        def show(row: dict[str, float]) -> None:
+            console.print(f"Epoch {int(row['epoch']):>3}/{epochs}  loss {row['loss']:.4f}  {row['seconds']:.2f}s")
+
+        history = train_pairs(
+            module,
+            parts.train_users,
+            parts.train_items,
+            parts.train_weights,
+            loss=spec.loss,  # type: ignore[attr-defined]
+            negatives=spec.negatives,  # type: ignore[attr-defined]
+            l2=spec.l2,  # type: ignore[attr-defined]
+            schedule=Schedule(epochs, int(cfg.train.batch_size), float(cfg.train.lr), cfg.train.seed, str(device)),  # type: ignore[arg-type]
+            on_epoch=show,
+        )
+        users, items, bias = embeddings(module, n_users, n_items)
+    order = np.lexsort((parts.train_items, parts.train_users))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(parts.train_users, minlength=n_users))]).astype(np.int64)
+    popularity = np.bincount(parts.train_items, minlength=n_items).astype(np.float32)
+    rec = Recommender(
+        parts.user_ids,
+        parts.item_ids,
+        users,
+        items,
+        bias,
+        popularity,
+        indptr,
+        parts.train_items[order].astype(np.int64),
+    )
+    return rec, history
+
+
+def _report(name: str, metrics: dict[str, Any], config_yaml: str) -> str:
+    """report.html: the model's metrics beside the popularity baseline's, and the config."""
+    k = metrics["k"]
+    base = metrics["baseline"]["popularity"]
+    rows = "".join(
+        f"<tr><td>{escape(key)}</td><td>{metrics[key]:.4f}</td><td>{base[key]:.4f}</td></tr>"
+        for key in (f"recall@{k}", f"ndcg@{k}", f"map@{k}", f"coverage@{k}", f"popularity_bias@{k}")
+    )
+    shown = headline(metrics, k)
+    return (
+        f"<!doctype html><meta charset=utf-8><title>{escape(name)}</title>"
+        "<style>body{font:15px/1.5 system-ui,sans-serif;max-width:960px;margin:2em auto}"
+        "td,th{border:1px solid #ddd;padding:4px 10px}table{border-collapse:collapse}</style>"
+        f"<h1>{escape(name)}</h1><p>Top-{k} suggestions for {metrics['users_evaluated']} users with held-out "
+        f"interactions (their training items excluded); recall@{k} {shown[f'recall@{k}']:.4f}.</p>"
+        f"<table><tr><th>metric</th><th>model</th><th>popularity</th></tr>{rows}</table>"
+        f"<h2>Config</h2><pre>{escape(config_yaml)}</pre>"
+    )
