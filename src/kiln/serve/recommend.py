@@ -30,7 +30,7 @@ from kiln.serve.asgi import CLOSE, Body, respond, within
 from kiln.serve.batching import MicroBatcher
 from kiln.serve.guard import Gate
 from kiln.serve.metrics import CONTENT_TYPE, Metrics
-from kiln.serve.routes import RECOMMEND, RECOMMEND_PAGE
+from kiln.serve.routes import PREDICT, RECOMMEND, RECOMMEND_PAGE
 from kiln.serve.schemas import ApiError, invalid
 from kiln.serve.service import Service
 from kiln.serve.settings import ServeSettings
@@ -231,4 +231,4 @@ def create_recommend_app(service: RecommendService) -> Gate:
         app.add_api_route(
             route, page.static((folder / name).read_bytes(), media_type), methods=["GET"], include_in_schema=False
         )
-    return Gate(app, _NotHere(), service)  # type: ignore[arg-type]
+    return Gate(app, {PREDICT: _NotHere()}, service)  # type: ignore[arg-type]
