@@ -12,6 +12,7 @@ Names resolve on first use, so `import kiln` (and `kiln --help`) stays fast and 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiln.version import __version__
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from kiln.predict import Predictor
     from kiln.predictions import Predictions
     from kiln.train.callbacks import Callback
+    from kiln.writing.generator import Generator
 
 _EXPORTS = {
     "Callback": "kiln.train.callbacks",
@@ -91,10 +93,15 @@ __all__ = [
 ]
 
 
-def load(path: str) -> Predictor:
-    """Load a finished run folder as a `Predictor` (raw rows in, labeled output out)."""
+def load(path: str) -> Predictor | Generator:
+    """Load a finished run folder: a `Predictor` (raw rows in, labeled output out), or for a run trained with
+    `--task generate` a `Generator` (`.generate(prompt, ...)`, `.stream(prompt, ...)`)."""
     from kiln.predict import Predictor
+    from kiln.runs import RunFolder
+    from kiln.writing.generator import Generator, is_generator
 
+    if is_generator(RunFolder(Path(path)).read_model_json()):
+        return Generator.load(path)
     return Predictor.load(path)
 
 

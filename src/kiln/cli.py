@@ -176,8 +176,21 @@ def train(
     name: Annotated[str | None, typer.Option(help="Run folder name (default: data-model-timestamp).")] = None,
     runs_dir: Annotated[Path, typer.Option(help="Where run folders go.")] = Path("runs"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print the result lines.")] = False,
+    tokenizer: Annotated[str | None, typer.Option(help="--task generate: char (default) or bpe.")] = None,
+    context: Annotated[int | None, typer.Option(help="--task generate: tokens the model reads (default 256).")] = None,
+    layers: Annotated[int | None, typer.Option(help="--task generate: transformer blocks (default 4).")] = None,
+    heads: Annotated[int | None, typer.Option(help="--task generate: attention heads (default 4).")] = None,
+    width: Annotated[int | None, typer.Option(help="--task generate: embedding width (default 128).")] = None,
+    max_steps: Annotated[
+        int | None, typer.Option(help="--task generate: training steps (default 2000 without --max-minutes).")
+    ] = None,
+    max_minutes: Annotated[float | None, typer.Option(help="--task generate: stop training after this long.")] = None,
 ) -> None:
-    """Train a model (default: the article's digits MLP) and write a run folder."""
+    """Train a model (default: the article's digits MLP) and write a run folder.
+
+    With `--task generate`, --data is a text file, a folder of text files or a table's text column (--target),
+    and a small GPT learns to continue it (see `kiln generate`).
+    """
     from kiln import config as config_mod
     from kiln import lifecycle
     from kiln.errors import ConfigError
@@ -192,7 +205,6 @@ def train(
         "data.delimiter": delimiter,
         "data.skip_bad_files": skip_bad_files or None,
         "data.augment": augment or None,
-        "model.name": model,
         "preset": preset,
         "train.epochs": epochs,
         "train.batch_size": batch_size,
@@ -204,6 +216,14 @@ def train(
         "train.seed": seed,
         "train.device": device,
         "train.processes": processes,
+        "data.tokenizer": tokenizer,
+        "model.name": model or ("gpt" if task == "generate" else None),
+        "model.context": context,
+        "model.layers": layers,
+        "model.heads": heads,
+        "model.width": width,
+        "train.max_steps": max_steps,
+        "train.max_minutes": max_minutes,
     }
     values = {k: v for k, v in flags.items() if v is not None}
     if resume is not None:
@@ -212,9 +232,19 @@ def train(
                 "`--resume` continues a run with the config it started with; drop the other options "
                 "(to train longer or differently, start a new run with `--config <run>/config.yaml`)."
             )
+        from kiln.writing.fit import is_text_config, resume_text
+
+        if is_text_config(resume):
+            typer.echo(f"Run folder: {resume_text(resume, quiet=quiet).path}")
+            return
         run = lifecycle.resume(resume, quiet=quiet)
     else:
         cfg = config_mod.load(config, list(set_), values)
+        if cfg.data.task == "generate":
+            from kiln.writing.fit import fit_text
+
+            typer.echo(f"Run folder: {fit_text(cfg, runs_dir=runs_dir, name=name, quiet=quiet).path}")
+            return
         run = lifecycle.fit(config=cfg, runs_dir=runs_dir, name=name, quiet=quiet)
     _print_result(run.metrics)
     typer.echo(f"Run folder: {run.path}")
@@ -240,8 +270,9 @@ def evaluate(
     """Score a saved run on its test split again (or on --data), from the run folder alone."""
     from kiln.evaluate.folder import evaluate_run
     from kiln.evaluate.metrics import scalar_metrics
+    from kiln.writing.fit import evaluate_text, is_text_config
 
-    metrics = evaluate_run(run, data, delimiter)
+    metrics = evaluate_text(run) if is_text_config(run) else evaluate_run(run, data, delimiter)
     if as_json:
         typer.echo(json.dumps(metrics))
         return
@@ -249,6 +280,8 @@ def evaluate(
     from rich.table import Table
 
     table = Table("metric", "value", title=f"{run.name} on {data or 'its test split'}")
+    if is_text_config(run):
+        table.title = f"{run.name} on its held-out text"
     for key, value in scalar_metrics(metrics).items():
         table.add_row(key, f"{value:.4f}")
     Console().print(table)
@@ -288,13 +321,23 @@ def predict(
 @app.command(cls=_Command)
 @friendly
 def inspect(
-    data: Annotated[str, typer.Option(help="A .csv/.tsv/.parquet table file.")],
-    target: Annotated[str | None, typer.Option(help="The target column.")] = None,
-    task: Annotated[str | None, typer.Option(help="classification or regression (default: inferred).")] = None,
+    data: Annotated[str, typer.Option(help="A .csv/.tsv/.parquet table file (a text corpus with --task generate).")],
+    target: Annotated[str | None, typer.Option(help="The target column (--task generate: the text column).")] = None,
+    task: Annotated[
+        str | None, typer.Option(help="classification, regression (default: inferred) or generate.")
+    ] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of a CSV file.")] = "utf-8",
     delimiter: Delimiter = None,
 ) -> None:
-    """Show what kiln will do with a table: column kinds, missing values, dropped columns, classes and imbalance."""
+    """Show what kiln will do with a table: column kinds, missing values, dropped columns, classes and imbalance.
+
+    With `--task generate`: the corpus's files, characters, vocabulary and how the tokenizer splits it.
+    """
+    if task == "generate":
+        from kiln.writing.inspect import describe_corpus
+
+        typer.echo(describe_corpus(data, target, encoding))
+        return
     from collections import Counter
 
     import numpy as np
@@ -636,6 +679,43 @@ def explain(
         for name, value in explanation.top(i, top):
             typer.echo(f"  {name:<32} {value:+.4g}")
         typer.echo(f"Wrote {path}")
+
+
+@app.command(cls=_Command)
+@friendly
+def generate(
+    run: RunPath,
+    prompt: Annotated[str, typer.Option(help="The text to continue.")] = "",
+    max_tokens: Annotated[int, typer.Option(help="Most new tokens.")] = 200,
+    temperature: Annotated[float, typer.Option(help="0 is greedy; higher is more varied.")] = 0.8,
+    top_k: Annotated[int | None, typer.Option(help="Sample among the k likeliest tokens.")] = 40,
+    top_p: Annotated[float | None, typer.Option(help="Sample among the likeliest tokens holding this mass.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed: the same seed gives the same text.")] = None,
+    stop: Annotated[list[str], typer.Option(help='End before this text (repeatable; "\\n" is a newline).')] = [],
+    max_seconds: Annotated[float, typer.Option(help="Stop generating after this long.")] = 60.0,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute every step (slow; for checking).")] = False,
+) -> None:
+    """Continue a prompt with a run trained by `kiln train --task generate`; the text prints as it is generated."""
+    from kiln.writing.generator import Generator
+
+    stops = [s.replace("\\n", "\n").replace("\\t", "\t") for s in stop]  # a shell passes "\n" as two characters
+    stream = Generator.load(run).stream(
+        prompt,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
+        stop=tuple(stops),
+        max_seconds=max_seconds,
+        cache=not no_cache,
+    )
+    sys.stdout.write(prompt)
+    for piece in stream:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    typer.echo(f"({stream.tokens} tokens, {stream.finish_reason})", err=True)
 
 
 @app.command(cls=_Command)

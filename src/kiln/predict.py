@@ -70,6 +70,10 @@ class Predictor:
         """
         run = RunFolder(Path(path))
         meta = run.read_model_json()
+        if isinstance(meta["schema"], dict) and meta["schema"].get("task") == "generate":
+            raise RunError(
+                f"`{run.path}` is a text generator: continue text with `kiln generate` or `kiln.load(...).generate`."
+            )
         try:
             schema = Schema.from_dict(meta["schema"])
         except (TypeError, ValueError) as exc:

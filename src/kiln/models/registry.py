@@ -27,6 +27,7 @@ BUILTIN = {
     "rnn": "kiln.models.rnn",
     "linear": "kiln.models.linear",
     "tabm": "kiln.models.tabm",
+    "gpt": "kiln.models.gpt",
 }
 PASSED = ("n_features", "n_outputs", "image_shape")  # what kiln passes a user's module, besides its spec
 M = TypeVar("M", bound="type[nn.Module]")
