@@ -499,8 +499,14 @@ def serve(
             "loopback (no DNS rebinding), any otherwise."
         ),
     ] = [],
+    max_tokens: Annotated[
+        int, typer.Option(help="A text generator's most new tokens per /v1/generate request; beyond, 422.")
+    ] = 1024,
 ) -> None:
-    """Serve a run over HTTP: /v1/predict, /v1/explain, /v1/model, /docs, /metrics, and a try-it page at /."""
+    """Serve a run over HTTP: /v1/predict, /v1/explain, /v1/model, /docs, /metrics, and a try-it page at /.
+
+    A text generator (`kiln train --task generate`) is served at /v1/generate instead of /v1/predict.
+    """
     from kiln.serve.server import serve as serve_run
     from kiln.serve.settings import ServeSettings
 
@@ -521,6 +527,7 @@ def serve(
         max_connections=max_connections,
         access_log=access_log,
         allowed_hosts=tuple(allowed_hosts) or None,
+        max_tokens=max_tokens,
     )
     serve_run(run, settings, echo=lambda line: typer.echo(line))
 

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from kiln.serve import docs, explain, page
+from kiln.serve import docs, explain, generate, page
 from kiln.serve.asgi import CLOSE, PredictEndpoint
 from kiln.serve.guard import Gate
 from kiln.serve.metrics import CONTENT_TYPE
@@ -109,6 +109,7 @@ def create_app(service: Service) -> Gate:
             "requestBody": {"content": {JSON: {"schema": PredictRequest.model_json_schema()}}, "required": True}
         },
     )
+    generate.register(app, service)
     app.openapi = _openapi(app, [PREDICT_DOC])  # type: ignore[method-assign]
     app.add_api_route("/docs", docs.endpoint(app.openapi), methods=["GET"], include_in_schema=False)
 

@@ -20,8 +20,8 @@ from types import FrameType
 import uvicorn
 
 from kiln.errors import ConfigError
-from kiln.predict import Predictor
 from kiln.serve.app import create_app
+from kiln.serve.generate import load_service
 from kiln.serve.protocol import close_overdue, protocol
 from kiln.serve.service import Service
 from kiln.serve.settings import ServeSettings
@@ -74,9 +74,9 @@ def _say(line: str) -> None:
 def serve(path: str | Path, settings: ServeSettings, echo: Callable[[str], None] = _say) -> None:
     """Serve the run at `path` until SIGTERM or Ctrl-C."""
     start = time.perf_counter()
-    predictor = Predictor.load(path, runtime=settings.runtime)
+    service = load_service(path, settings, on_ready=_freeze_heap)  # a Service, or a GenerateService
+    predictor = service.predictor
     sock = _bind(settings.host, settings.port)
-    service = Service(predictor, settings, on_ready=_freeze_heap)
     app = create_app(service)
     config = uvicorn.Config(
         app,

@@ -35,6 +35,7 @@ class ServeSettings(BaseModel):
     # Host header values served (port ignored); "*" serves any. None: the loopback names when bound to
     # loopback (a web page cannot then reach the server by DNS rebinding), any otherwise.
     allowed_hosts: tuple[str, ...] | None = None
+    max_tokens: int = Field(1024, ge=1)  # a text generator's most new tokens per request (/v1/generate)
 
     def hosts(self) -> frozenset[str] | None:
         """The Host names this server answers, lower-case; None when it answers any."""

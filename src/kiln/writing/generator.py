@@ -92,6 +92,7 @@ class Generator:
         self.name = name
         self.version = version
         self.run: RunFolder | None = None
+        self.runtime = "torch"
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> Generator:
