@@ -46,7 +46,9 @@ class GenerateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field("", description="The text to continue.")
-    max_tokens: int = Field(200, description="Most new tokens (at most the server's --max-tokens).")
+    max_tokens: int | None = Field(
+        None, description="Most new tokens (at most the server's --max-tokens); default 200, or that limit if lower."
+    )
     temperature: float = Field(0.8, description="0 is greedy; higher is more varied.")
     top_k: int | None = Field(40, description="Sample among the k likeliest tokens.")
     top_p: float | None = Field(None, description="Sample among the likeliest tokens holding this probability mass.")
@@ -237,7 +239,7 @@ def _start(service: GenerateService, asked: GenerateRequest) -> Stream:
         return service.predictor.stream(
             asked.prompt,
             max_tokens_limit=service.settings.max_tokens,
-            max_tokens=asked.max_tokens,
+            max_tokens=min(200, service.settings.max_tokens) if asked.max_tokens is None else asked.max_tokens,
             temperature=asked.temperature,
             top_k=asked.top_k,
             top_p=asked.top_p,

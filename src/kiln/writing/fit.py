@@ -74,7 +74,9 @@ def prepare_text(cfg: RunConfig, tokenizer: Tokenizer | None = None) -> TextData
     data = cfg.data
     corpus = read_corpus(data.source, data.target, data.encoding)
     train_text, held_text = corpus.split(data.test_size, data.seed)
-    tokenizer = tokenizer or train_tokenizer(data.tokenizer, train_text, data.vocab_size)
+    # characters: every character of the corpus (as nanoGPT), so the held-out text encodes; BPE: the training split's
+    learned_from = corpus.text if data.tokenizer == "char" else train_text
+    tokenizer = tokenizer or train_tokenizer(data.tokenizer, learned_from, data.vocab_size)
     train = torch.tensor(tokenizer.encode(train_text), dtype=torch.long)
     held = torch.tensor(tokenizer.encode(held_text), dtype=torch.long)
     context = cfg.model.context  # type: ignore[attr-defined]
