@@ -81,7 +81,7 @@ class Block(nn.Module):
             nn.Linear(spec.width, 4 * spec.width, bias=spec.bias),
             nn.GELU(),
             nn.Linear(4 * spec.width, spec.width, bias=spec.bias),
-            nn.Dropout(spec.dropout),
+            *([nn.Dropout(spec.dropout)] if spec.dropout else []),  # none at 0: one call less per block and token
         )
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
@@ -122,8 +122,9 @@ class GPT(nn.Module):
         start = cache.length if cache is not None else 0
         if start + T > self.spec.context:
             raise ValueError(f"{start + T} tokens do not fit the model's context of {self.spec.context}")
-        pos = torch.arange(start, start + T, device=idx.device)
-        x = self.drop(self.tokens(idx) + self.positions(pos))  # (B, T, C)
+        x = self.tokens(idx) + self.positions.weight[start : start + T]  # (B, T, C)
+        if self.spec.dropout:
+            x = self.drop(x)
         for i, block in enumerate(self.blocks):
             x = block(x, cache, i)
         if cache is not None:
