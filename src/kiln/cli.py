@@ -232,10 +232,10 @@ def train(
                 "`--resume` continues a run with the config it started with; drop the other options "
                 "(to train longer or differently, start a new run with `--config <run>/config.yaml`)."
             )
-        from kiln.writing.fit import is_text_config, resume_text
+        from kiln.writing.fit import is_text_config
 
         if is_text_config(resume):
-            typer.echo(f"Run folder: {resume_text(resume, quiet=quiet).path}")
+            typer.echo(f"Run folder: {lifecycle.resume(resume, quiet=quiet).path}")
             return
         run = lifecycle.resume(resume, quiet=quiet)
     else:

@@ -207,3 +207,10 @@ def test_prompt_outside_the_vocabulary_is_named(tiny_run: Path) -> None:
     assert result.exit_code == 2
     assert "1 character(s) the model never saw ('ü')" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_python_fit_trains_a_generator(corpus: Path, tmp_path: Path) -> None:
+    spec = kiln.model("gpt", context=16, layers=1, heads=2, width=32)
+    run = kiln.fit(spec, str(corpus), task="generate", max_steps=5, runs_dir=tmp_path, name="py", quiet=True)
+    assert run.metrics["steps"] == 5 and (tmp_path / "py" / "model.json").is_file()
+    assert isinstance(kiln.load(str(run.path)), Generator)
