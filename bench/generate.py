@@ -134,7 +134,7 @@ def child_nanogpt(corpus: Path, steps: int, threads: int) -> dict[str, Any]:
     sys.path.insert(0, str(ANCHOR))
     from model import GPT, GPTConfig  # nanoGPT's, imported from the shared anchors folder
 
-    from kiln.writing.fit import FINAL_WINDOWS, EVAL_WINDOWS, plan, prepare_text
+    from kiln.writing.fit import EVAL_WINDOWS, FINAL_WINDOWS, plan, prepare_text
     from kiln.writing.scoring import held_out_loss, text_metrics
 
     if threads:
@@ -190,12 +190,12 @@ def child_nanogpt(corpus: Path, steps: int, threads: int) -> dict[str, Any]:
     loss = held_out_loss(logits, held, block, FINAL_WINDOWS)
     prompt = torch.tensor([data.tokenizer.encode(PROMPT)])
 
-    def generate() -> torch.Tensor:
-        torch.manual_seed(0)
+    def generate(seed: int = 0) -> torch.Tensor:
+        torch.manual_seed(seed)
         return model.generate(prompt, NEW_TOKENS, temperature=0.8, top_k=40)
 
     speed = gen_speed(generate)
-    samples = [data.tokenizer.decode(generate()[0, prompt.shape[1] :].tolist()) for _ in range(3)]
+    samples = [data.tokenizer.decode(generate(s)[0, prompt.shape[1] :].tolist()) for s in range(3)]
     return {
         "loss": loss,
         "bits_per_char": text_metrics(loss, len(held), data.held_out_chars)["bits_per_char"],
