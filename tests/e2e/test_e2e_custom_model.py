@@ -107,4 +107,4 @@ def test_cli_trains_exports_and_serves_it(
 
 
 def test_registry_lists_user_models_after_the_built_ins(custom_run: kiln.Run) -> None:
-    assert registry.names() == ["mlp", "cnn", "rnn", "linear", "tabm", "residual_mlp"]
+    assert registry.names() == ["mlp", "cnn", "rnn", "linear", "tabm", "gpt", "residual_mlp"]
