@@ -106,7 +106,7 @@ def test_same_model_name_keeps_its_options(tmp_path: Path) -> None:
         (["model.activaton=tanh"], r"Did you mean `model\.activation`\?"),
         (["evaluate.plot=false"], r"Did you mean `evaluate\.plots`\?"),
         (["zzz=1"], r"Unknown config key `zzz`\. Valid keys: preset, data, model, train, evaluate\."),
-        (["model.name=transformer"], r"Unknown model `transformer`: expected one of mlp, cnn, rnn, linear, tabm\."),
+        (["model.name=transformer"], r"Unknown model `transformer`: expected one of mlp, cnn, rnn, linear, tabm, gpt\."),
         (["train.epochs=0"], r"Invalid value for `train\.epochs`: input should be greater than 0; got 0\."),
         (["train.batch_size=-1"], r"Invalid value for `train\.batch_size`.*got -1"),
         (["train.lr=0"], r"Invalid value for `train\.lr`.*greater than 0"),

@@ -51,7 +51,7 @@ def test_config_and_model_names_import_no_torch() -> None:
         "print(registry.names(), 'torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['mlp', 'cnn', 'rnn', 'linear', 'tabm'] False"
+    assert out.strip() == "['mlp', 'cnn', 'rnn', 'linear', 'tabm', 'gpt'] False"
 
 
 def test_shapes_of_each_architecture() -> None:
