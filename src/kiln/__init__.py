@@ -12,6 +12,7 @@ Names resolve on first use, so `import kiln` (and `kiln --help`) stays fast and 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiln.version import __version__
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from kiln.predictions import Predictions
     from kiln.recommend.recommender import Recommender
     from kiln.train.callbacks import Callback
+    from kiln.writing.generator import Generator
 
 _EXPORTS = {
     "Callback": "kiln.train.callbacks",
@@ -92,9 +94,10 @@ __all__ = [
 ]
 
 
-def load(path: str) -> Predictor | Recommender:
-    """Load a finished run folder as a `Predictor` (raw rows in, labeled output out), or as a `Recommender`
-    (top-k items per user) for a recommendation run."""
+def load(path: str) -> Predictor | Recommender | Generator:
+    """Load a finished run folder as a `Predictor` (raw rows in, labeled output out), a `Recommender`
+    (top-k items per user) for a recommendation run, or a `Generator` (`.generate(prompt, ...)`,
+    `.stream(prompt, ...)`) for a run trained with `--task generate`."""
     from kiln.predict import load as load_run
 
     return load_run(path)

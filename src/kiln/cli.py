@@ -211,10 +211,21 @@ def train(
     item_features: Annotated[
         str | None, typer.Option(help="Recommendation: a table with one row per item (two_tower).")
     ] = None,
+    tokenizer: Annotated[str | None, typer.Option(help="--task generate: char (default) or bpe.")] = None,
+    context: Annotated[int | None, typer.Option(help="--task generate: tokens the model reads (default 256).")] = None,
+    layers: Annotated[int | None, typer.Option(help="--task generate: transformer blocks (default 4).")] = None,
+    heads: Annotated[int | None, typer.Option(help="--task generate: attention heads (default 4).")] = None,
+    width: Annotated[int | None, typer.Option(help="--task generate: embedding width (default 128).")] = None,
+    max_steps: Annotated[
+        int | None, typer.Option(help="--task generate: training steps (default 2000 without --max-minutes).")
+    ] = None,
+    max_minutes: Annotated[float | None, typer.Option(help="--task generate: stop training after this long.")] = None,
 ) -> None:
     """Train a model (default: the article's digits MLP) and write a run folder.
 
     With --user and --item, train a recommender (mf, or two_tower with feature tables) on an interaction log.
+    With `--task generate`, --data is a text file, a folder of text files or a table's text column (--target),
+    and a small GPT learns to continue it (see `kiln generate`).
     """
     from kiln import config as config_mod
     from kiln.errors import ConfigError
@@ -229,7 +240,6 @@ def train(
         "data.delimiter": delimiter,
         "data.skip_bad_files": skip_bad_files or None,
         "data.augment": augment or None,
-        "model.name": model,
         "preset": preset,
         "train.epochs": epochs,
         "train.batch_size": batch_size,
@@ -253,6 +263,14 @@ def train(
         "data.weight": weight,
         "data.user_features": user_features,
         "data.item_features": item_features,
+        "data.tokenizer": tokenizer,
+        "model.name": model or ("gpt" if task == "generate" else None),
+        "model.context": context,
+        "model.layers": layers,
+        "model.heads": heads,
+        "model.width": width,
+        "train.max_steps": max_steps,
+        "train.max_minutes": max_minutes,
     }
     values = {k: v for k, v in flags.items() if v is not None}
     if (user is None) != (item is None):
@@ -268,7 +286,11 @@ def train(
                 "(to train longer or differently, start a new run with `--config <run>/config.yaml`)."
             )
         from kiln import lifecycle
+        from kiln.writing.fit import is_text_config
 
+        if is_text_config(resume):
+            typer.echo(f"Run folder: {lifecycle.resume(resume, quiet=quiet).path}")
+            return
         run = lifecycle.resume(resume, quiet=quiet)
     else:
         from kiln.evaluate.drawing import prestart
@@ -279,6 +301,11 @@ def train(
 
             run = fit_recommender(cfg, runs_dir=runs_dir, name=name, quiet=quiet)
             typer.echo(f"Run folder: {run.path}")
+            return
+        if cfg.data.task == "generate":
+            from kiln.writing.fit import fit_text
+
+            typer.echo(f"Run folder: {fit_text(cfg, runs_dir=runs_dir, name=name, quiet=quiet).path}")
             return
         prestart(cfg.evaluate)  # before importing torch, so matplotlib loads on the other core meanwhile
         from kiln import lifecycle
@@ -310,8 +337,9 @@ def evaluate(
     """Score a saved run on its test split again (or on --data), from the run folder alone."""
     from kiln.evaluate.folder import evaluate_run
     from kiln.evaluate.metrics import scalar_metrics
+    from kiln.writing.fit import evaluate_text, is_text_config
 
-    metrics = evaluate_run(run, data, delimiter)
+    metrics = evaluate_text(run) if is_text_config(run) else evaluate_run(run, data, delimiter)
     if as_json:
         typer.echo(json.dumps(metrics))
         return
@@ -323,6 +351,8 @@ def evaluate(
         from kiln.recommend.metrics import headline
 
         table.title = f"{run.name} on {data or 'its held-out interactions'} ({metrics['users_evaluated']} users)"
+    elif is_text_config(run):
+        table.title = f"{run.name} on its held-out text"
     shown = headline(metrics, metrics["k"]) if "baseline" in metrics else scalar_metrics(metrics)
     for key, value in shown.items():
         table.add_row(key, f"{value:.4f}")
@@ -386,9 +416,11 @@ def predict(
 @app.command(cls=_Command)
 @friendly
 def inspect(
-    data: Annotated[str, typer.Option(help="A .csv/.tsv/.parquet table file.")],
-    target: Annotated[str | None, typer.Option(help="The target column.")] = None,
-    task: Annotated[str | None, typer.Option(help="classification or regression (default: inferred).")] = None,
+    data: Annotated[str, typer.Option(help="A .csv/.tsv/.parquet table file (a text corpus with --task generate).")],
+    target: Annotated[str | None, typer.Option(help="The target column (--task generate: the text column).")] = None,
+    task: Annotated[
+        str | None, typer.Option(help="classification, regression (default: inferred) or generate.")
+    ] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of a CSV file.")] = "utf-8",
     delimiter: Delimiter = None,
     text: Annotated[str | None, typer.Option(help="Text data: the column of messages.")] = None,
@@ -399,8 +431,14 @@ def inspect(
     """Show what kiln will do with a table: column kinds, missing values, dropped columns, classes and imbalance.
 
     With --text: message lengths, empty and over-long messages, classes. With --user and --item: users, items,
-    interactions, density, popularity skew, repeats, short histories.
+    interactions, density, popularity skew, repeats, short histories. With `--task generate`: the corpus's files,
+    characters, vocabulary and how the tokenizer splits it.
     """
+    if task == "generate":
+        from kiln.writing.inspect import describe_corpus
+
+        typer.echo(describe_corpus(data, target, encoding))
+        return
     if text is not None:
         from rich.console import Console
 
@@ -590,9 +628,13 @@ def serve(
     min_confidence: Annotated[
         float, typer.Option(help="Below this probability a prediction's answer is a hand-off to a person.")
     ] = 0.0,
+    max_tokens: Annotated[
+        int, typer.Option(help="A text generator's most new tokens per /v1/generate request; beyond, 422.")
+    ] = 1024,
 ) -> None:
-    """Serve a run over HTTP: /v1/predict (/v1/recommend for a recommendation run), /v1/explain, /v1/model, /docs,
-    /metrics, a try-it page at /, and the Open Inference Protocol (KServe v2, tritonclient) under /v2."""
+    """Serve a run over HTTP: /v1/predict (/v1/recommend for a recommendation run, /v1/generate for a text
+    generator), /v1/explain, /v1/model, /docs, /metrics, a try-it page at /, and the Open Inference Protocol
+    (KServe v2, tritonclient) under /v2."""
     from kiln.serve.server import serve as serve_run
     from kiln.serve.settings import ServeSettings
 
@@ -616,6 +658,7 @@ def serve(
         model_name=model_name,
         responses=str(responses) if responses else None,
         min_confidence=min_confidence,
+        max_tokens=max_tokens,
     )
     serve_run(run, settings, echo=lambda line: typer.echo(line))
 
@@ -774,6 +817,43 @@ def explain(
         for name, value in explanation.top(i, top):
             typer.echo(f"  {name:<32} {value:+.4g}")
         typer.echo(f"Wrote {path}")
+
+
+@app.command(cls=_Command)
+@friendly
+def generate(
+    run: RunPath,
+    prompt: Annotated[str, typer.Option(help="The text to continue.")] = "",
+    max_tokens: Annotated[int, typer.Option(help="Most new tokens.")] = 200,
+    temperature: Annotated[float, typer.Option(help="0 is greedy; higher is more varied.")] = 0.8,
+    top_k: Annotated[int | None, typer.Option(help="Sample among the k likeliest tokens.")] = 40,
+    top_p: Annotated[float | None, typer.Option(help="Sample among the likeliest tokens holding this mass.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed: the same seed gives the same text.")] = None,
+    stop: Annotated[list[str], typer.Option(help='End before this text (repeatable; "\\n" is a newline).')] = [],
+    max_seconds: Annotated[float, typer.Option(help="Stop generating after this long.")] = 60.0,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute every step (slow; for checking).")] = False,
+) -> None:
+    """Continue a prompt with a run trained by `kiln train --task generate`; the text prints as it is generated."""
+    from kiln.writing.generator import Generator
+
+    stops = [s.replace("\\n", "\n").replace("\\t", "\t") for s in stop]  # a shell passes "\n" as two characters
+    stream = Generator.load(run).stream(
+        prompt,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
+        stop=tuple(stops),
+        max_seconds=max_seconds,
+        cache=not no_cache,
+    )
+    sys.stdout.write(prompt)
+    for piece in stream:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    typer.echo(f"({stream.tokens} tokens, {stream.finish_reason})", err=True)
 
 
 @app.command(cls=_Command)

@@ -36,7 +36,7 @@ class DataConfig(_Section):
 
     source: str = "digits"
     target: str | None = None
-    task: Literal["auto", "classification", "regression"] = "auto"
+    task: Literal["auto", "classification", "regression", "generate"] = "auto"
     test_size: float = Field(0.2, gt=0.0, lt=1.0)
     val_split: float = Field(0.2, ge=0.0, lt=1.0)
     split: Literal["auto", "keras", "stratified"] = "auto"
@@ -68,6 +68,10 @@ class DataConfig(_Section):
     weight: str | None = None
     user_features: str | None = None
     item_features: str | None = None
+    # task `generate` (a text corpus): characters, or byte-level BPE of `vocab_size` tokens learned from the
+    # training split (needs the `writing` extra)
+    tokenizer: Literal["char", "bpe"] = "char"
+    vocab_size: int = Field(1024, gt=256)
 
 
 class TrainConfig(_Section):
@@ -113,6 +117,14 @@ class TrainConfig(_Section):
     @classmethod
     def _one_tracker(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    # task `generate` trains in steps of random windows, not epochs: until `max_steps` (2000 when neither
+    # limit is set) or `max_minutes`, whichever comes first; `eval_every` steps it scores the held-out split,
+    # checkpoints and samples. The learning rate warms up for `warmup_steps`, then decays by a cosine.
+    max_steps: Positive | None = None
+    max_minutes: float | None = Field(None, gt=0.0)
+    warmup_steps: Annotated[int, Field(ge=0)] | Auto = "auto"
+    eval_every: Positive | Auto = "auto"
 
 
 class EvaluateConfig(_Section):

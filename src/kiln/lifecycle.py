@@ -143,7 +143,13 @@ def fit(
     """
     if name is not None:
         check_run_name(name)  # before any data is loaded or folder made
+    if options.get("task") == "generate" and model is None and config is None:
+        model = registry.spec({"name": "gpt"})
     cfg = resolve_config(model, data, config, **options)
+    if cfg.data.task == "generate":  # a text corpus: the GPT's own loop, same run folder contract
+        from kiln.writing.fit import fit_text
+
+        return fit_text(cfg, runs_dir=runs_dir, name=name, quiet=quiet)  # type: ignore[return-value]
     prestart_drawing(cfg.evaluate)  # imports matplotlib on the other core while this one trains
     dataset = data if isinstance(data, Dataset) else load_configured(cfg.data)  # 1. prepare the data
     chose_model = model is not None or (config is not None and "model" in config.model_fields_set)
@@ -167,6 +173,10 @@ def resume(path: str | Path, *, quiet: bool = False, callbacks: Sequence[Callbac
         raise RunError(f"`{folder.path}` is not a run folder: config.yaml is missing.")
     if folder.is_finished():
         raise RunError(f"`{folder.path}` is already finished (model.json exists); nothing to resume.")
+    if folder.read_config().get("data", {}).get("task") == "generate":
+        from kiln.writing.fit import resume_text
+
+        return resume_text(folder.path, quiet=quiet)  # type: ignore[return-value]
     cfg = config_mod.load(folder.config)
     prestart_drawing(cfg.evaluate)
     dataset = load_configured(cfg.data)

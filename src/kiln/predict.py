@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from kiln.models.registry import Dims
     from kiln.models.spec import ModelSpec
     from kiln.recommend.recommender import Recommender
+    from kiln.writing.generator import Generator
 
 Runtime = Literal["auto", "torch", "onnx"]
 Forward = Callable[[np.ndarray], np.ndarray]
@@ -75,6 +76,10 @@ class Predictor:
             raise RunError(
                 f"`{run.path}` is a recommendation run: load it with `kiln.load` (a Recommender), ask it with "
                 "`kiln predict RUN --users ...` or `kiln serve`; it has no rows to predict, explain, export or compress."
+            )
+        if isinstance(meta["schema"], dict) and meta["schema"].get("task") == "generate":
+            raise RunError(
+                f"`{run.path}` is a text generator: continue text with `kiln generate` or `kiln.load(...).generate`."
             )
         try:
             schema = Schema.from_dict(meta["schema"])
@@ -157,15 +162,19 @@ class Predictor:
         return self.preprocessor.inverse_target(out[:, 0])
 
 
-def load(path: str | Path, runtime: Runtime = "auto") -> Predictor | Recommender:
-    """The run's predictor, by the task in its model.json: a `Recommender` for a recommendation run, else a
-    `Predictor` (raw rows in, labeled output out)."""
+def load(path: str | Path, runtime: Runtime = "auto") -> Predictor | Recommender | Generator:
+    """The run's predictor, by the task in its model.json: a `Recommender` for a recommendation run, a
+    `Generator` for a text generator, else a `Predictor` (raw rows in, labeled output out)."""
     run = RunFolder(Path(path))
     meta = run.read_model_json()
     if meta.get("task") == "recommendation":
         from kiln.recommend.folder import load_recommender
 
         return load_recommender(run.path, meta)
+    from kiln.writing.generator import Generator, is_generator
+
+    if is_generator(meta):
+        return Generator.load(path)
     return Predictor.load(path, runtime)
 
 

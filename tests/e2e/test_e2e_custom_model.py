@@ -119,5 +119,6 @@ def test_registry_lists_user_models_after_the_built_ins(custom_run: kiln.Run) ->
         "minilm",
         "mf",
         "two_tower",
+        "gpt",
         "residual_mlp",
     ]

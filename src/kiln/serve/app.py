@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from kiln.serve import docs, explain, page, v2
+from kiln.serve import docs, explain, generate, page, v2
 from kiln.serve.asgi import CLOSE, PredictEndpoint
 from kiln.serve.guard import Gate
 from kiln.serve.metrics import CONTENT_TYPE
@@ -109,6 +109,7 @@ def create_app(service: Service) -> Gate:
             "requestBody": {"content": {JSON: {"schema": PredictRequest.model_json_schema()}}, "required": True}
         },
     )
+    generate.register(app, service)
     app.openapi = _openapi(app, [PREDICT_DOC])  # type: ignore[method-assign]
     app.add_api_route("/docs", docs.endpoint(app.openapi), methods=["GET"], include_in_schema=False)
 
@@ -116,11 +117,15 @@ def create_app(service: Service) -> Gate:
     async def metrics() -> Response:
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
-    served = v2.Model(service, service.settings.model_name or service.predictor.name)
-    v2.mount(app, served)
+    endpoints: dict[str, Any] = {PREDICT: PredictEndpoint(service)}
+    routes: tuple[str, ...] = ()
+    if not isinstance(service, generate.GenerateService):  # the Open Inference Protocol: tensors in, tensors out
+        served = v2.Model(service, service.settings.model_name or service.predictor.name)
+        v2.mount(app, served)
+        endpoints.update(dict.fromkeys(served.infer_paths, v2.InferEndpoint(served)))
+        routes = (*served.paths, *(f"{path}/ready" for path in served.paths))
     page.mount(app)
-    endpoints = {PREDICT: PredictEndpoint(service), **dict.fromkeys(served.infer_paths, v2.InferEndpoint(served))}
-    return Gate(app, endpoints, service, routes=(*served.paths, *(f"{path}/ready" for path in served.paths)))
+    return Gate(app, endpoints, service, routes=routes)
 
 
 async def http_error(request: Request, exc: HTTPException) -> Response:

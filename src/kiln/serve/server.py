@@ -22,10 +22,12 @@ import uvicorn
 from kiln.errors import ConfigError
 from kiln.predict import Predictor, load
 from kiln.serve.app import create_app
+from kiln.serve.generate import GenerateService
 from kiln.serve.protocol import close_overdue, protocol
 from kiln.serve.recommend import RecommendService, create_recommend_app
 from kiln.serve.service import Service
 from kiln.serve.settings import ServeSettings
+from kiln.writing.generator import Generator
 
 
 class _Server(uvicorn.Server):
@@ -80,7 +82,10 @@ def serve(path: str | Path, settings: ServeSettings, echo: Callable[[str], None]
     predictor = load(path, runtime=settings.runtime)
     sock = _bind(settings.host, settings.port)
     if isinstance(predictor, Predictor):
-        service: Service | RecommendService = Service(predictor, settings, on_ready=_freeze_heap)
+        service: Service | GenerateService | RecommendService = Service(predictor, settings, on_ready=_freeze_heap)
+        app = create_app(service)
+    elif isinstance(predictor, Generator):
+        service = GenerateService(predictor, settings, _freeze_heap)
         app = create_app(service)
     else:
         service = RecommendService(predictor, settings, on_ready=_freeze_heap)

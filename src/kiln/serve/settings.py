@@ -42,6 +42,7 @@ class ServeSettings(BaseModel):
     responses: str | None = None
     # Below this probability for its label, a prediction's answer is a hand-off to a person, never a guess.
     min_confidence: float = Field(0.0, ge=0.0, le=1.0)
+    max_tokens: int = Field(1024, ge=1)  # a text generator's most new tokens per request (/v1/generate)
 
     def hosts(self) -> frozenset[str] | None:
         """The Host names this server answers, lower-case; None when it answers any."""

@@ -1,5 +1,6 @@
 // The try-it page: reads /v1/model, builds an input from the schema, posts to /v1/predict, then asks
-// /v1/explain why and draws the answer beside the prediction (a heatmap for images, signed bars for tables).
+// /v1/explain why and draws the answer beside the prediction (a heatmap for images, signed bars for tables);
+// for a text generator, a prompt box whose completion streams in from /v1/generate.
 // Plain JS, no build step. The API key (when the server asks for one) stays in memory only.
 "use strict";
 
@@ -34,6 +35,7 @@ async function load() {
   state.info = info;
   document.title = "kiln: " + info.name;
   $("title").textContent = info.name;
+  if (info.task === "generate") return loadGenerator(info);
   const text = info.input.kinds[0] === "text";
   const shape = info.input.image_shape ? `${info.input.image_shape.join("×")} images` : text ? `text (${info.input.features[0]})` : `${info.input.features.length} features`;
   const compressed = info.compression ? ` · compressed from ${info.compression}` : "";
@@ -188,9 +190,47 @@ function tableForm(area, input) {
   return { rows: () => [Object.fromEntries(controls.map((c) => [c[0], read(c)]))] };
 }
 
+// A text generator: a prompt box; the completion streams in as server-sent events from /v1/generate.
+function loadGenerator(info) {
+  $("subtitle").textContent = `text generator · context ${info.input.context} tokens (${info.input.tokenizer}) · version ${info.version}`;
+  renderMetrics(info.metrics);
+  renderPlots(info.artifacts);
+  const prompt = element("textarea", { id: "prompt", rows: 4, placeholder: "A prompt to continue", ariaLabel: "prompt" });
+  $("input-area").replaceChildren(prompt, element("pre", { id: "completion" }));
+  $("predict").textContent = "Generate";
+  $("predict").disabled = false;
+}
+
+async function generateText() {
+  const prompt = $("prompt").value;
+  const out = $("completion");
+  out.textContent = prompt;
+  const body = { prompt, max_tokens: Math.min(200, state.info.max_tokens), temperature: 0.8, stream: true };
+  const response = await api("/v1/generate", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  if (!response.ok) return showError((await response.json()).message || response.statusText);
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += value;
+    const events = buffer.split("\n\n");
+    buffer = events.pop();
+    for (const event of events) {
+      const data = event.replace(/^data: /, "");
+      if (data !== "[DONE]" && JSON.parse(data).text !== undefined) out.textContent += JSON.parse(data).text;
+    }
+  }
+}
+
 async function predict(event) {
   event.preventDefault();
   const info = state.info;
+  if (info.task === "generate") {
+    $("error").hidden = true;
+    $("predict").disabled = true;
+    return generateText().catch((error) => showError(error.message)).finally(() => { $("predict").disabled = false; });
+  }
   $("error").hidden = true;
   let body;
   try {

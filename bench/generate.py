@@ -1,0 +1,308 @@
+"""kiln's GPT against nanoGPT's model.py on the same corpus and CPU: held-out loss, training speed, generation speed.
+
+    .venv/bin/python bench/generate.py [--steps 2000] [--threads 1] [--anchor-threads 0]
+
+The corpus is one every machine has: the docstrings of the Python standard library (modules, classes,
+functions; `ast.get_docstring`, files in sorted order, tests left out), extracted into a temporary folder.
+Both sides get the same split (kiln's: whole contiguous blocks, 10% held out) and the same characters, and
+follow the anchor's CPU recipe: character-level, context 64, batch 12, 4 layers, 4 heads, width 128,
+dropout 0, AdamW 1e-3 (betas 0.9/0.99, weight decay 0.1 on matrices) with 100 warm-up steps and cosine
+decay to 1e-4, gradient clipping at 1.0. kiln trains with `kiln train --task generate` (its own loop and run
+folder); nanoGPT's `GPT` is imported from ../shared/anchors/nanogpt/model.py and trained by the loop of its
+train.py (batches stacked from random offsets, its `configure_optimizers`, its learning-rate schedule,
+`loss.item()` every step as with --log_interval=1). Each side trains in a process of its own (peak memory),
+scores the held-out split at the same steps (the time spent there is not counted as training), and then
+times 200 new tokens: kiln with and without its KV cache, nanoGPT's `generate`. Last, the time to the first
+streamed token of POST /v1/generate through a real `kiln serve`.
+
+`--threads` is kiln's torch thread count (kiln's default is 1: the CPU is shared); `--anchor-threads` is
+nanoGPT's (0: torch's default, as its train.py leaves it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+from children import run_child  # noqa: E402
+
+ANCHOR = REPO.parent / "shared" / "anchors" / "nanogpt"
+RECIPE = {"context": 64, "batch": 12, "layers": 4, "heads": 4, "width": 128, "lr": 1e-3, "warmup": 100}
+NEW_TOKENS = 200
+PROMPT = "Return the "
+
+
+def extract_docstrings(out: Path) -> Path:
+    """Every docstring of the standard library's own .py files (not its tests), one blank line apart."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    docs = []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).parts
+        if parts[0] in ("test", "site-packages", "idlelib") or "tests" in parts:
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node)
+                if doc and len(doc) > 40:
+                    docs.append(doc)
+    out.write_text("\n\n".join(docs) + "\n", encoding="utf-8")
+    return out
+
+
+def kiln_config(corpus: Path, steps: int, threads: int) -> Any:
+    from kiln import config
+
+    return config.load(
+        values={
+            "data.source": str(corpus),
+            "data.task": "generate",
+            "data.test_size": 0.1,
+            "model.name": "gpt",
+            "model.context": RECIPE["context"],
+            "model.layers": RECIPE["layers"],
+            "model.heads": RECIPE["heads"],
+            "model.width": RECIPE["width"],
+            "train.max_steps": steps,
+            "train.batch_size": RECIPE["batch"],
+            "train.lr": RECIPE["lr"],
+            "train.warmup_steps": min(RECIPE["warmup"], steps // 10),
+            "train.eval_every": max(1, steps // 8),
+            "train.threads": threads,
+        }
+    )
+
+
+def gen_speed(generate: Any, repeats: int = 3) -> float:
+    """Best-of-`repeats` tokens per second of `generate()` (200 new tokens), after one warm-up call."""
+    generate()
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        generate()
+        best = max(best, NEW_TOKENS / (time.perf_counter() - start))
+    return best
+
+
+def child_kiln(corpus: Path, steps: int, threads: int, runs: Path) -> dict[str, Any]:
+    import torch
+
+    from kiln.writing.fit import fit_text
+    from kiln.writing.generator import Generator
+
+    run = fit_text(kiln_config(corpus, steps, threads), runs_dir=runs, name="kiln", quiet=True)
+    torch.set_num_threads(threads)
+    generator = Generator.load(run.path)
+    ask = {"max_tokens": NEW_TOKENS, "temperature": 0.8, "top_k": 40, "seed": 0}
+    cached = gen_speed(lambda: generator.generate(PROMPT, **ask))
+    uncached = gen_speed(lambda: generator.generate(PROMPT, **ask, cache=False))
+    samples = [generator.generate(PROMPT, **{**ask, "seed": s}).text for s in range(3)]
+    return {
+        "loss": run.metrics["loss"],
+        "bits_per_char": run.metrics["bits_per_char"],
+        "curve": [(row["seconds"], row["step"], row["val_loss"]) for row in run.history],
+        "train_seconds": run.metrics["fit_seconds"],
+        "steps": run.metrics["steps"],
+        "gen_cached": cached,
+        "gen_uncached": uncached,
+        "samples": samples,
+        "threads": threads,
+        "run": str(run.path),
+    }
+
+
+def child_nanogpt(corpus: Path, steps: int, threads: int) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    sys.path.insert(0, str(ANCHOR))
+    from model import GPT, GPTConfig  # nanoGPT's, imported from the shared anchors folder
+
+    from kiln.writing.fit import EVAL_WINDOWS, FINAL_WINDOWS, plan, prepare_text
+    from kiln.writing.scoring import held_out_loss, text_metrics
+
+    if threads:
+        torch.set_num_threads(threads)
+    data = prepare_text(plan(kiln_config(corpus, steps, 1)))  # the same split and characters as kiln's
+    train = data.train.numpy().astype(np.uint16)  # as nanoGPT's prepare.py stores it
+    held = data.held_out
+    block, batch = RECIPE["context"], RECIPE["batch"]
+    torch.manual_seed(1337)
+    model = GPT(
+        GPTConfig(block_size=block, vocab_size=data.tokenizer.vocab_size, n_layer=RECIPE["layers"],
+                  n_head=RECIPE["heads"], n_embd=RECIPE["width"], dropout=0.0, bias=False)
+    )  # fmt: skip
+    optimizer = model.configure_optimizers(0.1, RECIPE["lr"], (0.9, 0.99), "cpu")
+    warmup, min_lr = min(RECIPE["warmup"], steps // 10), RECIPE["lr"] / 10
+
+    def get_lr(it: int) -> float:  # train.py's
+        if it < warmup:
+            return RECIPE["lr"] * (it + 1) / (warmup + 1)
+        ratio = (it - warmup) / (steps - warmup)
+        return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (RECIPE["lr"] - min_lr)
+
+    def get_batch() -> tuple[torch.Tensor, torch.Tensor]:  # train.py's
+        ix = torch.randint(len(train) - block, (batch,))
+        x = torch.stack([torch.from_numpy((train[i : i + block]).astype(np.int64)) for i in ix])
+        y = torch.stack([torch.from_numpy((train[i + 1 : i + 1 + block]).astype(np.int64)) for i in ix])
+        return x, y
+
+    def logits(x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous()
+        return model(x, targets=x)[0]  # with targets, nanoGPT returns every position's logits
+
+    every = max(1, steps // 8)
+    curve, seconds = [], 0.0
+    x, y = get_batch()
+    for it in range(steps):
+        began = time.perf_counter()
+        for group in optimizer.param_groups:
+            group["lr"] = get_lr(it)
+        _, loss = model(x, y)
+        x, y = get_batch()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss.item()  # --log_interval=1
+        seconds += time.perf_counter() - began
+        if (it + 1) % every == 0 or it + 1 == steps:
+            model.eval()
+            curve.append((seconds, it + 1, held_out_loss(logits, held, block, EVAL_WINDOWS)))
+            model.train()
+    model.eval()
+    loss = held_out_loss(logits, held, block, FINAL_WINDOWS)
+    prompt = torch.tensor([data.tokenizer.encode(PROMPT)])
+
+    def generate(seed: int = 0) -> torch.Tensor:
+        torch.manual_seed(seed)
+        return model.generate(prompt, NEW_TOKENS, temperature=0.8, top_k=40)
+
+    speed = gen_speed(generate)
+    samples = [data.tokenizer.decode(generate(s)[0, prompt.shape[1] :].tolist()) for s in range(3)]
+    return {
+        "loss": loss,
+        "bits_per_char": text_metrics(loss, len(held), data.held_out_chars)["bits_per_char"],
+        "curve": curve,
+        "train_seconds": seconds,
+        "steps": steps,
+        "gen": speed,
+        "samples": samples,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def loss_at(curve: list[tuple[float, int, float]], t: float) -> float:
+    """Held-out loss at `t` seconds of training, interpolated between evaluations (the last one past the end)."""
+    points = [(0.0, 0, math.nan), *curve]
+    for (t0, _, l0), (t1, _, l1) in zip(points, points[1:]):
+        if t <= t1:
+            return l1 if math.isnan(l0) else l0 + (l1 - l0) * (t - t0) / (t1 - t0)
+    return curve[-1][2]
+
+
+def first_token_ms(run: str, calls: int = 20) -> tuple[float, float]:
+    """Median and worst ms from sending POST /v1/generate (stream) to reading its first text event, via `kiln serve`."""
+    import httpx
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kiln", "serve", run, "--port", "0"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        url = re.search(r" at (http://\S+) after", proc.stdout.readline()).group(1)  # type: ignore[union-attr]
+        with httpx.Client(base_url=url, timeout=30) as client:
+            while client.get("/ready").status_code != 200:
+                time.sleep(0.05)
+            times = []
+            for i in range(calls + 3):
+                body = {"prompt": PROMPT, "max_tokens": 20, "seed": i, "stream": True}
+                start = time.perf_counter()
+                with client.stream("POST", "/v1/generate", json=body) as answer:
+                    for line in answer.iter_lines():
+                        if line.startswith('data: {"text"') and len(times) == i:
+                            times.append(1000 * (time.perf_counter() - start))
+        times = sorted(times[3:])  # the first calls warm the connection up
+        return times[len(times) // 2], times[-1]
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=2000, help="Training steps of each side (the recipe: 2000).")
+    parser.add_argument("--threads", type=int, default=1, help="kiln's torch threads.")
+    parser.add_argument("--anchor-threads", type=int, default=0, help="nanoGPT's torch threads (0: torch's default).")
+    parser.add_argument("--child", choices=["kiln", "nanogpt"], help=argparse.SUPPRESS)
+    parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child == "kiln":
+        args.out.write_text(json.dumps(child_kiln(args.corpus, args.steps, args.threads, args.out.parent / "runs")))
+        return
+    if args.child == "nanogpt":
+        args.out.write_text(json.dumps(child_nanogpt(args.corpus, args.steps, args.anchor_threads)))
+        return
+    if not (ANCHOR / "model.py").is_file():
+        raise SystemExit(f"nanoGPT's model.py is not at {ANCHOR} (the shared anchors folder beside the repository).")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        corpus = extract_docstrings(folder / "stdlib_docstrings.txt")
+        text = corpus.read_text(encoding="utf-8")
+        print(f"Corpus: docstrings of Python {sys.version.split()[0]}'s standard library, {len(text):,} characters, "
+              f"{len(set(text))} distinct; {args.steps} steps per side; {os.cpu_count()} CPUs, shared with other work.")  # fmt: skip
+        results, peaks = {}, {}
+        for side, threads in (("nanogpt", args.anchor_threads), ("kiln", args.threads)):
+            out = folder / f"{side}.json"
+            command = [sys.executable, str(Path(__file__).resolve()), "--child", side, "--corpus", str(corpus),
+                       "--steps", str(args.steps), "--threads", str(threads), "--anchor-threads", str(threads),
+                       "--out", str(out)]  # fmt: skip
+            child = run_child(command, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+            if child.returncode != 0:
+                raise SystemExit(f"{side} failed:\n{child.stderr[-3000:]}")
+            results[side], peaks[side] = json.loads(out.read_text()), child.peak_mib
+        k, n = results["kiln"], results["nanogpt"]
+        first_p50, first_max = first_token_ms(k["run"])
+        equal_t = min(k["train_seconds"], n["train_seconds"])
+        k_rate, n_rate = k["steps"] / k["train_seconds"], n["steps"] / n["train_seconds"]
+        rows = [
+            (f"held-out loss at {args.steps} steps (nats/char)", k["loss"], n["loss"], n["loss"] / k["loss"]),
+            ("held-out bits per character", k["bits_per_char"], n["bits_per_char"], None),
+            (f"held-out loss at equal time ({equal_t:.0f}s)", loss_at(k["curve"], equal_t),
+             loss_at(n["curve"], equal_t), None),
+            ("training steps/s", k_rate, n_rate, k_rate / n_rate),
+            (f"generation tokens/s, {NEW_TOKENS} new, KV cache", k["gen_cached"], n["gen"], k["gen_cached"] / n["gen"]),
+            (f"generation tokens/s, {NEW_TOKENS} new, no cache", k["gen_uncached"], n["gen"],
+             k["gen_uncached"] / n["gen"]),
+            ("peak memory (MiB, whole process)", peaks["kiln"], peaks["nanogpt"], None),
+            ("torch threads", k["threads"], n["threads"], None),
+        ]  # fmt: skip
+        print(f"\n{'':<48} {'kiln':>10} {'nanoGPT':>10} {'kiln x':>8}")
+        for name, a, b, ratio in rows:
+            print(f"{name:<48} {a:>10.3f} {b:>10.3f} {'' if ratio is None else f'{ratio:.2f}x':>8}")
+        print(f"first streamed token via kiln serve: median {first_p50:.1f} ms, worst {first_max:.1f} ms (20 requests)")
+        for side, result in (("kiln", k), ("nanoGPT", n)):
+            print(f"\n{side} samples ({NEW_TOKENS} tokens after {PROMPT!r}, temperature 0.8, top-k 40):")
+            for sample in result["samples"]:
+                print("---\n" + PROMPT + sample)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""A small decoder-only transformer (GPT): token and position embeddings, pre-norm blocks of causal
+self-attention and an MLP, a tied output head. `KVCache` lets generation feed one new token per step."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field, model_validator
+from torch import nn
+from torch.nn import functional as F
+
+from kiln.models.registry import Dims
+from kiln.models.spec import ModelSpec
+
+
+class Spec(ModelSpec):
+    """A GPT of `layers` blocks, `heads` attention heads of `width / heads` dims, reading `context` tokens."""
+
+    name: Literal["gpt"] = "gpt"
+    layers: int = Field(4, gt=0)
+    heads: int = Field(4, gt=0)
+    width: int = Field(128, gt=0)
+    context: int = Field(256, gt=1)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    bias: bool = False
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> Spec:
+        if self.width % self.heads:
+            raise ValueError(f"width {self.width} must be a multiple of heads {self.heads}")
+        return self
+
+
+class KVCache:
+    """Keys and values of every layer for the tokens seen so far: (layers, B, heads, context, head dims)."""
+
+    def __init__(self, model: GPT, batch: int, device: torch.device, dtype: torch.dtype) -> None:
+        shape = (model.spec.layers, batch, model.spec.heads, model.spec.context, model.spec.width // model.spec.heads)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.length = 0  # tokens cached; positions of the next ones start here
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention where each position sees only itself and earlier ones."""
+
+    def __init__(self, spec: Spec) -> None:
+        super().__init__()
+        self.heads = spec.heads
+        self.qkv = nn.Linear(spec.width, 3 * spec.width, bias=spec.bias)
+        self.proj = nn.Linear(spec.width, spec.width, bias=spec.bias)
+        self.dropout = spec.dropout
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        B, T, C = x.shape  # batch, sequence length, width
+        q, k, v = self.qkv(x).view(B, T, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, D)
+        causal = True
+        if cache is not None:
+            start = cache.length
+            cache.k[layer, :, :, start : start + T] = k
+            cache.v[layer, :, :, start : start + T] = v
+            k, v = cache.k[layer, :, :, : start + T], cache.v[layer, :, :, : start + T]
+            causal = start == 0 and T > 1  # one new token attends to every cached one; a prefill is causal
+            if start > 0 and T > 1:
+                raise ValueError("a KVCache takes several tokens only as the first call (the prefill)")
+        dropout = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=causal)  # (B, H, T, D)
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attention(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, spec: Spec) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(spec.width, bias=spec.bias)
+        self.attn = CausalSelfAttention(spec)
+        self.norm2 = nn.LayerNorm(spec.width, bias=spec.bias)
+        self.mlp = nn.Sequential(
+            nn.Linear(spec.width, 4 * spec.width, bias=spec.bias),
+            nn.GELU(),
+            nn.Linear(4 * spec.width, spec.width, bias=spec.bias),
+            *([nn.Dropout(spec.dropout)] if spec.dropout else []),  # none at 0: one call less per block and token
+        )
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), cache, layer)
+        return x + self.mlp(self.norm2(x))
+
+
+class GPT(nn.Module):
+    """Token ids (B, T) -> next-token logits (B, T, vocab); the output head is the token embedding, transposed."""
+
+    def __init__(self, spec: Spec, vocab: int) -> None:
+        super().__init__()
+        self.spec = spec
+        self.vocab = vocab
+        self.tokens = nn.Embedding(vocab, spec.width)
+        self.positions = nn.Embedding(spec.context, spec.width)
+        self.drop = nn.Dropout(spec.dropout)
+        self.blocks = nn.ModuleList(Block(spec) for _ in range(spec.layers))
+        self.norm = nn.LayerNorm(spec.width, bias=spec.bias)
+        self.apply(self._init)
+        for name, p in self.named_parameters():  # GPT-2: residual projections scaled by depth
+            if name.endswith("attn.proj.weight") or name.endswith("mlp.2.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / (2 * spec.layers) ** 0.5)
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def forward(self, idx: torch.Tensor, cache: KVCache | None = None, last_only: bool = False) -> torch.Tensor:
+        """Logits for every position, or for the last only (`last_only`, what generation needs).
+
+        With a cache, `idx` continues the cached tokens (positions from `cache.length`) and is cached in turn.
+        """
+        B, T = idx.shape  # batch, sequence length
+        start = cache.length if cache is not None else 0
+        if start + T > self.spec.context:
+            raise ValueError(f"{start + T} tokens do not fit the model's context of {self.spec.context}")
+        x = self.tokens(idx) + self.positions.weight[start : start + T]  # (B, T, C)
+        if self.spec.dropout:
+            x = self.drop(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cache, i)
+        if cache is not None:
+            cache.length += T
+        x = self.norm(x[:, -1:] if last_only else x)
+        return F.linear(x, self.tokens.weight)  # (B, T or 1, vocab): the output head is the token embedding (tied)
+
+
+def build(spec: Spec, dims: Dims) -> GPT:
+    """A GPT over a vocabulary of `dims.outputs` tokens."""
+    return GPT(spec, vocab=dims.outputs)

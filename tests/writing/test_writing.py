@@ -1,0 +1,216 @@
+"""Text generation as a user drives it: train a tiny GPT on a corpus, evaluate it, generate (CLI, Python, HTTP),
+resume an interrupted run, and the one-line errors for bad corpora and prompts."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+import kiln
+from kiln.cli import app
+from kiln.writing import Generator
+
+CORPUS = (
+    "Return the number of items in the container.\n\n"
+    "Return a new list of the items, sorted by their keys.\n\n"
+    "Raise ValueError if the value is not found in the list.\n\n"
+    "Return the string with the leading and trailing spaces removed.\n\n"
+    "Open the file and return a stream; raise OSError on failure.\n\n"
+    "Return True if all items of the iterable are true.\n\n"
+    "Return the sum of a start value and the items of an iterable.\n\n"
+) * 2
+TINY = ("--context", "16", "--layers", "1", "--heads", "2", "--width", "32")
+
+
+def _cli(*args: Any) -> Any:
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "docstrings.txt"
+    path.write_text(CORPUS, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_run(corpus: Path) -> Path:
+    """`kiln train --task generate` on the tiny corpus, once for the module."""
+    runs = corpus.parent / "runs"
+    result = _cli("train", "--data", corpus, "--task", "generate", *TINY, "--max-steps", "60", "--name", "tiny",
+                  "--runs-dir", runs, "--seed", "3", "--quiet")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"Run folder: {runs / 'tiny'}" in result.output
+    return runs / "tiny"
+
+
+def test_train_writes_a_finished_run_folder(tiny_run: Path) -> None:
+    files = {p.name for p in tiny_run.iterdir()}
+    assert {"config.yaml", "model.json", "model.safetensors", "tokenizer.json", "history.csv", "metrics.json"} <= files
+    assert {"curves.png", "report.html", "checkpoints"} <= files
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    assert metrics["steps"] == 60
+    assert math.isclose(metrics["perplexity"], math.exp(metrics["loss"]))
+    assert math.isclose(metrics["bits_per_char"], metrics["loss"] / math.log(2))  # one token per character
+    vocab = len(set(CORPUS))
+    assert metrics["loss"] < math.log(vocab)  # it learned something: better than a uniform guess
+    history = (tiny_run / "history.csv").read_text().splitlines()
+    assert history[0] == "step,loss,val_loss,lr,seconds" and len(history) > 2
+    assert "<h2>Samples</h2>" in (tiny_run / "report.html").read_text()
+
+
+def test_evaluate_recomputes_the_held_out_metrics(tiny_run: Path) -> None:
+    result = _cli("evaluate", tiny_run, "--json")
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout)
+    saved = json.loads((tiny_run / "metrics.json").read_text())
+    for key in ("loss", "perplexity", "bits_per_char"):
+        assert scores[key] == pytest.approx(saved[key], rel=1e-5)
+
+
+def test_generate_cli_continues_the_prompt(tiny_run: Path) -> None:
+    result = _cli("generate", tiny_run, "--prompt", "Return the", "--max-tokens", "25", "--seed", "1")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Return the")
+    assert len(result.stdout.rstrip("\n")) == len("Return the") + 25
+    assert set(result.stdout) <= set(CORPUS)
+    assert "(25 tokens, length)" in result.stderr
+
+
+def test_same_seed_same_text(tiny_run: Path) -> None:
+    generator = kiln.load(str(tiny_run))
+    assert isinstance(generator, Generator)
+    first = generator.generate("Return", max_tokens=40, seed=7, temperature=1.0, top_k=None)
+    again = generator.generate("Return", max_tokens=40, seed=7, temperature=1.0, top_k=None)
+    other = generator.generate("Return", max_tokens=40, seed=8, temperature=1.0, top_k=None)
+    assert first.text == again.text and first.tokens == 40
+    assert other.text != first.text
+
+
+def test_kv_cache_gives_the_same_tokens_as_recomputing(tiny_run: Path) -> None:
+    generator = kiln.load(str(tiny_run))
+    # 70 tokens after a 10-token prompt: the 16-token window fills and restarts several times
+    cached = generator.generate("Return the", max_tokens=70, temperature=0)
+    recomputed = generator.generate("Return the", max_tokens=70, temperature=0, cache=False)
+    assert cached.text == recomputed.text and len(cached.text) == 70
+
+
+def test_stop_sequence_ends_the_text_before_it(tiny_run: Path) -> None:
+    generator = kiln.load(str(tiny_run))
+    free = generator.generate("Return", max_tokens=60, temperature=0).text
+    stop = free[10:12]
+    stopped = generator.generate("Return", max_tokens=60, temperature=0, stop=[stop])
+    assert stopped.finish_reason == "stop"
+    assert stopped.text == free[: free.index(stop)]
+
+
+def test_resume_continues_to_the_uninterrupted_result(
+    corpus: Path, tmp_path: Path, kiln_popen: Callable[..., Any], kiln_cmd: Callable[..., Any]
+) -> None:
+    args = ("train", "--data", corpus, "--task", "generate", *TINY, "--max-steps", "200", "--runs-dir", tmp_path,
+            "--set", "train.eval_every=20", "--quiet")  # fmt: skip
+    whole = kiln_cmd(*args, "--name", "whole")
+    assert whole.returncode == 0, whole.stderr
+    proc = kiln_popen(*args, "--name", "cut")
+    checkpoint = tmp_path / "cut" / "checkpoints" / "last.safetensors"
+    deadline = time.monotonic() + 60
+    while not checkpoint.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "kiln train --resume" in err and not (tmp_path / "cut" / "model.json").exists()
+    resumed = kiln_cmd("train", "--resume", tmp_path / "cut", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert (tmp_path / "cut" / "model.safetensors").read_bytes() == (
+        tmp_path / "whole" / "model.safetensors"
+    ).read_bytes()
+    cut, full = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("cut", "whole"))
+    assert cut["loss"] == full["loss"] and cut["steps"] == full["steps"] == 200
+
+
+def test_bpe_tokenizer_encodes_any_prompt(corpus: Path, tmp_path: Path) -> None:
+    result = _cli("train", "--data", corpus, "--task", "generate", "--tokenizer", "bpe", "--set", "data.vocab_size=300",
+                  *TINY, "--max-steps", "5", "--runs-dir", tmp_path, "--name", "bpe", "--quiet")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "bpe" / "model.json").read_text())["schema"]["tokenizer"] == "bpe"
+    completion = kiln.load(str(tmp_path / "bpe")).generate("Größe €", max_tokens=10, seed=0)
+    assert completion.tokens == 10 and isinstance(completion.text, str)
+
+
+def test_generate_over_http_whole_and_streamed(tiny_run: Path, server_factory: Callable[..., Any]) -> None:
+    server = server_factory(tiny_run, "--max-tokens", "50")
+    body = {"prompt": "Return the", "max_tokens": 30, "temperature": 0.8, "seed": 5}
+    whole = httpx.post(server.url + "/v1/generate", json=body)
+    assert whole.status_code == 200, whole.text
+    answer = whole.json()
+    assert answer["tokens"] == 30 and answer["finish_reason"] == "length" and len(answer["text"]) == 30
+    assert answer["text"] == kiln.load(str(tiny_run)).generate(**body).text  # the same code path as Python
+
+    with httpx.stream("POST", server.url + "/v1/generate", json={**body, "stream": True}) as streamed:
+        assert streamed.status_code == 200
+        assert streamed.headers["content-type"].startswith("text/event-stream")
+        events = [line[len("data: ") :] for line in streamed.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    pieces = [json.loads(e) for e in events[:-1]]
+    assert "".join(p["text"] for p in pieces[:-1]) == answer["text"]
+    assert pieces[-1] == {"finish_reason": "length", "tokens": 30}
+
+    too_many = httpx.post(server.url + "/v1/generate", json={"prompt": "R", "max_tokens": 51})
+    assert too_many.status_code == 422 and too_many.json()["field"] == "max_tokens"
+    assert "between 1 and 50" in too_many.json()["message"]
+    unknown = httpx.post(server.url + "/v1/generate", json={"prompt": "Return ü ☃"})
+    assert unknown.status_code == 422 and unknown.json()["field"] == "prompt"
+    assert "'ü', '☃'" in unknown.json()["message"]
+    wrong_type = httpx.post(server.url + "/v1/generate", json={"prompt": "R", "temperature": "hot"})
+    assert wrong_type.status_code == 422 and wrong_type.json()["field"] == "temperature"
+    predict = httpx.post(server.url + "/v1/predict", json={"inputs": [[1]]})
+    assert predict.status_code == 404 and "/v1/generate" in predict.json()["message"]
+    assert httpx.get(server.url + "/v1/model").json()["task"] == "generate"
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "pattern"),
+    [
+        ("", (), "has no text"),
+        (b"\x00\x01binary\x00", (), "is a binary file"),
+        ("short text here.", (), r"`model.context` 16 is larger than the corpus allows"),
+        (CORPUS, ("--heads", "3"), r"width 32 must be a multiple of heads 3"),
+    ],
+    ids=["empty", "binary", "context-too-long", "heads"],
+)
+def test_bad_corpus_is_one_line(tmp_path: Path, content: str | bytes, extra: tuple[str, ...], pattern: str) -> None:
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    result = _cli("train", "--data", path, "--task", "generate", *TINY, *extra, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("kiln: error:")
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+def test_prompt_outside_the_vocabulary_is_named(tiny_run: Path) -> None:
+    result = _cli("generate", tiny_run, "--prompt", "Return ü")
+    assert result.exit_code == 2
+    assert "1 character(s) the model never saw ('ü')" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_python_fit_trains_a_generator(corpus: Path, tmp_path: Path) -> None:
+    spec = kiln.model("gpt", context=16, layers=1, heads=2, width=32)
+    run = kiln.fit(spec, str(corpus), task="generate", max_steps=5, runs_dir=tmp_path, name="py", quiet=True)
+    assert run.metrics["steps"] == 5 and (tmp_path / "py" / "model.json").is_file()
+    assert isinstance(kiln.load(str(run.path)), Generator)
