@@ -12,7 +12,6 @@ Names resolve on first use, so `import kiln` (and `kiln --help`) stays fast and 
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiln.version import __version__
