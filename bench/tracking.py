@@ -13,10 +13,16 @@ Per run it records the fit time (`fit_seconds` in metrics.json: the training loo
 which the goal is about (tracking at most 5% slower), and the process wall time (spawn to exit: it also
 holds importing the tracker's library, reaching its store and logging the finished run folder).
 
+On a shared machine the fit times of separate processes vary several-fold from one moment to the next,
+so the loop part (`--part loop`) also times the loop in one process: the seed workload trained
+untracked, with tensorboard and with mlflow in turn, `--runs` times, each timed by a callback from
+the start to the end of training: wall time, and the CPU time of the training thread (which other
+processes' load moves least).
+
 Run it from the repository root (the venv needs the extras: pip install -e '.[tensorboard,mlflow]'):
 
-    .venv/bin/python bench/tracking.py              # 7 runs of each
-    .venv/bin/python bench/tracking.py --runs 3 --only none,mlflow
+    .venv/bin/python bench/tracking.py              # 7 runs of each, both parts
+    .venv/bin/python bench/tracking.py --runs 3 --only none,mlflow --part processes
 """
 
 from __future__ import annotations
@@ -53,25 +59,75 @@ def run_once(contender: str, runs_dir: Path, seed: int) -> tuple[float, float]:
     return float(metrics["fit_seconds"]), child.process_s
 
 
+def loop_part(contenders: list[str], runs: int) -> None:
+    """The training loop's wall and training-thread CPU time, contenders in turn in this process; print medians."""
+    import time
+    import warnings
+
+    sys.path.insert(0, str(REPO_DIR / "src"))
+    import kiln
+
+    class Clock(kiln.Callback):
+        def on_train_begin(self, trainer: object) -> None:
+            self.start = (time.perf_counter(), time.thread_time())
+
+        def on_train_end(self, trainer: object) -> None:
+            self.took = (time.perf_counter() - self.start[0], time.thread_time() - self.start[1])
+
+    for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
+        del os.environ[key]
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    took: dict[str, list[tuple[float, float]]] = {c: [] for c in contenders}
+    with tempfile.TemporaryDirectory(prefix="kiln-bench-tracking-") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # mlflow's own import-time warnings
+        for seed in range(runs):
+            for contender in contenders:
+                clock = Clock()
+                track = [] if contender == "none" else [contender]
+                kiln.fit(data="digits", runs_dir=tmp, quiet=True, seed=seed, callbacks=[clock], track=track)
+                took[contender].append(clock.took)
+    print(f"\nthe training loop in one process, {runs} runs each in turn; medians:\n")
+    print(f"| {'tracking':<12} | {'loop s':>7} | {'vs none':>8} | {'thread CPU s':>12} | {'vs none':>8} |")
+    print(f"| {'-' * 12} | {'-' * 6}: | {'-' * 7}: | {'-' * 11}: | {'-' * 7}: |")
+    for contender in contenders:
+        wall, cpu = (statistics.median(t[k] for t in took[contender]) for k in (0, 1))
+        row = [f"| {contender:<12} | {wall:>7.3f} |"]
+        if "none" in took:
+            base_wall, base_cpu = (statistics.median(t[k] for t in took["none"]) for k in (0, 1))
+            row += [f" {wall / base_wall - 1:>+8.1%} | {cpu:>12.3f} | {cpu / base_cpu - 1:>+8.1%} |"]
+        else:
+            row += [f" {'-':>8} | {cpu:>12.3f} | {'-':>8} |"]
+        print("".join(row))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7, help="runs of each contender (default 7)")
     parser.add_argument("--only", default=",".join(CONTENDERS), help="comma-separated contenders")
+    parser.add_argument("--part", choices=("processes", "loop", "both"), default="both", help="what to time")
     args = parser.parse_args()
     contenders = [c for c in args.only.split(",") if c]
     unknown = set(contenders) - set(CONTENDERS)
     if unknown:
         parser.error(f"unknown contender(s) {', '.join(sorted(unknown))}; choose from {', '.join(CONTENDERS)}")
+    if args.part in ("processes", "both"):
+        processes_part(contenders, args.runs)
+    if args.part in ("loop", "both"):
+        loop_part(contenders, args.runs)
+
+
+def processes_part(contenders: list[str], runs: int) -> None:
+    """Each run a `kiln train` process of its own, interleaved; print medians and the goal."""
     fit: dict[str, list[float]] = {c: [] for c in contenders}
     wall: dict[str, list[float]] = {c: [] for c in contenders}
     with tempfile.TemporaryDirectory(prefix="kiln-bench-tracking-") as tmp:
-        for seed in range(args.runs):
+        for seed in range(runs):
             for contender in contenders:
                 f, w = run_once(contender, Path(tmp) / contender, seed)
                 fit[contender].append(f)
                 wall[contender].append(w)
-                print(f"run {seed + 1}/{args.runs} {contender:<12} fit {f:.3f}s  process {w:.2f}s", flush=True)
-    print(f"\nkiln train (the seed workload), {args.runs} interleaved runs each; medians, and the fastest fit:\n")
+                print(f"run {seed + 1}/{runs} {contender:<12} fit {f:.3f}s  process {w:.2f}s", flush=True)
+    print(f"\nkiln train (the seed workload), {runs} interleaved runs each; medians, and the fastest fit:\n")
     print(
         f"| {'tracking':<12} | {'fit s':>7} | {'vs none':>8} | {'min fit s':>9} | {'vs none':>8} | {'process s':>9} | {'vs none':>8} |"
     )

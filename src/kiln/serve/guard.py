@@ -2,8 +2,9 @@
 
 It answers 400 (a Host it does not serve), 401, 413, 415 and 503 itself from the headers alone, so a refused body is never parsed
 (what the client still sends of it is read and thrown away: see `Body.discard`). It sends POST
-/v1/predict (and v2 infer) straight to its endpoint and everything else to FastAPI: FastAPI's middleware stack and
-request handling cost ~60 us a request, a third of a prediction.
+/v1/predict and the Open Inference Protocol's infer (v2.py) straight to their endpoints and everything
+else to FastAPI: FastAPI's middleware stack and request handling cost ~60 us a request, a third of a
+prediction. Its own errors on /v2 routes are in that protocol's form.
 
 When every --max-queue place is taken, the gate also refuses a prediction before ASGI (`refusal`, called by
 the protocol): under overload those 503s are most of what the server does, and through ASGI each costs a

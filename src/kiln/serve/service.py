@@ -44,6 +44,8 @@ class _Progress:
 
 
 class Rows(Protocol):
+    """A parsed request of any format: what the model needs from it is its encoded rows."""
+
     x: np.ndarray  # encoded float32 rows for the model
 
 
