@@ -293,9 +293,9 @@ def train(
             return
         run = lifecycle.resume(resume, quiet=quiet)
     else:
-        from kiln.evaluate.drawing import prestart
-
-        cfg = config_mod.load(config, list(set_), values)
+        raw = config_mod.merge(config, list(set_), values)
+        _prestart_drawing(raw)
+        cfg = config_mod.validate(raw, where=str(config) if config else "")
         if cfg.data.user is not None:
             from kiln.recommend.fit import fit_recommender
 
@@ -307,7 +307,6 @@ def train(
 
             typer.echo(f"Run folder: {fit_text(cfg, runs_dir=runs_dir, name=name, quiet=quiet).path}")
             return
-        prestart(cfg.evaluate)  # before importing torch, so matplotlib loads on the other core meanwhile
         from kiln import lifecycle
 
         run = lifecycle.fit(config=cfg, runs_dir=runs_dir, name=name, quiet=quiet)
@@ -315,6 +314,16 @@ def train(
         return
     _print_result(run.metrics)
     typer.echo(f"Run folder: {run.path}")
+
+
+def _prestart_drawing(raw: dict[str, Any]) -> None:
+    """Start the child that draws a table, image or array run's plots and report now: validating the config
+    imports torch (1.2 s), and the child imports matplotlib on the other core meanwhile."""
+    from kiln.evaluate.drawing import prestart
+
+    section = {key: raw.get(key) if isinstance(raw.get(key), dict) else {} for key in ("data", "evaluate")}
+    if section["data"].get("user") is None and section["data"].get("task") != "generate":
+        prestart(bool(section["evaluate"].get("plots", True)), bool(section["evaluate"].get("report", True)))
 
 
 def _print_result(metrics: dict[str, Any]) -> None:

@@ -229,11 +229,17 @@ def load(
     path: str | Path | None = None, overrides: list[str] | None = None, values: dict[str, Any] | None = None
 ) -> RunConfig:
     """Build a config from an optional YAML file, then typed `values` (CLI flags), then `--set` overrides."""
+    return validate(merge(path, overrides, values), where=str(path) if path else "")
+
+
+def merge(
+    path: str | Path | None = None, overrides: list[str] | None = None, values: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The raw config `load` validates: the YAML file's, then `values`, then `--set` overrides."""
     raw = read_yaml(path) if path else {}
     for key, value in (values or {}).items():
         set_key(raw, key, value)
-    raw = apply_overrides(raw, overrides or [])
-    return validate(raw, where=str(path) if path else "")
+    return apply_overrides(raw, overrides or [])
 
 
 def load_section(path: str | Path, section: str) -> Any:

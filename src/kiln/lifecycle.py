@@ -150,7 +150,7 @@ def fit(
         from kiln.writing.fit import fit_text
 
         return fit_text(cfg, runs_dir=runs_dir, name=name, quiet=quiet)  # type: ignore[return-value]
-    prestart_drawing(cfg.evaluate)  # imports matplotlib on the other core while this one trains
+    prestart_drawing(cfg.evaluate.plots, cfg.evaluate.report)  # matplotlib loads on the other core meanwhile
     dataset = data if isinstance(data, Dataset) else load_configured(cfg.data)  # 1. prepare the data
     chose_model = model is not None or (config is not None and "model" in config.model_fields_set)
     cfg, why = defaults.choose(cfg, dataset, chose_model=chose_model)  # 2. define: the model and settings left auto
@@ -178,7 +178,7 @@ def resume(path: str | Path, *, quiet: bool = False, callbacks: Sequence[Callbac
 
         return resume_text(folder.path, quiet=quiet)  # type: ignore[return-value]
     cfg = config_mod.load(folder.config)
-    prestart_drawing(cfg.evaluate)
+    prestart_drawing(cfg.evaluate.plots, cfg.evaluate.report)
     dataset = load_configured(cfg.data)
     cfg, _ = defaults.choose(cfg, dataset, chose_model=True)  # a key an older kiln did not write is `auto`
     job = _Job.plan(cfg, dataset, quiet=quiet, extra=callbacks)

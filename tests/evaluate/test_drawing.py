@@ -53,7 +53,7 @@ def test_only_what_the_job_asks_for_is_drawn(digits_run: kiln.Run, tmp_path: Pat
 
 
 def test_a_prestarted_child_is_taken_by_the_next_run() -> None:
-    drawing.prestart(kiln.RunConfig().evaluate)
+    drawing.prestart(plots=True, report=True)
     waiting = drawing._idle
     assert waiting is not None and waiting.child.poll() is None
     taken = drawing.take()

@@ -16,12 +16,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kiln.runs import RunFolder
-
-if TYPE_CHECKING:
-    from kiln.config import EvaluateConfig
 
 _idle: Drawing | None = None  # a child started ahead of a run, taken by the next run that draws
 
@@ -73,12 +70,12 @@ class Drawing:
         self.child.wait()
 
 
-def prestart(evaluate: EvaluateConfig) -> None:
-    """Start a drawing child now for a run that `evaluate` says draws (a no-op if one is waiting)."""
+def prestart(plots: bool, report: bool) -> None:
+    """Start a drawing child now for a run that draws plots or a report (a no-op if one is waiting)."""
     global _idle
     if os.environ.get("RANK", "0") != "0":  # another rank of a launched job: rank 0 writes the run folder
         return
-    if (evaluate.plots or evaluate.report) and (_idle is None or _idle.child.poll() is not None):
+    if (plots or report) and (_idle is None or _idle.child.poll() is not None):
         _idle = Drawing.start()
 
 
