@@ -50,11 +50,9 @@ PREDICT_DOC = APIRoute(
 )
 
 
-def create_app(service: Service) -> Gate:
-    """The ASGI app for one loaded model: the gate, then /v1/predict or FastAPI for the other routes.
-
-    FastAPI's lifespan starts the batcher and warms the model up.
-    """
+def probed_app(service: Any, description: str) -> FastAPI:
+    """FastAPI for one served run with what every kind of run answers: /health and /ready, HTTP errors in
+    kiln's form, and a lifespan that starts the service (its batcher, the warm-up) and stops it."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,7 +63,7 @@ def create_app(service: Service) -> Gate:
     app = FastAPI(
         title=f"kiln: {service.predictor.name}",
         version=__version__,
-        description="Predictions from a kiln run folder. Try it at `/`.",
+        description=description,
         lifespan=lifespan,
         docs_url=None,  # replaced by docs.py's page: Swagger UI loads from a CDN
         redoc_url=None,
@@ -83,6 +81,16 @@ def create_app(service: Service) -> Gate:
         if service.draining:
             return JSONResponse({"status": "draining"}, 503, headers=CLOSE)
         return JSONResponse({"status": "starting"}, 503)
+
+    return app
+
+
+def create_app(service: Service) -> Gate:
+    """The ASGI app for one loaded model: the gate, then /v1/predict or FastAPI for the other routes.
+
+    FastAPI's lifespan starts the batcher and warms the model up.
+    """
+    app = probed_app(service, "Predictions from a kiln run folder. Try it at `/`.")
 
     @app.get("/v1/model", tags=["model"], response_model=ModelInfo, responses=ERRORS)
     async def model() -> Response:

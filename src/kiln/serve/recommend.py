@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from importlib.resources import files
 from typing import Any
 
 import pydantic_core
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException
+from fastapi import Request, Response
 from starlette.types import Receive, Scope, Send
 
 from kiln.errors import InputError
 from kiln.recommend.recommender import Recommender
 from kiln.serve import docs, page
-from kiln.serve.app import http_error
+from kiln.serve.app import probed_app
 from kiln.serve.asgi import CLOSE, Body, respond, within
 from kiln.serve.batching import MicroBatcher
 from kiln.serve.guard import Gate
@@ -34,7 +31,6 @@ from kiln.serve.routes import PREDICT, RECOMMEND, RECOMMEND_PAGE
 from kiln.serve.schemas import ApiError, invalid
 from kiln.serve.service import Service
 from kiln.serve.settings import ServeSettings
-from kiln.version import __version__
 
 JSON = "application/json"
 FIELDS = ("users", "items", "k", "include_seen")
@@ -176,34 +172,7 @@ class _NotHere:
 
 def create_recommend_app(service: RecommendService) -> Gate:
     """The ASGI app for one recommendation run: the gate, then FastAPI."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await service.start()
-        yield
-        await service.stop()
-
-    app = FastAPI(
-        title=f"kiln: {service.predictor.name}",
-        version=__version__,
-        description=f"Top-k items from a kiln recommendation run. POST {RECOMMEND}; try it at `/`.",
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-    )
-    app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
-
-    @app.get("/health", tags=["probes"], summary="Liveness: the process answers.")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/ready", tags=["probes"], summary="Readiness: the model is loaded, warmed up, not draining.")
-    async def ready() -> JSONResponse:
-        if service.is_ready():
-            return JSONResponse({"status": "ready", "model": service.predictor.name})
-        if service.draining:
-            return JSONResponse({"status": "draining"}, 503, headers=CLOSE)
-        return JSONResponse({"status": "starting"}, 503)
+    app = probed_app(service, f"Top-k items from a kiln recommendation run. POST {RECOMMEND}; try it at `/`.")
 
     @app.get("/v1/model", tags=["model"], summary="Name, version, catalogue size, popular items and test metrics.")
     async def model() -> Response:
