@@ -9,13 +9,16 @@ contenders run it, each in a subprocess of its own, interleaved (run 1 of each, 
 - mlflow: `kiln train --track mlflow` (the local sqlite store in the bench's runs dir, created by the
   contender's first run and reused after, as a user's is; MLFLOW_* variables are unset)
 
+Each round starts with the next contender (none, tensorboard, mlflow; then tensorboard, mlflow, none; ...).
+
 Per run it records the fit time (`fit_seconds` in metrics.json: the training loop, callbacks included),
 which the goal is about (tracking at most 5% slower), and the process wall time (spawn to exit: it also
 holds importing the tracker's library, reaching its store and logging the finished run folder).
 
 On a shared machine the fit times of separate processes vary several-fold from one moment to the next,
 so the loop part (`--part loop`) also times the loop in one process: the seed workload trained
-untracked, with tensorboard and with mlflow in turn, `--runs` times, each timed by a callback from
+untracked, with tensorboard and with mlflow in turn, `--runs` times (each round starting with the next
+contender, so that none always runs right after another), each timed by a callback from
 the start to the end of training: wall time, and the CPU time of the training thread (which other
 processes' load moves least).
 
@@ -42,6 +45,12 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 CONTENDERS = ("none", "tensorboard", "mlflow")
 GOAL = 0.05  # at most 5% more fit time than without tracking
+
+
+def rotated(contenders: list[str], turn: int) -> list[str]:
+    """The contenders in the order of round `turn`: each starts a round in turn, so none always follows another."""
+    shift = turn % len(contenders)
+    return contenders[shift:] + contenders[:shift]
 
 
 def run_once(contender: str, runs_dir: Path, seed: int) -> tuple[float, float]:
@@ -81,7 +90,7 @@ def loop_part(contenders: list[str], runs: int) -> None:
     with tempfile.TemporaryDirectory(prefix="kiln-bench-tracking-") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # mlflow's own import-time warnings
         for seed in range(runs):
-            for contender in contenders:
+            for contender in rotated(contenders, seed):
                 clock = Clock()
                 track = [] if contender == "none" else [contender]
                 kiln.fit(data="digits", runs_dir=tmp, quiet=True, seed=seed, callbacks=[clock], track=track)
@@ -122,7 +131,7 @@ def processes_part(contenders: list[str], runs: int) -> None:
     wall: dict[str, list[float]] = {c: [] for c in contenders}
     with tempfile.TemporaryDirectory(prefix="kiln-bench-tracking-") as tmp:
         for seed in range(runs):
-            for contender in contenders:
+            for contender in rotated(contenders, seed):
                 f, w = run_once(contender, Path(tmp) / contender, seed)
                 fit[contender].append(f)
                 wall[contender].append(w)

@@ -130,19 +130,33 @@ RunDelimiter = Annotated[
     typer.Option(help="Column delimiter of a CSV file: ',', ';' or tab (default: the run's if set, else sniffed)."),
 ]
 
+ConfigFile = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
+Sets = Annotated[list[str], typer.Option("--set", help="Override a config key: --set train.lr=3e-3.")]
+Target = Annotated[str | None, typer.Option(help="Target column of a table file.")]
+Preset = Annotated[
+    str | None, typer.Option(help="default, or best: a stronger recipe for tables (TabM ensemble, robust scaling).")
+]
+Epochs = Annotated[int | None, typer.Option(help="Epochs to train.")]
+BatchSize = Annotated[int | None, typer.Option(help="Batch size.")]
+LearningRate = Annotated[float | None, typer.Option(help="Learning rate.")]
+Optimizer = Annotated[str | None, typer.Option(help="sgd, adam or adamw.")]
+EarlyStopping = Annotated[int | None, typer.Option(help="Stop after N epochs without val_loss improvement.")]
+Seed = Annotated[int | None, typer.Option(help="Training seed.")]
+Device = Annotated[str | None, typer.Option(help="auto, cpu or cuda.")]
+
 
 @app.command(cls=_Command)
 @friendly
 def train(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
-    set_: Annotated[list[str], typer.Option("--set", help="Override a config key: --set train.lr=3e-3.")] = [],
+    config: ConfigFile = None,
+    set_: Sets = [],
     data: Annotated[
         str | None,
         typer.Option(
             help="digits, iris, wine, breast_cancer, diabetes, or a .csv/.tsv/.parquet/.npz file or image folder."
         ),
     ] = None,
-    target: Annotated[str | None, typer.Option(help="Target column of a table file.")] = None,
+    target: Target = None,
     task: Annotated[str | None, typer.Option(help="classification or regression (default: inferred).")] = None,
     image_size: Annotated[int | None, typer.Option(help="Resize images to this many pixels square.")] = None,
     on_missing: Annotated[str | None, typer.Option(help="impute (median/`<missing>`, default) or error.")] = None,
@@ -158,20 +172,15 @@ def train(
             "(recommenders), or one you registered (see `kiln --import`)."
         ),
     ] = None,
-    preset: Annotated[
-        str | None,
-        typer.Option(help="default, or best: a stronger recipe for tables (TabM ensemble, robust scaling)."),
-    ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs to train.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
-    optimizer: Annotated[str | None, typer.Option(help="sgd, adam or adamw.")] = None,
-    early_stopping: Annotated[
-        int | None, typer.Option(help="Stop after N epochs without val_loss improvement.")
-    ] = None,
+    preset: Preset = None,
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    lr: LearningRate = None,
+    optimizer: Optimizer = None,
+    early_stopping: EarlyStopping = None,
     repeats: Annotated[int | None, typer.Option(help="Train with N seeds; report mean ± std.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Training seed.")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    seed: Seed = None,
+    device: Device = None,
     processes: Annotated[
         int | None, typer.Option(help="Train data-parallel in N processes (torch.distributed, CPU).")
     ] = None,
@@ -906,22 +915,20 @@ def tune(
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="YAML config file; its `tune:` section is the search space.")
     ] = None,
-    set_: Annotated[list[str], typer.Option("--set", help="Override a config key: --set train.epochs=20.")] = [],
+    set_: Sets = [],
     data: Annotated[str | None, typer.Option(help="A built-in dataset name or a table/image/array file.")] = None,
-    target: Annotated[str | None, typer.Option(help="Target column of a table file.")] = None,
+    target: Target = None,
     model: Annotated[
         str | None, typer.Option(help="Model: mlp, cnn, rnn, linear, tabm, or one you registered.")
     ] = None,
-    preset: Annotated[str | None, typer.Option(help="default, or best (tables).")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs of each trial.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size (when the space does not search it).")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate (when the space does not search it).")] = None,
-    optimizer: Annotated[str | None, typer.Option(help="sgd, adam or adamw.")] = None,
-    early_stopping: Annotated[
-        int | None, typer.Option(help="Stop a trial after N epochs without val_loss improvement.")
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="Training seed (and the sampler's).")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    preset: Preset = None,
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    lr: LearningRate = None,
+    optimizer: Optimizer = None,
+    early_stopping: EarlyStopping = None,
+    seed: Seed = None,
+    device: Device = None,
     trials: Annotated[
         int | None, typer.Option(help="Trials in all (default 20; with --resume: the folder's number).")
     ] = None,
@@ -933,7 +940,10 @@ def tune(
     runs_dir: Annotated[Path, typer.Option(help="Where the tune folder goes.")] = Path("runs"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print the results table and best run.")] = False,
 ) -> None:
-    """Search hyperparameters with optuna (TPE, median pruning); each trial is a run, the best is copied to best/."""
+    """Search hyperparameters with optuna (TPE, median pruning); each trial is a run, the best is copied to best/.
+
+    The options set what the search space does not search; each trial trains with them.
+    """
     from kiln import config as config_mod
     from kiln.errors import ConfigError, TrainingError
     from kiln.tune import resume_tune
