@@ -23,20 +23,30 @@ EPOCHS = 3
 FIGURES = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
-def _fit(runs: Path, track: str | list[str], fast_config: kiln.RunConfig) -> kiln.Run:
+def _fit(runs: Path, track: str | list[str], fast_config: kiln.RunConfig, repeats: int = 1) -> kiln.Run:
     return kiln.fit(
-        kiln.mlp(hidden=[16]), "digits", config=fast_config, epochs=EPOCHS, runs_dir=runs, quiet=True, track=track
+        kiln.mlp(hidden=[16]),
+        "digits",
+        config=fast_config,
+        epochs=EPOCHS,
+        repeats=repeats,
+        runs_dir=runs,
+        quiet=True,
+        track=track,
     )
 
 
 def test_tensorboard_event_files_hold_every_epoch_and_the_config(tmp_path: Path, fast_config: kiln.RunConfig) -> None:
-    run = _fit(tmp_path, "tensorboard", fast_config)
+    run = _fit(tmp_path, "tensorboard", fast_config, repeats=2)
     events = EventAccumulator(str(run.path / "tensorboard"))
     events.Reload()
     for figure in FIGURES:
         scalars = events.Scalars(figure)
         assert [s.step for s in scalars] == list(range(1, EPOCHS + 1))
         np.testing.assert_allclose([s.value for s in scalars], [h[figure] for h in run.history], rtol=1e-6)
+        second = events.Scalars(f"repeat_2/{figure}")  # the second seed's training, on curves of its own
+        assert [s.step for s in second] == list(range(1, EPOCHS + 1))
+    assert [s.value for s in events.Scalars("repeat_2/loss")] != [s.value for s in events.Scalars("loss")]
     assert events.Scalars("test/accuracy")[0].value == pytest.approx(run.metrics["accuracy"], rel=1e-6)
     assert "hparams" in events.PluginTagToContent("hparams") or events.PluginTagToContent("hparams")
     hparams = b"".join(events.PluginTagToContent("hparams").values())

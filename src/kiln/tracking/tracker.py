@@ -52,6 +52,8 @@ class Tracker(Callback):
         self._queue: queue.Queue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._pending: Epochs = []
+        self._trainings = 0
+        self._prefix = ""
         self._flushed = 0.0
         self._failure: str | None = None
         self._warned = False
@@ -79,6 +81,10 @@ class Tracker(Callback):
         return self
 
     def on_train_begin(self, trainer: Trainer) -> None:
+        # With `train.repeats`, the first training's figures keep their names (its weights are the run's);
+        # repeat N's are logged as `repeat_N/loss`, ... so that no two trainings share a curve.
+        self._prefix = f"repeat_{self._trainings + 1}/" if self._trainings else ""
+        self._trainings += 1
         if self._thread is None:  # once per run: later repeats log to the same place
             self._thread = threading.Thread(target=self._work, name=f"kiln-{self.backend}", daemon=True)
             self._thread.start()
@@ -86,7 +92,8 @@ class Tracker(Callback):
         self._flushed = time.monotonic()
 
     def on_epoch_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
-        self._pending.append((int(logs["epoch"]), {key: float(v) for key, v in logs.items() if key != "epoch"}))
+        figures = {self._prefix + key: float(v) for key, v in logs.items() if key != "epoch"}
+        self._pending.append((int(logs["epoch"]), figures))
         if time.monotonic() - self._flushed >= FLUSH_S:
             self._flush()
         self._warn()
