@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import sys
 from collections.abc import Callable
@@ -982,4 +983,9 @@ def tune(
 
 def main() -> None:
     """Entry point of the `kiln` script."""
-    app()
+    try:
+        app()
+    finally:
+        # Shutting the interpreter down runs full garbage collections over every object torch made at import
+        # (~0.3 s of a quiet `kiln train`, over 1 s on a busy machine); frozen, they are only freed.
+        gc.freeze()

@@ -162,6 +162,8 @@ def _child() -> None:
         return  # the parent needed no drawing
     written = draw(json.loads(line))
     sys.stdout.write(json.dumps({"written": [str(path) for path in written]}))
+    sys.stdout.flush()
+    os._exit(0)  # the files are written and closed; the parent waits for this exit, not for matplotlib's teardown
 
 
 if __name__ == "__main__":
