@@ -1,7 +1,8 @@
 """Recommender: top-k items for users or for a few items, from a run folder alone (NumPy only, no torch).
 
 A user's scores over the whole catalogue are one matrix product with the item embeddings plus the item
-biases; the k best are found with `argpartition` (linear time), then sorted. Items the user met in
+biases. The k best of one user's scores are found exactly among the few items at or above the least of k
+block maxima (one pass over the scores), the others' with `argpartition` (linear time), then sorted. Items the user met in
 training are excluded unless asked. A user the model never saw is answered from popularity; a request
 of items (a session without a known user) from item similarity (the cosine of the item embeddings), or
 popularity when none of its items is known. Every answer says which of the three it came from.
@@ -41,6 +42,12 @@ class Recommender:
     _normed: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        self.users = np.ascontiguousarray(self.users, np.float32)
+        # One float32 matrix laid out item-major by column, (d, I) in memory: a user's row times it is a
+        # (1, d) @ (d, I) product that BLAS streams ~20% faster than the (I, d) matrix times the vector.
+        self._columns = np.ascontiguousarray(np.asarray(self.items, np.float32).T)
+        self.items = self._columns.T  # the same memory seen as (I, d)
+        self.bias = np.ascontiguousarray(self.bias, np.float32)
         self._user_index = {u: i for i, u in enumerate(self.user_ids)}
         self._item_index = {u: i for i, u in enumerate(self.item_ids)}
         self._by_popularity = np.argsort(-self.popularity, kind="stable")
@@ -67,9 +74,9 @@ class Recommender:
 
     def scores(self, rows: np.ndarray) -> np.ndarray:
         """Scores (len(rows), items) of the known users at `rows`: one matrix product plus the item biases."""
-        if len(rows) == 1:  # a matrix-vector product: BLAS's gemv streams the item table once
-            return (self.items @ self.users[rows[0]] + self.bias)[None, :]
-        return self.users[rows] @ self.items.T + self.bias
+        scores = self.users[rows] @ self._columns
+        scores += self.bias
+        return scores
 
     def top_k(self, rows: np.ndarray, k: int, include_seen: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """The k best items (indices, -1 where fewer remain) and their scores for the users at `rows`."""
@@ -144,6 +151,32 @@ class Recommender:
 
 def best(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the indices of the k highest finite scores, best first (-1 past the finite ones), and the scores."""
+    if len(scores) == 1 and scores.shape[1] >= SPLIT * k:
+        (row,) = scores
+        candidates = contenders(row, k)
+        if k <= len(candidates) <= SPLIT * k:  # else (NaN scores, whole blocks excluded) partition them all
+            values = row[candidates]
+            order = np.argsort(-values, kind="stable")[:k]
+            top, values = candidates[order], values[order]
+            return np.where(np.isfinite(values), top, -1)[None, :], values[None, :]
+    return _ranked(scores, k)
+
+
+SPLIT = 64  # items per block at least, for the block-maxima search to pay
+
+
+def contenders(row: np.ndarray, k: int) -> np.ndarray:
+    """The indices of the items at or above the least of k block maxima: at least k of them, and surely the k best.
+
+    Each of the k blocks holds an item at or above that threshold, so the k-th best is too. A few dozen items
+    remain out of 100,000, in one comparison pass instead of a partition of the whole row.
+    """
+    width = len(row) // k
+    threshold = row[: k * width].reshape(k, width).max(axis=1).min()
+    return np.flatnonzero(row >= threshold)  # NaN scores: none, and the caller ranks the whole row
+
+
+def _ranked(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     n = scores.shape[1]
     k_eff = min(k, n)
     part = np.argpartition(scores, n - k_eff, axis=1)[:, n - k_eff :]  # the k largest, in no order
