@@ -1,4 +1,5 @@
-"""The top-k search is exact: the block-maxima shortcut and the served lists rank as a brute-force sort does."""
+"""The top-k search is exact: the block-maxima shortcut, the int8 shortlist and the served lists rank as a
+brute-force sort does."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from serving import Server
 from kiln.recommend import Recommender
 from kiln.recommend.folder import save_recommendation
 from kiln.recommend.recommender import best
+from kiln.recommend.shortlist import MIN_ITEMS, Shortlist, candidates
 from kiln.runs import new_run
 
 
@@ -51,11 +53,31 @@ def test_best_with_few_finite_scores_pads_with_minus_one() -> None:
     assert best(nan_row[None, :], 2)[0].shape == (1, 2)
 
 
+def test_the_int8_shortlist_bounds_its_error_and_keeps_the_true_top_k() -> None:
+    rng = np.random.default_rng(5)
+    items = (rng.standard_normal((30_000, 24)) * rng.uniform(0.1, 3.0, (30_000, 1))).astype(np.float32)
+    bias = rng.standard_normal(30_000).astype(np.float32)
+    shortlist = Shortlist(items, bias)
+    for trial in range(40):
+        user = (rng.standard_normal(24) * rng.uniform(0.05, 20.0)).astype(np.float32)
+        if trial % 4 == 0:
+            user[:3] += 40.0  # a lopsided vector: a coarse quantization step
+        exact = items @ user + bias
+        scores, error = shortlist.scores(user)
+        assert np.abs(scores - exact).max() <= error
+        seen = rng.choice(30_000, 50, replace=False)
+        kept = candidates(shortlist, user, seen, 10)
+        assert kept is not None and len(kept) < 0.05 * len(items) and not set(seen) & set(kept)
+        exact[seen] = -np.inf
+        assert set(brute_force(exact, 10)) <= set(kept)
+
+
 @pytest.fixture(scope="module")
 def wide_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Recommender]:
-    """A run folder of random embeddings for 50 users and 6,000 items, each user with 30 training items."""
+    """A run folder of random embeddings for 50 users and enough items for the shortlist, each user with 30
+    training items."""
     rng = np.random.default_rng(3)
-    users, items, dim = 50, 6000, 16
+    users, items, dim = 50, MIN_ITEMS + 4000, 16
     seen = np.sort(rng.choice(items, (users, 30)), axis=1)
     rec = Recommender(
         [f"u{i}" for i in range(users)],
