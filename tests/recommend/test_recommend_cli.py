@@ -220,7 +220,8 @@ def test_predict_needs_users_or_items(trained: tuple[Path, str], cli: Callable[.
 def test_the_config_drives_the_loop_and_early_stopping(cli: Callable[..., object], tmp_path: Path) -> None:
     """`train.optimizer`, `lr` and `schedule` are the ones used; `train.early_stopping` scores validation pairs
     taken from the training pairs after each epoch, then trains again on all of them for the best count."""
-    sets = ("--set", "train.optimizer=sgd", "--set", "train.lr=0.5", "--set", "train.early_stopping=1")
+    sets = ("--set", "train.optimizer=sgd", "--set", "train.lr=0.5", "--set", "train.schedule=cosine")
+    sets += ("--set", "train.early_stopping=1")
     args = ("train", "--data", LOG, *COLUMNS, "--time", "ts", "--epochs", "4", "--name", "es", *sets)
     printed = cli(*args, "--runs-dir", tmp_path).stdout  # type: ignore[attr-defined]
     assert "validation pairs (the last 0.2 of each user's training pairs)" in printed
