@@ -15,6 +15,8 @@ first use; kiln never depends on them. Fit time is the training call alone (no r
 Latency: a recommendation run with random 64-dimensional embeddings for 10,000 users and N items is
 written with kiln's own run-folder writer, served by a real `kiln serve` on 127.0.0.1, and sent sequential
 POST /v1/recommend requests of one known user, k=10 (keep-alive); also the in-process `Recommender.recommend`.
+`--rounds` lines per size against one server, each with p50/p90, the server process's CPU time per request
+(user + system, from /proc) and the load average: the machine is shared, so one line is not enough.
 """
 
 from __future__ import annotations
