@@ -136,6 +136,8 @@ def fit(
     built-in digits and everything else the article's MLP.
     Under a launcher (`torchrun`: RANK and WORLD_SIZE set) every process trains its share of each batch;
     rank 0 writes the run folder and returns the Run, the other ranks write nothing and return None.
+    With `user` and `item` (the columns of an interaction log in `data`) it trains a recommender instead
+    (`kiln.recommend`: mf, or two_tower given `user_features`/`item_features`), as `kiln train --user --item`.
 
     Example:
         >>> run = kiln.fit(kiln.mlp(hidden=[64, 64]), kiln.load_data("digits"), epochs=10, batch_size=32)
