@@ -53,7 +53,8 @@ def test_best_with_few_finite_scores_pads_with_minus_one() -> None:
     assert best(nan_row[None, :], 2)[0].shape == (1, 2)
 
 
-def test_the_int8_shortlist_bounds_its_error_and_keeps_the_true_top_k() -> None:
+def test_the_int8_shortlist_bounds_its_error_and_keeps_the_true_top_k(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("kiln.recommend.shortlist.BLOCK", 7000)  # the items quantized in several blocks
     rng = np.random.default_rng(5)
     items = (rng.standard_normal((30_000, 24)) * rng.uniform(0.1, 3.0, (30_000, 1))).astype(np.float32)
     bias = rng.standard_normal(30_000).astype(np.float32)

@@ -17,6 +17,7 @@ import numpy as np
 
 MIN_ITEMS = 20_000  # below this the float32 product is already about as fast
 MAX_DIM = 256  # integer sums stay below 2**24, exact in float32
+BLOCK = 65536  # items quantized at once
 MAX_SHARE = 0.05  # a shortlist longer than this share of the catalogue: score them all in float32 instead
 
 
@@ -28,16 +29,20 @@ class Shortlist:
         import onnxruntime as ort
         from onnx import TensorProto, helper, numpy_helper
 
-        wide = items.astype(np.float64)
-        peak = np.abs(wide).max(axis=1)
-        scale = np.where(peak > 0, peak / 127, 1.0)  # (I,)
-        quantized = np.clip(np.round(wide / scale[:, None]), -127, 127).astype(np.int8)  # (I, d)
         self.dim = items.shape[1]
-        self.scale = scale.astype(np.float32)
+        self.scale = np.empty(len(items), np.float32)
         self.bias = bias.astype(np.float32)
-        # The largest of each error term over the items: one bound for all, so a request adds no pass for it.
-        self.l1 = float(np.abs(wide).sum(axis=1).max())  # times the user's quantization error
-        self.worst = float(np.abs(wide - quantized * scale[:, None]).max())  # the items', times the user's l1
+        quantized = np.empty((self.dim, len(items)), np.int8)  # (d, I): the item table by column
+        self.l1 = self.worst = 0.0  # each error term's largest over the items: one bound for all
+        for begin in range(0, len(items), BLOCK):  # in float64, a block at a time
+            wide = items[begin : begin + BLOCK].astype(np.float64)
+            peak = np.abs(wide).max(axis=1)
+            scale = np.where(peak > 0, peak / 127, 1.0).astype(np.float32).astype(np.float64)  # as scores use it
+            codes = np.clip(np.round(wide / scale[:, None]), -127, 127)
+            self.scale[begin : begin + BLOCK] = scale
+            quantized[:, begin : begin + BLOCK] = codes.T
+            self.l1 = max(self.l1, float(np.abs(wide).sum(axis=1).max()))  # times the user's rounding
+            self.worst = max(self.worst, float(np.abs(wide - codes * scale[:, None]).max()))  # times |user|_1
         self.top_bias = float(np.abs(bias).max(initial=0.0))
         graph = helper.make_graph(
             [helper.make_node("MatMulInteger", ["user", "items", "zero"], ["scores"])],
@@ -47,7 +52,7 @@ class Shortlist:
                 helper.make_tensor_value_info("zero", TensorProto.UINT8, []),
             ],
             [helper.make_tensor_value_info("scores", TensorProto.INT32, [1, len(items)])],
-            [numpy_helper.from_array(np.ascontiguousarray(quantized.T), "items")],  # (d, I)
+            [numpy_helper.from_array(quantized, "items")],
         )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
         options = ort.SessionOptions()
