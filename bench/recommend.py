@@ -15,6 +15,8 @@ first use; kiln never depends on them. Fit time is the training call alone (no r
 Latency: a recommendation run with random 64-dimensional embeddings for 10,000 users and N items is
 written with kiln's own run-folder writer, served by a real `kiln serve` on 127.0.0.1, and sent sequential
 POST /v1/recommend requests of one known user, k=10 (keep-alive); also the in-process `Recommender.recommend`.
+`--rounds` lines per size against one server, each with p50/p90, the server process's CPU time per request
+(user + system, from /proc) and the load average: the machine is shared, so one line is not enough.
 """
 
 from __future__ import annotations
@@ -235,14 +237,24 @@ def quality(seeds: int) -> None:
             )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def latency(items: int, calls: int, folder: Path) -> None:
-    """p50/p90 of in-process `recommend` and of POST /v1/recommend for one user, k=10, over `items` items."""
+def latency(items: int, calls: int, folder: Path, rounds: int) -> None:
+    """p50/p90 of in-process `recommend` and of POST /v1/recommend for one user, k=10, over `items` items,
+    `rounds` times against one server (the machine is shared: one line per round, with the load average)."""
     import httpx
 
     from kiln.recommend.folder import save_recommendation
@@ -289,12 +301,6 @@ def latency(items: int, calls: int, folder: Path) -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1, "blas")  # as `kiln serve` does for a recommendation run
-    times = []
-    for i in range(calls):
-        start = time.perf_counter()
-        rec.recommend([f"u{i % users}"], K)
-        times.append(time.perf_counter() - start)
-    local = 1000 * np.percentile(times, [50, 90])
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
     server = subprocess.Popen(
@@ -314,28 +320,40 @@ def latency(items: int, calls: int, folder: Path) -> None:
                 except httpx.TransportError:
                     pass
                 time.sleep(0.1)
-            times = []
-            for i in range(calls + 20):
-                start = time.perf_counter()
-                response = http.post("/v1/recommend", json={"users": [f"u{i % users}"], "k": K})
-                if i >= 20:  # warm-up
+            for _ in range(rounds):
+                times = []
+                for i in range(calls):
+                    start = time.perf_counter()
+                    rec.recommend([f"u{i % users}"], K)
                     times.append(time.perf_counter() - start)
-                assert response.status_code == 200, response.text
-        remote = 1000 * np.percentile(times, [50, 90])
+                local = 1000 * np.percentile(times, [50, 90])
+                times = []
+                for i in range(calls + 20):
+                    if i == 20:  # after the warm-up
+                        cpu = cpu_seconds(server.pid)
+                    start = time.perf_counter()
+                    response = http.post("/v1/recommend", json={"users": [f"u{i % users}"], "k": K})
+                    if i >= 20:
+                        times.append(time.perf_counter() - start)
+                    assert response.status_code == 200, response.text
+                remote = 1000 * np.percentile(times, [50, 90])
+                served = 1000 * (cpu_seconds(server.pid) - cpu) / calls
+                print(
+                    f"{items:>8} items  in-process p50 {local[0]:.2f} ms p90 {local[1]:.2f} ms   "
+                    f"POST /v1/recommend p50 {remote[0]:.2f} ms p90 {remote[1]:.2f} ms, server CPU {served:.2f} ms "
+                    f"per request   (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)",
+                    flush=True,
+                )
     finally:
         server.terminate()
         server.communicate(timeout=20)
-    print(
-        f"{items:>8} items  in-process p50 {local[0]:.2f} ms p90 {local[1]:.2f} ms   "
-        f"POST /v1/recommend p50 {remote[0]:.2f} ms p90 {remote[1]:.2f} ms   "
-        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
-    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--calls", type=int, default=500, help="Timed requests per latency line.")
+    parser.add_argument("--rounds", type=int, default=3, help="Latency lines per catalogue size.")
     parser.add_argument("--only", choices=["quality", "latency"], default=None)
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs (shared with other work while measured); kiln trains with one torch thread")
@@ -345,7 +363,7 @@ def main() -> None:
         print(f"\n/v1/recommend latency: one known user, k={K}, 64-dim embeddings, {args.calls} sequential requests")
         with tempfile.TemporaryDirectory() as tmp:
             for items in (10_000, 100_000):
-                latency(items, args.calls, Path(tmp))
+                latency(items, args.calls, Path(tmp), args.rounds)
 
 
 if __name__ == "__main__":

@@ -136,6 +136,8 @@ def fit(
     built-in digits and everything else the article's MLP.
     Under a launcher (`torchrun`: RANK and WORLD_SIZE set) every process trains its share of each batch;
     rank 0 writes the run folder and returns the Run, the other ranks write nothing and return None.
+    With `user` and `item` (the columns of an interaction log in `data`) it trains a recommender instead
+    (`kiln.recommend`: mf, or two_tower given `user_features`/`item_features`), as `kiln train --user --item`.
 
     Example:
         >>> run = kiln.fit(kiln.mlp(hidden=[64, 64]), kiln.load_data("digits"), epochs=10, batch_size=32)
@@ -146,6 +148,10 @@ def fit(
     if options.get("task") == "generate" and model is None and config is None:
         model = registry.spec({"name": "gpt"})
     cfg = resolve_config(model, data, config, **options)
+    if cfg.data.user is not None or cfg.data.item is not None:  # an interaction log: a recommender
+        return _fit_recommender(
+            cfg, model is not None or (config is not None and "model" in config.model_fields_set), runs_dir, name, quiet
+        )
     if cfg.data.task == "generate":  # a text corpus: the GPT's own loop, same run folder contract
         from kiln.writing.fit import fit_text
 
@@ -164,6 +170,18 @@ def fit(
     folder = new_run(runs_dir, name, f"{dataset.name}-{cfg.model.name}")
     atomic_write(folder.config, config_mod.to_yaml(job.cfg))  # as trained (a batch shrunk to fit, say)
     return job.run(folder, resume=False)  # 4-5. train and evaluate every repeat, then save the run folder
+
+
+def _fit_recommender(cfg: RunConfig, chose_model: bool, runs_dir: str | Path, name: str | None, quiet: bool) -> Run:
+    """`fit(data=log, user=..., item=...)`: `kiln.recommend`'s loop, mf or (with feature tables) two_tower."""
+    from kiln.recommend.fit import default_model, fit_recommender
+
+    if cfg.data.user is None or cfg.data.item is None:
+        raise ConfigError("A recommender needs both `user` and `item` (the log's user and item columns).")
+    if not chose_model:
+        features = bool(cfg.data.user_features or cfg.data.item_features)
+        cfg = cfg.model_copy(update={"model": registry.spec({"name": default_model(features)})})
+    return fit_recommender(cfg, runs_dir=runs_dir, name=name, quiet=quiet)
 
 
 def resume(path: str | Path, *, quiet: bool = False, callbacks: Sequence[Callback] = ()) -> Run:

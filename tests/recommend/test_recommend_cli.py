@@ -215,3 +215,30 @@ def test_predict_k_out_of_range_is_one_line(trained: tuple[Path, str], cli: Call
 def test_predict_needs_users_or_items(trained: tuple[Path, str], cli: Callable[..., object]) -> None:
     run, _ = trained
     one_error_line(cli("predict", run), r"recommendation run: give `--users u1,u2` or `--items i1,i2`")
+
+
+def test_the_config_drives_the_loop_and_early_stopping(cli: Callable[..., object], tmp_path: Path) -> None:
+    """`train.optimizer`, `lr` and `schedule` are the ones used; `train.early_stopping` scores validation pairs
+    taken from the training pairs after each epoch, then trains again on all of them for the best count."""
+    sets = ("--set", "train.optimizer=sgd", "--set", "train.lr=0.5", "--set", "train.schedule=cosine")
+    sets += ("--set", "train.early_stopping=1")
+    args = ("train", "--data", LOG, *COLUMNS, "--time", "ts", "--epochs", "4", "--name", "es", *sets)
+    printed = cli(*args, "--runs-dir", tmp_path).stdout  # type: ignore[attr-defined]
+    assert "validation pairs (the last 0.2 of each user's training pairs)" in printed
+    assert "validation Epoch   1/4" in printed and "val recall" in printed
+    best = int(printed.split("Best validation recall@10 after epoch ")[1].split(";")[0])
+    lines = (tmp_path / "es" / "history.csv").read_text().splitlines()
+    header, rows = lines[0].split(","), [dict(zip(lines[0].split(","), line.split(","))) for line in lines[1:]]
+    assert "val_recall@10" in header and len(rows) == best <= 4
+    assert float(rows[0]["lr"]) == pytest.approx(0.5)  # SGD at 0.5, annealed over the 4 epochs (cosine)
+    assert all(float(a["lr"]) > float(b["lr"]) for a, b in zip(rows, rows[1:]))
+    assert json.loads((tmp_path / "es" / "metrics.json").read_text())["epochs_run"] == best
+
+
+def test_kiln_fit_trains_a_recommender_from_python(tmp_path: Path) -> None:
+    run = kiln.fit(
+        data=str(LOG), user="learner_id", item="exercise_id", time="ts", epochs=10, runs_dir=tmp_path, quiet=True
+    )
+    assert json.loads((run.path / "model.json").read_text())["model"]["name"] == "mf"
+    assert run.metrics["recall@10"] > run.metrics["baseline"]["popularity"]["recall@10"]
+    assert kiln.load(run.path).recommend(["L0001"], k=3)[0]["source"] == "model"

@@ -9,6 +9,7 @@ folder that `kiln predict`, `kiln evaluate` and `kiln serve` read.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from kiln.errors import ConfigError
 from kiln.recommend.evaluate import score_pairs
 from kiln.recommend.features import encode_features
 from kiln.recommend.folder import TASK, save_recommendation
-from kiln.recommend.interactions import Columns, Split, aggregate, read_log, split
+from kiln.recommend.interactions import Columns, Split, aggregate, last_share, read_log, split
 from kiln.recommend.metrics import headline
 from kiln.recommend.recommender import Recommender
 from kiln.runs import atomic_write, check_run_name, new_run
@@ -66,6 +67,9 @@ def fit_recommender(
     n_pairs = len(parts.train_users)
     batch = train.batch_size if train.batch_size != "auto" else (256 if n_pairs < 20_000 else 1024)
     spec = _resolved(cfg.model)
+    # Early stopping only when asked for (`train.early_stopping: N`): measured on bench/recommend.py's logs'
+    # validation pairs it chose fewer epochs than 15 and scored no better, at twice the training time.
+    patience = train.early_stopping if isinstance(train.early_stopping, int) and data.val_split > 0 else None
     cfg = cfg.model_copy(
         update={
             "model": spec,
@@ -74,6 +78,10 @@ def fit_recommender(
                     "epochs": EPOCHS if train.epochs == "auto" else train.epochs,
                     "batch_size": batch,
                     "lr": LR if train.lr == "auto" else train.lr,
+                    "optimizer": "adam" if train.optimizer == "auto" else train.optimizer,
+                    "weight_decay": 0.0 if train.weight_decay == "auto" else train.weight_decay,
+                    "early_stopping": patience,
+                    "schedule": _schedule(spec) if train.schedule == "auto" else train.schedule,
                 }
             ),
         }
@@ -81,10 +89,17 @@ def fit_recommender(
     folder = new_run(runs_dir, name, f"{Path(data.source).stem}-{cfg.model.name}")
     atomic_write(folder.config, config_mod.to_yaml(cfg))
     how = "each user's last interactions" if parts.by_time else f"a random {data.test_size:g} of each user's items"
+    stopping = (
+        f"up to {cfg.train.epochs} epochs, stopping {patience} after the best recall@{cfg.evaluate.k} on "
+        f"validation pairs ({'the last' if parts.by_time else 'a random'} {data.val_split:g} of each user's "
+        "training pairs), then again on all pairs"
+        if patience
+        else f"{cfg.train.epochs} epochs"
+    )
     console.print(
         f"{len(parts.user_ids)} users, {len(parts.item_ids)} items, {n_pairs} training pairs; "
         f"held out {len(parts.test_users)} pairs ({how}). Training {cfg.model.name} with "
-        f"{cfg.model.loss} loss for {cfg.train.epochs} epochs.",  # type: ignore[attr-defined]
+        f"{cfg.model.loss} loss for {stopping}.",  # type: ignore[attr-defined]
         soft_wrap=True,
     )
     start = time.perf_counter()
@@ -96,7 +111,7 @@ def fit_recommender(
         "test_total": parts.test_total,
     }
     metrics = score_pairs(rec, parts.test_users, parts.test_items, parts.test_total, cfg.evaluate.k)
-    metrics.update(fit_seconds=seconds, epochs_run=float(cfg.train.epochs), seed=float(cfg.train.seed))
+    metrics.update(fit_seconds=seconds, epochs_run=float(len(history)), seed=float(cfg.train.seed))
     k = metrics["k"]
     base = metrics["baseline"]["popularity"]
     console.print(
@@ -129,6 +144,13 @@ def _resolved(spec: Any) -> Any:
         l2 = 0.01 if spec.loss == "bpr" else 0.0 if spec.temperature is not None else 0.1
         spec = spec.model_copy(update={"l2": l2})
     return spec
+
+
+def _schedule(spec: Any) -> str:
+    """`cosine` (the learning rate annealed to 0 over the epochs) for two towers trained with softmax, whose
+    feature layers overfit by the last epochs; `none` for mf and BPR, still learning then. Chosen on the
+    validation pairs of bench/recommend.py's logs (each model on all three logs), never on their test pairs."""
+    return "cosine" if spec.name == "two_tower" and spec.loss == "softmax" else "none"
 
 
 def _check(cfg: RunConfig) -> None:
@@ -167,52 +189,114 @@ def _features(cfg: RunConfig, parts: Split) -> tuple[tuple[int, int], dict[str, 
 def _train(
     cfg: RunConfig, parts: Split, towers: tuple[int, int], buffers: dict[str, np.ndarray], console: Any
 ) -> tuple[Recommender, list[dict[str, float]]]:
+    """Train on the training pairs. With early stopping, first on all but each user's last `data.val_split`
+    of them, scored on those after each epoch; then from scratch on all of them for the best epoch count."""
+    from kiln.recommend.train import embeddings
+    from kiln.train.device import cpu_threads, resolve_device
+
+    device = resolve_device(cfg.train.device)
+    n_users, n_items = len(parts.user_ids), len(parts.item_ids)
+    everything = np.ones(len(parts.train_users), bool)
+    with cpu_threads(cfg.train.threads if device.type == "cpu" else 0):
+        searched: list[dict[str, float]] = []
+        epochs = int(cfg.train.epochs)  # type: ignore[arg-type]
+        patience = cfg.train.early_stopping
+        if patience:
+            held = last_share(parts.train_users, n_users, parts.train_times, cfg.data.val_split, cfg.data.seed + 1)
+            validate = _validator(parts, held, cfg.evaluate.k)
+            _, searched = _fit(cfg, parts, ~held, towers, buffers, device, console, "validation", validate, patience)
+            epochs = 1 + int(np.argmax([row["val_score"] for row in searched]))
+            console.print(f"Best validation recall@{cfg.evaluate.k} after epoch {epochs}; training on all pairs.")
+        module, history = _fit(cfg, parts, everything, towers, buffers, device, console, "", None, None, epochs)
+        for row, scored in zip(history, searched):
+            row[f"val_recall@{cfg.evaluate.k}"] = scored["val_score"]
+        users, items, bias = embeddings(module, n_users, n_items)
+    return _recommender(parts, everything, users, items, bias), history
+
+
+def _fit(
+    cfg: RunConfig,
+    parts: Split,
+    rows: np.ndarray,
+    towers: tuple[int, int],
+    buffers: dict[str, np.ndarray],
+    device: Any,
+    console: Any,
+    stage: str,
+    validate: Callable[[Any], float] | None,
+    patience: int | None,
+    epochs: int | None = None,
+) -> tuple[Any, list[dict[str, float]]]:
+    """A fresh model (seeded by `train.seed`) trained on the training pairs at `rows`: (module, history)."""
     import torch
 
     from kiln.models import registry
-    from kiln.recommend.train import Schedule, embeddings, train_pairs
-    from kiln.train.device import cpu_threads, resolve_device
+    from kiln.recommend.train import Schedule, train_pairs
+    from kiln.train.optim import build_optimizer, build_scheduler
 
     spec = cfg.model
-    device = resolve_device(cfg.train.device)
-    n_users, n_items = len(parts.user_ids), len(parts.item_ids)
-    with cpu_threads(cfg.train.threads if device.type == "cpu" else 0):
-        torch.manual_seed(cfg.train.seed)
-        module = registry.build(spec, registry.Dims(n_users, n_items, towers=towers))
-        for key, rows in buffers.items():
-            getattr(module, key).copy_(torch.from_numpy(rows))
-        module = module.to(device)
-        epochs = int(cfg.train.epochs)  # type: ignore[arg-type]
+    torch.manual_seed(cfg.train.seed)
+    module = registry.build(spec, registry.Dims(len(parts.user_ids), len(parts.item_ids), towers=towers))
+    for key, values in buffers.items():
+        getattr(module, key).copy_(torch.from_numpy(values))
+    module = module.to(device)
+    total = int(epochs if epochs is not None else cfg.train.epochs)  # type: ignore[arg-type]
+    label = f"{stage} " if stage else ""
 
-        def show(row: dict[str, float]) -> None:
-            console.print(f"Epoch {int(row['epoch']):>3}/{epochs}  loss {row['loss']:.4f}  {row['seconds']:.2f}s")
-
-        history = train_pairs(
-            module,
-            parts.train_users,
-            parts.train_items,
-            parts.train_weights,
-            loss=spec.loss,  # type: ignore[attr-defined]
-            negatives=spec.negatives,  # type: ignore[attr-defined]
-            l2=spec.l2,  # type: ignore[attr-defined]
-            schedule=Schedule(epochs, int(cfg.train.batch_size), float(cfg.train.lr), cfg.train.seed, str(device)),  # type: ignore[arg-type]
-            on_epoch=show,
+    def show(row: dict[str, float]) -> None:
+        score = f"  val recall {row['val_score']:.4f}" if "val_score" in row else ""
+        console.print(
+            f"{label}Epoch {int(row['epoch']):>3}/{total}  loss {row['loss']:.4f}{score}  {row['seconds']:.2f}s"
         )
-        users, items, bias = embeddings(module, n_users, n_items)
-    order = np.lexsort((parts.train_items, parts.train_users))
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(parts.train_users, minlength=n_users))]).astype(np.int64)
-    popularity = np.bincount(parts.train_items, minlength=n_items).astype(np.float32)
-    rec = Recommender(
-        parts.user_ids,
-        parts.item_ids,
-        users,
-        items,
-        bias,
-        popularity,
-        indptr,
-        parts.train_items[order].astype(np.int64),
+
+    train = cfg.train
+    optimizer = build_optimizer(module, train, device)  # the learning-rate schedule spans `train.epochs`
+    history = train_pairs(
+        module,
+        parts.train_users[rows],
+        parts.train_items[rows],
+        parts.train_weights[rows],
+        loss=spec.loss,  # type: ignore[attr-defined]
+        negatives=spec.negatives,  # type: ignore[attr-defined]
+        l2=spec.l2,  # type: ignore[attr-defined]
+        schedule=Schedule(total, int(train.batch_size), float(train.lr), train.seed, str(device), patience),  # type: ignore[arg-type]
+        optimizer=optimizer,
+        scheduler=build_scheduler(optimizer, train),
+        on_epoch=show,
+        validate=validate,
     )
-    return rec, history
+    return module, history
+
+
+def _recommender(parts: Split, rows: np.ndarray, users: np.ndarray, items: np.ndarray, bias: np.ndarray) -> Recommender:
+    """A Recommender whose seen items (excluded) and popularity are the training pairs at `rows`."""
+    n_users, n_items = len(parts.user_ids), len(parts.item_ids)
+    train_users, train_items = parts.train_users[rows], parts.train_items[rows]
+    order = np.lexsort((train_items, train_users))
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(train_users, minlength=n_users))]).astype(np.int64)
+    popularity = np.bincount(train_items, minlength=n_items).astype(np.float32)
+    return Recommender(
+        parts.user_ids, parts.item_ids, users, items, bias, popularity, indptr, train_items[order].astype(np.int64)
+    )
+
+
+def _validator(parts: Split, held: np.ndarray, k: int) -> Callable[[Any], float]:
+    """Recall@k of a model on the validation pairs `held`, the other training pairs excluded from its lists."""
+    from kiln.recommend.evaluate import lists
+    from kiln.recommend.metrics import ranking_metrics
+    from kiln.recommend.train import embeddings
+
+    n_users, n_items = len(parts.user_ids), len(parts.item_ids)
+    val_users, val_items = parts.train_users[held], parts.train_items[held]
+    total = np.bincount(val_users, minlength=n_users).astype(np.int64)
+    scored = np.flatnonzero(total > 0)
+
+    def validate(module: Any) -> float:
+        rec = _recommender(parts, ~held, *embeddings(module, n_users, n_items))
+        top = lists(rec, scored, min(k, n_items))
+        return float(ranking_metrics(top, scored, val_users, val_items, total, rec.popularity, k)[f"recall@{k}"])
+
+    return validate
 
 
 def _report(name: str, metrics: dict[str, Any], config_yaml: str) -> str:

@@ -190,6 +190,7 @@ class Split:
     test_items: np.ndarray
     test_total: np.ndarray  # int64 (users,)
     by_time: bool
+    train_times: np.ndarray | None = None  # float64, the first time of each training pair (with a time column)
 
 
 def split(data: Interactions, test_size: float, seed: int) -> Split:
@@ -197,17 +198,7 @@ def split(data: Interactions, test_size: float, seed: int) -> Split:
 
     A user keeps at least one item in training; a user with a single item is held out nowhere.
     """
-    n = len(data.users)
-    rng = np.random.default_rng(seed)
-    order_key = data.times if data.times is not None else rng.random(n)
-    order = np.lexsort((order_key, data.users))  # by user, then by time (or a random draw)
-    users_sorted = data.users[order]
-    starts = np.searchsorted(users_sorted, np.arange(len(data.user_ids)))
-    counts = np.bincount(data.users, minlength=len(data.user_ids))
-    held = np.where(counts >= 2, np.clip(np.round(counts * test_size).astype(np.int64), 1, counts - 1), 0)
-    rank = np.arange(n) - np.repeat(starts, counts)  # position of each sorted pair within its user
-    is_test = np.zeros(n, bool)
-    is_test[order] = rank >= np.repeat(counts - held, counts)
+    is_test = last_share(data.users, len(data.user_ids), data.times, test_size, seed)
     if is_test.all() or not is_test.any():
         raise DataError(
             "Cannot split the log: no user has two different items (a user needs one to learn from and one to test)."
@@ -227,4 +218,23 @@ def split(data: Interactions, test_size: float, seed: int) -> Split:
         test_items[known],
         np.bincount(test_users, minlength=len(data.user_ids)).astype(np.int64),
         by_time=data.times is not None,
+        train_times=None if data.times is None else data.times[~is_test],
     )
+
+
+def last_share(users: np.ndarray, n_users: int, times: np.ndarray | None, share: float, seed: int) -> np.ndarray:
+    """Which pairs are each user's last `share` (by time, else in a random order drawn with `seed`).
+
+    A user keeps at least one pair out of the share; a user with a single pair has none in it.
+    """
+    n = len(users)
+    rng = np.random.default_rng(seed)
+    order_key = times if times is not None else rng.random(n)
+    order = np.lexsort((order_key, users))  # by user, then by time (or a random draw)
+    starts = np.searchsorted(users[order], np.arange(n_users))
+    counts = np.bincount(users, minlength=n_users)
+    held = np.where(counts >= 2, np.clip(np.round(counts * share).astype(np.int64), 1, counts - 1), 0)
+    rank = np.arange(n) - np.repeat(starts, counts)  # position of each sorted pair within its user
+    chosen = np.zeros(n, bool)
+    chosen[order] = rank >= np.repeat(counts - held, counts)
+    return chosen

@@ -2,7 +2,8 @@
 
 Negatives are drawn uniformly from the catalogue; a draw that is one of the user's training items is
 masked (softmax) or drawn again (BPR), so the loop knows only the training interactions. Each pair's
-loss is weighted by its interaction weight over the mean weight (a count of clicks, a rating).
+loss is weighted by its interaction weight over the mean weight (a count of clicks, a rating). With a
+`validate` score the loop scores the model after each epoch and stops `patience` epochs after the best.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,13 +23,14 @@ from kiln.errors import TrainingError
 
 @dataclass(frozen=True)
 class Schedule:
-    """How long and how fast: epochs, pairs per step, Adam's learning rate, seed and device."""
+    """How long: epochs (at most), pairs per step, the learning rate (for the message), seed, device, patience."""
 
     epochs: int
     batch_size: int
     lr: float
     seed: int
     device: str
+    patience: int | None = None  # with `validate`: stop after this many epochs without a better score
 
 
 def train_pairs(
@@ -40,9 +43,13 @@ def train_pairs(
     negatives: int,
     l2: float,
     schedule: Schedule,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any = None,
     on_epoch: Callable[[dict[str, float]], None] = lambda row: None,
+    validate: Callable[[nn.Module], float] | None = None,
 ) -> list[dict[str, float]]:
-    """Train `module` (an `mf` or `two_tower`) on the training pairs; one history row per epoch.
+    """Train `module` (an `mf` or `two_tower`) on the training pairs; one history row per epoch, with the
+    `validate` score of the model after it (`val_score`) when given.
 
     Raises:
         TrainingError: the loss became NaN or infinite.
@@ -54,9 +61,9 @@ def train_pairs(
     i = torch.from_numpy(items.astype(np.int64)).to(device)
     w = torch.from_numpy((weights / weights.mean()).astype(np.float32)).to(device)
     known = Known(u, i, module.user.num_embeddings, n_items)  # type: ignore[union-attr]
-    optimizer = torch.optim.Adam(module.parameters(), lr=schedule.lr)
     step = _softmax_step if loss == "softmax" else _bpr_step
-    history = []
+    history: list[dict[str, float]] = []
+    best, since = -np.inf, 0
     module.train()
     for epoch in range(1, schedule.epochs + 1):
         start = time.perf_counter()
@@ -72,9 +79,21 @@ def train_pairs(
         mean = float(total) / len(u)  # one host sync per epoch
         if not np.isfinite(mean):
             raise TrainingError(f"The loss became {mean} in epoch {epoch}; lower `--lr` (it is {schedule.lr:g}).")
-        row = {"epoch": float(epoch), "loss": mean, "lr": schedule.lr, "seconds": time.perf_counter() - start}
+        lr = optimizer.param_groups[0]["lr"]
+        row = {"epoch": float(epoch), "loss": mean, "lr": lr, "seconds": time.perf_counter() - start}
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(mean)
+        elif scheduler is not None:
+            scheduler.step()
+        if validate is not None:
+            module.eval()
+            row["val_score"] = validate(module)
+            module.train()
+            best, since = (row["val_score"], 0) if row["val_score"] > best else (best, since + 1)
         history.append(row)
         on_epoch(row)
+        if schedule.patience is not None and since >= schedule.patience:
+            break
     module.eval()
     return history
 
@@ -116,8 +135,11 @@ def _softmax_step(
     l2: float,
     gen: torch.Generator,
 ) -> torch.Tensor:
-    """Cross-entropy of each positive against `negatives` items drawn for the whole batch (user's own masked)."""
-    neg = _draw(n_items, (min(negatives, n_items),), gen, u.device)
+    """Cross-entropy of each positive against `negatives` items drawn for the whole batch (user's own masked);
+    against every item (the full softmax) when `negatives` covers the catalogue."""
+    neg = (
+        torch.arange(n_items, device=u.device) if negatives >= n_items else _draw(n_items, (negatives,), gen, u.device)
+    )
     user = module.user_vectors(u)  # type: ignore[operator]  # (B, d)
     item, other = module.item_vectors(i), module.item_vectors(neg)  # type: ignore[operator]  # (B, d), (S, d)
     positive = (user * item).sum(-1) + module.item_bias(i)  # type: ignore[operator]  # (B,)
