@@ -28,9 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from kiln.errors import InputError
 from kiln.serve.asgi import Body, within
 from kiln.serve.metrics import Metrics
+from kiln.serve.readiness import Readiness
 from kiln.serve.routes import GENERATE
 from kiln.serve.schemas import ApiError, invalid
-from kiln.serve.service import Service
 from kiln.serve.settings import ServeSettings
 from kiln.writing.generator import Generator, Stream
 
@@ -83,34 +83,19 @@ class _Places:
         self.placed -= 1
 
 
-class GenerateService:
+class GenerateService(Readiness):
     """A loaded text generator with what the gate and the server need: settings, readiness, draining, metrics."""
-
-    is_ready = Service.is_ready
-    drain = Service.drain
-    drained = Service.drained
-    overloaded = Service.overloaded
-    shutting_down = Service.shutting_down
 
     def __init__(
         self, generator: Generator, settings: ServeSettings, on_ready: Callable[[], None] = lambda: None
     ) -> None:
+        super().__init__(settings, on_ready)
         self.predictor = generator
-        self.settings = settings
-        self.on_ready = on_ready
-        self.ready = self.draining = False
-        self.drain_deadline = 0.0
-        self.inflight = 0
-        self.connections: Callable[[], int] = lambda: 0
         self.batcher = _Places(settings.max_queue)
         self.worker = ThreadPoolExecutor(1, thread_name_prefix="kiln-generate")
         self.metrics = Metrics(
             {"model": generator.name, "version": generator.version, "runtime": "torch"},
-            {
-                "kiln_admitted_requests": ("Requests admitted (at most --max-queue).", lambda: self.batcher.placed),
-                "kiln_inflight_requests": ("HTTP requests being handled.", lambda: self.inflight),
-                "kiln_ready": ("1 when /ready answers 200.", lambda: float(self.is_ready())),
-            },
+            self.gauges(lambda: self.batcher.placed, "Requests admitted (at most --max-queue)."),
         )
         run = generator.run
         self.artifacts = run.read_artifacts(("curves.png",)) if run is not None else {}

@@ -22,9 +22,10 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kiln.serve.asgi import CLOSE, Body, Prebuilt, respond, too_large
+from kiln.serve.readiness import RETRY_AFTER
 from kiln.serve.routes import PREDICT, PROBES, PUBLIC, READS_JSON, ROUTES, V2
 from kiln.serve.schemas import ApiError, as_protocol
-from kiln.serve.service import RETRY_AFTER, Service
+from kiln.serve.service import Service
 
 
 class Gate:

@@ -39,10 +39,13 @@ class Histogram:
         yield f"{name}_count{{{labels}}} {self.count}" if labels else f"{name}_count {self.count}"
 
 
+Gauge = tuple[str, Callable[[], float]]  # (help text, current value)
+
+
 class Metrics:
     """The server's metrics: requests, errors, latency by route, and micro-batch sizes."""
 
-    def __init__(self, info: dict[str, str], gauges: dict[str, tuple[str, Callable[[], float]]]) -> None:
+    def __init__(self, info: dict[str, str], gauges: dict[str, Gauge]) -> None:
         self.info = info
         self.gauges = gauges
         self.requests: defaultdict[tuple[str, str, int], int] = defaultdict(int)

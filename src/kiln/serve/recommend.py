@@ -30,9 +30,9 @@ from kiln.serve.asgi import CLOSE, Body, respond, within
 from kiln.serve.batching import MicroBatcher
 from kiln.serve.guard import Gate
 from kiln.serve.metrics import CONTENT_TYPE, Metrics
+from kiln.serve.readiness import Readiness
 from kiln.serve.routes import PREDICT, RECOMMEND, RECOMMEND_PAGE
 from kiln.serve.schemas import ApiError, invalid
-from kiln.serve.service import Service
 from kiln.serve.settings import ServeSettings
 
 JSON = "application/json"
@@ -40,15 +40,8 @@ FIELDS = ("users", "items", "k", "include_seen")
 SHOWN_ITEMS = 500  # the most popular items listed in /v1/model for the page to pick from
 
 
-class RecommendService:
+class RecommendService(Readiness):
     """A loaded recommender with what the gate and the server need: settings, admission, readiness, metrics."""
-
-    # The same readiness, draining and 503 answers as the predict service's.
-    is_ready = Service.is_ready
-    drain = Service.drain
-    drained = Service.drained
-    shutting_down = Service.shutting_down
-    overloaded = Service.overloaded
 
     def __init__(
         self, recommender: Recommender, settings: ServeSettings, on_ready: Callable[[], None] = lambda: None
@@ -58,22 +51,13 @@ class RecommendService:
         # One BLAS thread: one user's scores are a matrix-vector product, and on a busy machine a threaded BLAS
         # waits for its workers (measured at 100,000 items: p50 20 ms with two threads, 1.2 ms with one).
         threadpool_limits(1, "blas")
+        super().__init__(settings, on_ready)
         self.predictor = recommender
-        self.settings = settings
-        self.on_ready = on_ready
-        self.ready = self.draining = False
-        self.drain_deadline = 0.0
-        self.inflight = 0
-        self.connections: Callable[[], int] = lambda: 0
         # Only admission (--max-queue places) is used: each request is answered on the event loop at once.
         self.batcher = MicroBatcher(lambda x: x, max_batch=1, max_wait_s=0.0, max_queue=settings.max_queue)
         self.metrics = Metrics(
             {"model": recommender.name, "version": recommender.version, "runtime": "numpy"},
-            {
-                "kiln_admitted_requests": ("Requests admitted, at most --max-queue.", lambda: self.batcher.placed),
-                "kiln_inflight_requests": ("HTTP requests being handled.", lambda: self.inflight),
-                "kiln_ready": ("1 when /ready answers 200.", lambda: float(self.is_ready())),
-            },
+            self.gauges(lambda: self.batcher.placed, "Requests admitted, at most --max-queue."),
         )
         rec = recommender
         self.info = {

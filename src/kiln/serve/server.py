@@ -24,6 +24,7 @@ from kiln.predict import Predictor, load
 from kiln.serve.app import create_app
 from kiln.serve.generate import GenerateService
 from kiln.serve.protocol import close_overdue, protocol
+from kiln.serve.readiness import Readiness
 from kiln.serve.recommend import RecommendService, create_recommend_app
 from kiln.serve.service import Service
 from kiln.serve.settings import ServeSettings
@@ -33,9 +34,7 @@ from kiln.writing.generator import Generator
 class _Server(uvicorn.Server):
     """uvicorn's server with a drain before its graceful shutdown, and no re-raised signal at exit."""
 
-    def __init__(
-        self, config: uvicorn.Config, service: Service | RecommendService, announce: Callable[[str], None]
-    ) -> None:
+    def __init__(self, config: uvicorn.Config, service: Readiness, announce: Callable[[str], None]) -> None:
         super().__init__(config)
         self.service = service
         self.announce = announce

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,11 +26,11 @@ from kiln.serve.asgi import CLOSE, Body, within
 from kiln.serve.batching import FixedBlocks, MicroBatcher, Overloaded
 from kiln.serve.inputs import Images, InputSpec, Parsed, Texts, parse
 from kiln.serve.metrics import Metrics
+from kiln.serve.readiness import RETRY_AFTER, Readiness
 from kiln.serve.routes import ARTIFACTS
 from kiln.serve.schemas import ApiError
 from kiln.serve.settings import ServeSettings
 
-RETRY_AFTER = {"Retry-After": "1"}
 T = TypeVar("T")
 DECODE_THREADS = min(4, os.cpu_count() or 1)  # PNG decoding off the event loop (Pillow releases the GIL)
 
@@ -57,26 +56,19 @@ class Codec(Protocol[T]):
     def answer(self, request: Any, outputs: np.ndarray) -> T: ...
 
 
-class Service:
+class Service(Readiness):
     """One loaded model and everything needed to answer requests for it."""
 
     def __init__(
         self, predictor: Predictor, settings: ServeSettings, on_ready: Callable[[], None] = lambda: None
     ) -> None:
-        """`on_ready` runs once the model is warm, before /ready answers 200 (the server freezes its heap there)."""
+        super().__init__(settings, on_ready)
         if predictor.runtime == "torch":  # a copy that runs torch in fixed blocks: batch-independent rows (batching.py)
             predictor = dataclasses.replace(predictor, forward=FixedBlocks(predictor.forward))
         self.predictor = predictor
-        self.settings = settings
         self.spec = InputSpec.of(predictor, settings.max_rows, settings.max_image_pixels)
         self.responses = Responses.read(settings.responses, predictor.schema.classes, settings.min_confidence)
-        self.ready = False
-        self.on_ready = on_ready
         self._warming: asyncio.Task[None] | None = None
-        self.draining = False
-        self.drain_deadline = 0.0
-        self.inflight = 0
-        self.connections: Callable[[], int] = lambda: 0  # open connections, told by `kiln serve` (create_app: none)
         self.batcher = MicroBatcher(
             predictor._score,
             max_batch=settings.max_batch,
@@ -90,12 +82,10 @@ class Service:
             {"model": predictor.name, "version": predictor.version, "runtime": predictor.runtime},
             {
                 "kiln_queue_depth": ("Requests waiting for the model.", lambda: self.batcher.queued),
-                "kiln_admitted_requests": (
-                    "Requests admitted (being received, decoded or waiting for the model), at most --max-queue.",
+                **self.gauges(
                     lambda: self.batcher.placed,
+                    "Requests admitted (being received, decoded or waiting for the model), at most --max-queue.",
                 ),
-                "kiln_inflight_requests": ("HTTP requests being handled.", lambda: self.inflight),
-                "kiln_ready": ("1 when /ready answers 200.", lambda: float(self.is_ready())),
             },
         )
         self.artifacts = predictor.run.read_artifacts(ARTIFACTS)  # no links, nothing changed since training
@@ -166,17 +156,6 @@ class Service:
         await self.batcher.stop()
         self.decoders.shutdown(wait=False, cancel_futures=True)
 
-    def is_ready(self) -> bool:
-        return self.ready and not self.draining
-
-    def drain(self, grace_s: float) -> None:
-        """Stop being ready and refuse new predictions; requests in flight may finish within `grace_s`."""
-        self.draining = True
-        self.drain_deadline = time.monotonic() + grace_s
-
-    def drained(self) -> bool:
-        return self.draining and (self.inflight == 0 or time.monotonic() > self.drain_deadline)
-
     async def predict(self, body: Body, codec: Codec[Any] | None = None) -> Any:
         """A /v1/predict body -> the JSON answer (or a body in `codec`'s format -> its answer); 4xx/5xx as `ApiError`.
 
@@ -194,24 +173,6 @@ class Service:
             raise self._timed_out(progress) from None
         finally:
             self.batcher.release()
-
-    def shutting_down(self) -> ApiError:
-        """The 503 for a request that arrives during the drain (SIGTERM): retry elsewhere, and the connection closes."""
-        return ApiError(
-            503,
-            "shutting_down",
-            "The server is shutting down; retry on another instance.",
-            headers={**RETRY_AFTER, **CLOSE},
-        )
-
-    def overloaded(self) -> ApiError:
-        """The 503 for a request that finds all --max-queue places taken (also prebuilt by the gate, `guard.py`)."""
-        return ApiError(
-            503,
-            "overloaded",
-            f"{self.settings.max_queue} requests are already being handled (--max-queue); retry shortly.",
-            headers=RETRY_AFTER,
-        )
 
     def _timed_out(self, progress: _Progress) -> ApiError:
         """The 408 (the body is late) or 504 (decoding or the model is) for a request past --timeout-s."""
