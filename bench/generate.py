@@ -1,22 +1,25 @@
 """kiln's GPT against nanoGPT's model.py on the same corpus and CPU: held-out loss, training speed, generation speed.
 
-    .venv/bin/python bench/generate.py [--steps 2000] [--threads 1] [--anchor-threads 0]
+    .venv/bin/python bench/generate.py [--steps 2000] [--seeds 1] [--seed 0] [--threads 1] [--precision auto]
 
 The corpus is one every machine has: the docstrings of the Python standard library (modules, classes,
 functions; `ast.get_docstring`, files in sorted order, tests left out), extracted into a temporary folder.
 Both sides get the same split (kiln's: whole contiguous blocks, 10% held out) and the same characters, and
 follow the anchor's CPU recipe: character-level, context 64, batch 12, 4 layers, 4 heads, width 128,
 dropout 0, AdamW 1e-3 (betas 0.9/0.99, weight decay 0.1 on matrices) with 100 warm-up steps and cosine
-decay to 1e-4, gradient clipping at 1.0. kiln trains with `kiln train --task generate` (its own loop and run
-folder); nanoGPT's `GPT` is imported from ../shared/anchors/nanogpt/model.py and trained by the loop of its
-train.py (batches stacked from random offsets, its `configure_optimizers`, its learning-rate schedule,
-`loss.item()` every step as with --log_interval=1). Each side trains in a process of its own (peak memory),
-scores the held-out split at the same steps (the time spent there is not counted as training), and then
-times 200 new tokens: kiln with and without its KV cache, nanoGPT's `generate`. Last, the time to the first
-streamed token of POST /v1/generate through a real `kiln serve`.
+decay to 1e-4, gradient clipping at 1.0, the same seed. kiln trains with `kiln train --task generate` (its own
+loop, defaults and run folder; `--precision` sets its `train.precision`); nanoGPT's `GPT` is imported from
+../shared/anchors/nanogpt/model.py and trained by the loop of its train.py (batches stacked from random
+offsets, its `configure_optimizers`, its learning-rate schedule, `loss.item()` every step as with
+--log_interval=1, no compile as in its CPU recipe).
 
-`--threads` is kiln's torch thread count (kiln's default is 1: the CPU is shared); `--anchor-threads` is
-nanoGPT's (0: torch's default, as its train.py leaves it).
+Timing, fair on a shared machine: both sides run at the same torch thread count (`--threads`, 1 by default)
+in processes of their own (peak memory), and take turns: the parent lets one side train a block of
+`steps / 20` steps and score the held-out split, then the other, alternating, so the two never run at once
+and a change in the machine's load falls on both. Steps/s is steps over the summed time of the training
+steps alone (scoring and waiting for the turn are not counted); the paired blocks give a ratio per block.
+Then each side times 200 new tokens in its turn: kiln with and without its KV cache, nanoGPT's `generate`.
+Last, the time to the first streamed token of POST /v1/generate through a real `kiln serve`.
 """
 
 from __future__ import annotations
@@ -36,8 +39,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
-from children import run_child  # noqa: E402
 
 ANCHOR = REPO.parent / "shared" / "anchors" / "nanogpt"
 RECIPE = {"context": 64, "batch": 12, "layers": 4, "heads": 4, "width": 128, "lr": 1e-3, "warmup": 100}
@@ -66,7 +67,10 @@ def extract_docstrings(out: Path) -> Path:
     return out
 
 
-def kiln_config(corpus: Path, steps: int, threads: int) -> Any:
+BLOCKS = 20  # turns per side: a block of steps / BLOCKS training steps, then scoring the held-out split
+
+
+def kiln_config(corpus: Path, steps: int, threads: int, seed: int, precision: str) -> Any:
     from kiln import config
 
     return config.load(
@@ -83,10 +87,29 @@ def kiln_config(corpus: Path, steps: int, threads: int) -> Any:
             "train.batch_size": RECIPE["batch"],
             "train.lr": RECIPE["lr"],
             "train.warmup_steps": min(RECIPE["warmup"], steps // 10),
-            "train.eval_every": max(1, steps // 8),
+            "train.eval_every": max(1, steps // BLOCKS),
             "train.threads": threads,
+            "train.seed": seed,
+            "train.precision": precision,
         }
     )
+
+
+class Turns:
+    """A child's end of the turn-taking: wait for the parent's go, work, then say done and wait again."""
+
+    def __init__(self, fds: str) -> None:
+        go, done = (int(fd) for fd in fds.split(","))
+        self.go, self.done = os.fdopen(go, "r"), os.fdopen(done, "w")
+
+    def wait(self) -> None:
+        if not self.go.readline():
+            raise SystemExit("the parent went away")
+
+    def hand_over(self) -> None:
+        self.done.write("done\n")
+        self.done.flush()
+        self.wait()
 
 
 def gen_speed(generate: Any, repeats: int = 3) -> float:
@@ -100,14 +123,23 @@ def gen_speed(generate: Any, repeats: int = 3) -> float:
     return best
 
 
-def child_kiln(corpus: Path, steps: int, threads: int, runs: Path) -> dict[str, Any]:
+def child_kiln(args: argparse.Namespace, turns: Turns) -> dict[str, Any]:
     import torch
 
-    from kiln.writing.fit import fit_text
+    from kiln.writing import fit
     from kiln.writing.generator import Generator
 
-    run = fit_text(kiln_config(corpus, steps, threads), runs_dir=runs, name="kiln", quiet=True)
-    torch.set_num_threads(threads)
+    evaluate = fit._Loop._evaluate
+
+    def evaluate_then_hand_over(self: Any, *a: Any) -> None:  # the bench's turn-taking, after each block's scoring
+        evaluate(self, *a)
+        turns.hand_over()
+
+    fit._Loop._evaluate = evaluate_then_hand_over  # type: ignore[method-assign]
+    turns.wait()
+    cfg = kiln_config(args.corpus, args.steps, args.threads, args.seed, args.precision)
+    run = fit.fit_text(cfg, runs_dir=args.out.parent / f"runs-{args.seed}", name="kiln", quiet=True)
+    torch.set_num_threads(args.threads)
     generator = Generator.load(run.path)
     ask = {"max_tokens": NEW_TOKENS, "temperature": 0.8, "top_k": 40, "seed": 0}
     cached = gen_speed(lambda: generator.generate(PROMPT, **ask))
@@ -122,12 +154,13 @@ def child_kiln(corpus: Path, steps: int, threads: int, runs: Path) -> dict[str, 
         "gen_cached": cached,
         "gen_uncached": uncached,
         "samples": samples,
-        "threads": threads,
+        "threads": torch.get_num_threads(),
+        "precision": "bf16" if fit.uses_bf16(cfg.train.precision, torch.device("cpu")) else "fp32",
         "run": str(run.path),
     }
 
 
-def child_nanogpt(corpus: Path, steps: int, threads: int) -> dict[str, Any]:
+def child_nanogpt(args: argparse.Namespace, turns: Turns) -> dict[str, Any]:
     import numpy as np
     import torch
 
@@ -137,13 +170,14 @@ def child_nanogpt(corpus: Path, steps: int, threads: int) -> dict[str, Any]:
     from kiln.writing.fit import EVAL_WINDOWS, FINAL_WINDOWS, plan, prepare_text
     from kiln.writing.scoring import held_out_loss, text_metrics
 
-    if threads:
-        torch.set_num_threads(threads)
-    data = prepare_text(plan(kiln_config(corpus, steps, 1)))  # the same split and characters as kiln's
+    turns.wait()
+    steps = args.steps
+    torch.set_num_threads(args.threads)
+    data = prepare_text(plan(kiln_config(args.corpus, steps, 1, args.seed, "fp32")))  # kiln's split and characters
     train = data.train.numpy().astype(np.uint16)  # as nanoGPT's prepare.py stores it
     held = data.held_out
     block, batch = RECIPE["context"], RECIPE["batch"]
-    torch.manual_seed(1337)
+    torch.manual_seed(args.seed)
     model = GPT(
         GPTConfig(block_size=block, vocab_size=data.tokenizer.vocab_size, n_layer=RECIPE["layers"],
                   n_head=RECIPE["heads"], n_embd=RECIPE["width"], dropout=0.0, bias=False)
@@ -167,7 +201,7 @@ def child_nanogpt(corpus: Path, steps: int, threads: int) -> dict[str, Any]:
         x = x.contiguous()
         return model(x, targets=x)[0]  # with targets, nanoGPT returns every position's logits
 
-    every = max(1, steps // 8)
+    every = max(1, steps // BLOCKS)
     curve, seconds = [], 0.0
     x, y = get_batch()
     for it in range(steps):
@@ -186,6 +220,7 @@ def child_nanogpt(corpus: Path, steps: int, threads: int) -> dict[str, Any]:
             model.eval()
             curve.append((seconds, it + 1, held_out_loss(logits, held, block, EVAL_WINDOWS)))
             model.train()
+            turns.hand_over()
     model.eval()
     loss = held_out_loss(logits, held, block, FINAL_WINDOWS)
     prompt = torch.tensor([data.tokenizer.encode(PROMPT)])
@@ -245,20 +280,100 @@ def first_token_ms(run: str, calls: int = 20) -> tuple[float, float]:
         proc.wait(20)
 
 
+def take_turns(args: argparse.Namespace, corpus: Path, folder: Path, seed: int) -> tuple[dict, dict]:
+    """Both sides in child processes that train block by block in alternation; their results and peak memory."""
+    sides = ["nanogpt", "kiln"] if seed % 2 == 0 else ["kiln", "nanogpt"]  # who goes first alternates by seed
+    children = {}
+    for side in sides:
+        go_r, go_w = os.pipe()
+        done_r, done_w = os.pipe()
+        out = folder / f"{side}-{seed}.json"
+        command = [sys.executable, str(Path(__file__).resolve()), "--child", side, "--corpus", str(corpus),
+                   "--steps", str(args.steps), "--threads", str(args.threads), "--seed", str(seed),
+                   "--precision", args.precision, "--out", str(out), "--turns", f"{go_r},{done_w}"]  # fmt: skip
+        log = open(folder / f"{side}-{seed}.log", "w+b")  # noqa: SIM115 (closed below)
+        proc = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                pass_fds=(go_r, done_w), env={**os.environ, "PYTHONPATH": str(REPO / "src")})  # fmt: skip
+        os.close(go_r)
+        os.close(done_w)
+        children[side] = (proc, os.fdopen(go_w, "w"), os.fdopen(done_r, "r"), log, out)
+    live = list(sides)
+    while live:
+        for side in list(live):
+            _, go, done, _, _ = children[side]
+            try:
+                go.write("go\n")
+                go.flush()
+                finished = not done.readline()
+            except BrokenPipeError:
+                finished = True
+            if finished:
+                live.remove(side)
+    results, peaks = {}, {}
+    for side, (proc, go, done, log, out) in children.items():
+        go.close()
+        done.close()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        log.seek(0)
+        text = log.read().decode(errors="replace")
+        log.close()
+        if proc.returncode != 0:
+            raise SystemExit(f"{side} (seed {seed}) failed:\n{text[-3000:]}")
+        results[side], peaks[side] = json.loads(out.read_text()), usage.ru_maxrss / 1024  # KiB on Linux
+    return results, peaks
+
+
+def block_ratios(k: dict[str, Any], n: dict[str, Any]) -> list[float]:
+    """nanoGPT's time over kiln's for each pair of blocks of the same steps (the same turn-taking round)."""
+
+    def durations(curve: list[Any]) -> list[float]:
+        times = [0.0, *(t for t, _, _ in curve)]
+        return [b - a for a, b in zip(times, times[1:])]
+
+    return [nb / kb for kb, nb in zip(durations(k["curve"]), durations(n["curve"])) if kb > 0]
+
+
+def table(args: argparse.Namespace, k: dict[str, Any], n: dict[str, Any], peaks: dict[str, float]) -> None:
+    equal_t = min(k["train_seconds"], n["train_seconds"])
+    k_rate, n_rate = k["steps"] / k["train_seconds"], n["steps"] / n["train_seconds"]
+    ratios = sorted(block_ratios(k, n))
+    rows = [
+        (f"held-out loss at {args.steps} steps (nats/char)", k["loss"], n["loss"], n["loss"] / k["loss"]),
+        ("held-out bits per character", k["bits_per_char"], n["bits_per_char"], None),
+        (f"held-out loss at equal time ({equal_t:.0f}s)", loss_at(k["curve"], equal_t),
+         loss_at(n["curve"], equal_t), None),
+        ("training steps/s", k_rate, n_rate, k_rate / n_rate),
+        (f"generation tokens/s, {NEW_TOKENS} new, KV cache", k["gen_cached"], n["gen"], k["gen_cached"] / n["gen"]),
+        (f"generation tokens/s, {NEW_TOKENS} new, no cache", k["gen_uncached"], n["gen"],
+         k["gen_uncached"] / n["gen"]),
+        ("peak memory (MiB, whole process)", peaks["kiln"], peaks["nanogpt"], None),
+        ("torch threads", k["threads"], n["threads"], None),
+    ]  # fmt: skip
+    print(f"\n{'':<48} {'kiln':>10} {'nanoGPT':>10} {'kiln x':>8}")
+    for name, a, b, ratio in rows:
+        print(f"{name:<48} {a:>10.3f} {b:>10.3f} {'' if ratio is None else f'{ratio:.2f}x':>8}")
+    print(f"kiln's matmuls: {k['precision']}; steps/s ratio per pair of alternating {args.steps // BLOCKS}-step "
+          f"blocks: median {ratios[len(ratios) // 2]:.2f}x, range {ratios[0]:.2f}-{ratios[-1]:.2f}x")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=2000, help="Training steps of each side (the recipe: 2000).")
-    parser.add_argument("--threads", type=int, default=1, help="kiln's torch threads.")
-    parser.add_argument("--anchor-threads", type=int, default=0, help="nanoGPT's torch threads (0: torch's default).")
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="Train both sides with this many seeds, one after another."
+    )
+    parser.add_argument("--seed", type=int, default=0, help="The first seed (both sides use the same).")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of each side.")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="kiln's train.precision.")
     parser.add_argument("--child", choices=["kiln", "nanogpt"], help=argparse.SUPPRESS)
     parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--turns", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child == "kiln":
-        args.out.write_text(json.dumps(child_kiln(args.corpus, args.steps, args.threads, args.out.parent / "runs")))
-        return
-    if args.child == "nanogpt":
-        args.out.write_text(json.dumps(child_nanogpt(args.corpus, args.steps, args.anchor_threads)))
+    if args.child:
+        child = child_kiln if args.child == "kiln" else child_nanogpt
+        args.out.write_text(json.dumps(child(args, Turns(args.turns))))
         return
     if not (ANCHOR / "model.py").is_file():
         raise SystemExit(f"nanoGPT's model.py is not at {ANCHOR} (the shared anchors folder beside the repository).")
@@ -267,41 +382,43 @@ def main() -> None:
         corpus = extract_docstrings(folder / "stdlib_docstrings.txt")
         text = corpus.read_text(encoding="utf-8")
         print(f"Corpus: docstrings of Python {sys.version.split()[0]}'s standard library, {len(text):,} characters, "
-              f"{len(set(text))} distinct; {args.steps} steps per side; {os.cpu_count()} CPUs, shared with other work.")  # fmt: skip
-        results, peaks = {}, {}
-        for side, threads in (("nanogpt", args.anchor_threads), ("kiln", args.threads)):
-            out = folder / f"{side}.json"
-            command = [sys.executable, str(Path(__file__).resolve()), "--child", side, "--corpus", str(corpus),
-                       "--steps", str(args.steps), "--threads", str(threads), "--anchor-threads", str(threads),
-                       "--out", str(out)]  # fmt: skip
-            child = run_child(command, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
-            if child.returncode != 0:
-                raise SystemExit(f"{side} failed:\n{child.stderr[-3000:]}")
-            results[side], peaks[side] = json.loads(out.read_text()), child.peak_mib
-        k, n = results["kiln"], results["nanogpt"]
+              f"{len(set(text))} distinct; {args.steps} steps per side, seeds {args.seed}-{args.seed + args.seeds - 1}; "
+              f"{os.cpu_count()} CPUs, shared with other work; the two sides take turns in blocks of "
+              f"{args.steps // BLOCKS} steps.", flush=True)  # fmt: skip
+        seeds = []
+        for seed in range(args.seed, args.seed + args.seeds):
+            (results, peaks) = take_turns(args, corpus, folder, seed)
+            k, n = results["kiln"], results["nanogpt"]
+            print(f"\nseed {seed}:", end="")
+            table(args, k, n, peaks)
+            seeds.append((seed, k, n))
+        if len(seeds) > 1:
+            print(f"\n{'seed':<6} {'kiln loss':>10} {'nanoGPT':>10} {'kiln - nG':>10} {'kiln steps/s':>13} "
+                  f"{'nanoGPT':>8} {'kiln x':>7}")  # fmt: skip
+            for seed, k, n in seeds:
+                kr, nr = k["steps"] / k["train_seconds"], n["steps"] / n["train_seconds"]
+                print(f"{seed:<6} {k['loss']:>10.4f} {n['loss']:>10.4f} {k['loss'] - n['loss']:>+10.4f} "
+                      f"{kr:>13.2f} {nr:>8.2f} {kr / nr:>6.2f}x")  # fmt: skip
+            diffs = [k["loss"] - n["loss"] for _, k, n in seeds]
+            print(f"mean loss difference {sum(diffs) / len(diffs):+.4f} over {len(diffs)} seeds; spread of each side "
+                  f"across seeds: kiln {spread([k['loss'] for _, k, _ in seeds]):.4f}, "
+                  f"nanoGPT {spread([n['loss'] for _, _, n in seeds]):.4f} (sample std)")  # fmt: skip
+        _, k, n = seeds[0]
         first_p50, first_max = first_token_ms(k["run"])
-        equal_t = min(k["train_seconds"], n["train_seconds"])
-        k_rate, n_rate = k["steps"] / k["train_seconds"], n["steps"] / n["train_seconds"]
-        rows = [
-            (f"held-out loss at {args.steps} steps (nats/char)", k["loss"], n["loss"], n["loss"] / k["loss"]),
-            ("held-out bits per character", k["bits_per_char"], n["bits_per_char"], None),
-            (f"held-out loss at equal time ({equal_t:.0f}s)", loss_at(k["curve"], equal_t),
-             loss_at(n["curve"], equal_t), None),
-            ("training steps/s", k_rate, n_rate, k_rate / n_rate),
-            (f"generation tokens/s, {NEW_TOKENS} new, KV cache", k["gen_cached"], n["gen"], k["gen_cached"] / n["gen"]),
-            (f"generation tokens/s, {NEW_TOKENS} new, no cache", k["gen_uncached"], n["gen"],
-             k["gen_uncached"] / n["gen"]),
-            ("peak memory (MiB, whole process)", peaks["kiln"], peaks["nanogpt"], None),
-            ("torch threads", k["threads"], n["threads"], None),
-        ]  # fmt: skip
-        print(f"\n{'':<48} {'kiln':>10} {'nanoGPT':>10} {'kiln x':>8}")
-        for name, a, b, ratio in rows:
-            print(f"{name:<48} {a:>10.3f} {b:>10.3f} {'' if ratio is None else f'{ratio:.2f}x':>8}")
-        print(f"first streamed token via kiln serve: median {first_p50:.1f} ms, worst {first_max:.1f} ms (20 requests)")
+        print(
+            f"\nfirst streamed token via kiln serve: median {first_p50:.1f} ms, worst {first_max:.1f} ms (20 requests)"
+        )
         for side, result in (("kiln", k), ("nanoGPT", n)):
-            print(f"\n{side} samples ({NEW_TOKENS} tokens after {PROMPT!r}, temperature 0.8, top-k 40):")
+            print(
+                f"\n{side} samples, seed {seeds[0][0]} ({NEW_TOKENS} tokens after {PROMPT!r}, temperature 0.8, top-k 40):"
+            )
             for sample in result["samples"]:
                 print("---\n" + PROMPT + sample)
+
+
+def spread(values: list[float]) -> float:
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 if __name__ == "__main__":

@@ -108,6 +108,7 @@ class TrainConfig(_Section):
     # Data-parallel training processes on this machine (torch.distributed, gloo): each takes a
     # share of every batch and the summed gradients give every process the single-process update.
     processes: int = Field(1, ge=1)
+    # bf16 autocast: `auto` uses it on CUDA; `--task generate` also on a CPU with bf16 arithmetic (AVX-512 BF16, AMX).
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     # Experiment trackers that watch the run (kiln.tracking): TensorBoard event files under the run
     # folder, an MLflow run (MLFLOW_TRACKING_URI, else a sqlite store in the runs dir). A name alone is a list of one.

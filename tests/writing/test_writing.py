@@ -121,7 +121,7 @@ def test_resume_continues_to_the_uninterrupted_result(
     corpus: Path, tmp_path: Path, kiln_popen: Callable[..., Any], kiln_cmd: Callable[..., Any]
 ) -> None:
     args = ("train", "--data", corpus, "--task", "generate", *TINY, "--max-steps", "120", "--runs-dir", tmp_path,
-            "--set", "train.eval_every=20", "--quiet")  # fmt: skip
+            "--set", "train.eval_every=20", "--set", "train.precision=bf16", "--quiet")  # fmt: skip
     whole = kiln_cmd(*args, "--name", "whole")
     assert whole.returncode == 0, whole.stderr
     proc = kiln_popen(*args, "--name", "cut")
@@ -140,6 +140,36 @@ def test_resume_continues_to_the_uninterrupted_result(
     ).read_bytes()
     cut, full = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("cut", "whole"))
     assert cut["loss"] == full["loss"] and cut["steps"] == full["steps"] == 120
+
+
+def test_bf16_matmuls_train_on_par_and_fp32_turns_them_off(corpus: Path, tmp_path: Path) -> None:
+    losses = {}
+    for precision in ("bf16", "fp32"):
+        result = _cli("train", "--data", corpus, "--task", "generate", *TINY, "--max-steps", "30", "--runs-dir",
+                      tmp_path, "--name", precision, "--seed", "3", "--set", f"train.precision={precision}")  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert f"up to 30 steps; {precision} matmuls." in result.output
+        losses[precision] = json.loads((tmp_path / precision / "metrics.json").read_text())["loss"]
+    weights = [(tmp_path / p / "model.safetensors").read_bytes() for p in losses]
+    assert weights[0] != weights[1]  # different arithmetic, so not the same run
+    assert losses["bf16"] == pytest.approx(losses["fp32"], abs=0.05)  # ... to the same loss
+
+
+def test_gpt_under_bf16_autocast_gives_fp32_logits_close_to_fp32() -> None:
+    import torch
+
+    from kiln.models.gpt import GPT, Spec
+
+    torch.manual_seed(0)
+    model = GPT(Spec(context=16, layers=2, heads=2, width=32), vocab=40)
+    idx = torch.randint(40, (3, 16))
+    exact = model(idx)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = model(idx)
+    assert mixed.dtype == torch.float32 and mixed.shape == (3, 16, 40)
+    assert (mixed - exact).abs().max() < 0.05
+    mixed.sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in model.parameters())
 
 
 def test_bpe_tokenizer_encodes_any_prompt(corpus: Path, tmp_path: Path) -> None:

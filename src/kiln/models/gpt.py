@@ -65,7 +65,11 @@ class CausalSelfAttention(nn.Module):
             if start > 0 and T > 1:
                 raise ValueError("a KVCache takes several tokens only as the first call (the prefill)")
         dropout = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=causal)  # (B, H, T, D)
+        if q.device.type == "cpu" and q.dtype != torch.float32:  # CPU's bf16 attention backward is slow: fp32 here
+            with torch.autocast("cpu", enabled=False):
+                y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), dropout_p=dropout, is_causal=causal)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=causal)  # (B, H, T, D)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -130,6 +134,9 @@ class GPT(nn.Module):
         if cache is not None:
             cache.length += T
         x = self.norm(x[:, -1:] if last_only else x)
+        if torch.is_autocast_enabled(x.device.type):  # bf16 training: the logits, which the loss reads, in fp32
+            with torch.autocast(x.device.type, enabled=False):
+                return F.linear(x.float(), self.tokens.weight)
         return F.linear(x, self.tokens.weight)  # (B, T or 1, vocab): the output head is the token embedding (tied)
 
 
