@@ -220,6 +220,9 @@ def train(
         int | None, typer.Option(help="--task generate: training steps (default 2000 without --max-minutes).")
     ] = None,
     max_minutes: Annotated[float | None, typer.Option(help="--task generate: stop training after this long.")] = None,
+    finetune_encoder: Annotated[
+        bool, typer.Option(help="minilm: tune the encoder on pairs of the training messages first (SetFit-style).")
+    ] = False,
 ) -> None:
     """Train a model (default: the article's digits MLP) and write a run folder.
 
@@ -256,7 +259,6 @@ def train(
         "data.text": text,
         "data.shots": shots,
         "data.max_tokens": max_tokens,
-        "model.bundle_encoder": bundle_encoder or None,
         "data.user": user,
         "data.item": item,
         "data.time": time,
@@ -265,6 +267,8 @@ def train(
         "data.item_features": item_features,
         "data.tokenizer": tokenizer,
         "model.name": model or ("gpt" if task == "generate" else None),
+        "model.bundle_encoder": bundle_encoder or None,  # after model.name, which drops another model's options
+        "model.finetune_encoder": finetune_encoder or None,
         "model.context": context,
         "model.layers": layers,
         "model.heads": heads,
