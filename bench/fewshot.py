@@ -9,7 +9,8 @@ accuracy  per set (examples/tickets.csv, examples/tickets_b.csv), model and K: t
 cross     trained on one set, scored on the whole other (differently worded) set.
 speed     sentences/s encoding the ticket messages one per call and 64 per call: kiln's serving path (the Rust
           tokenizer + the encoder in ONNX Runtime) against sentence-transformers' own `encode` (torch), same
-          threads, sentence-transformers in a venv of its own (bench/.venv-sentence-transformers).
+          threads, sentence-transformers in a venv of its own (bench/.venv-sentence-transformers). The two
+          take turns block by block for `--rounds` rounds, so load from elsewhere on the CPU hits both alike.
 serve     p50 and p90 of one message POSTed to a real `kiln serve` of a `minilm --shots 5` run, sequentially.
 
 The sets are written by examples/make_tickets.py from hand-written phrases: no figure here says anything
@@ -186,7 +187,11 @@ def speed_table(threads: list[int], rounds: int) -> None:
         encoder.threads = n
         assert encoder.runtime == "onnx", "onnxruntime is part of kiln's dependencies"
         child = subprocess.Popen(
-            [str(python), "-c", ST_SCRIPT, str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [str(python), "-c", ST_SCRIPT, str(n)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, HF_HUB_DISABLE_PROGRESS_BARS="1", TRANSFORMERS_VERBOSITY="error"),
         )
         assert child.stdin is not None and child.stdout is not None
         child.stdin.write(json.dumps(texts) + "\n")
