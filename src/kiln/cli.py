@@ -279,6 +279,11 @@ def train(
     values = {k: v for k, v in flags.items() if v is not None}
     if (user is None) != (item is None):
         raise ConfigError("A recommender needs both `--user` and `--item` (the log's user and item columns).")
+    if finetune_encoder and model != "minilm" and (model is not None or config is None):  # a config may name it
+        raise ConfigError(
+            "`--finetune-encoder` tunes the pretrained encoder of `--model minilm`; "
+            + (f"got `--model {model}`." if model else "add `--model minilm`.")
+        )
     if user is not None and model is None and config is None:
         from kiln.recommend.fit import default_model
 

@@ -60,3 +60,12 @@ def test_finetuned_encoder_is_saved_in_the_run_and_loaded_from_it(embedding_cach
     assert predictor.preprocessor.text.folder == run / "encoder"  # type: ignore[union-attr]
     metrics = json.loads((run / "metrics.json").read_text())
     assert evaluate_run(run)["accuracy"] == pytest.approx(metrics["accuracy"])  # reloaded, it scores as trained
+
+
+def test_finetune_encoder_without_minilm_is_one_line(small_tickets: Path, tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    args = ("train", "--data", small_tickets, "--text", "message", "--target", "intent", "--runs-dir", tmp_path)
+    result = cli(*args, "--model", "text-cnn", "--finetune-encoder")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "kiln: error: `--finetune-encoder` tunes the pretrained encoder of `--model minilm`; got `--model text-cnn`."
+    )
