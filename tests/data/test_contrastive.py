@@ -28,7 +28,10 @@ def test_pairs_give_each_message_one_of_its_class_and_one_of_another() -> None:
     assert np.array_equal(drawn, again)  # seeded
 
 
-def test_finetuned_encoder_is_saved_in_the_run_and_loaded_from_it(embedding_cache: Path, tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_finetuned_encoder_is_saved_in_the_run_and_loaded_from_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("KILN_CACHE", str(tmp_path / "cache"))  # the tuned encoder's vectors and export stay here
     tickets = write_tickets(tmp_path / "tickets.csv", ticket_rows(5))  # 40 messages: little to encode
     result = cli(
         "train", "--data", tickets, "--text", "message", "--target", "intent", "--model", "minilm",

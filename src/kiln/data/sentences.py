@@ -80,9 +80,8 @@ class SentenceEncoder:
     folder: Path | None = None
     threads: int = 1  # ONNX Runtime's CPU threads per forward (kiln's `train.threads` default: a CPU is often shared)
     finetuned: dict[str, Any] | None = None  # how the encoder was tuned on the run's messages, if it was
-    _weights: bytes | None = field(
-        default=None, repr=False
-    )  # a tuned encoder's safetensors, until `bundle` writes them
+    # a tuned encoder's safetensors, held until `bundle` writes them into the run folder
+    _weights: bytes | None = field(default=None, repr=False)
     _memo: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
