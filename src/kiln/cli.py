@@ -230,6 +230,9 @@ def train(
         int | None, typer.Option(help="--task generate: training steps (default 2000 without --max-minutes).")
     ] = None,
     max_minutes: Annotated[float | None, typer.Option(help="--task generate: stop training after this long.")] = None,
+    finetune_encoder: Annotated[
+        bool, typer.Option(help="minilm: tune the encoder on pairs of the training messages first (SetFit-style).")
+    ] = False,
 ) -> None:
     """Train a model (default: the article's digits MLP) and write a run folder.
 
@@ -266,7 +269,6 @@ def train(
         "data.text": text,
         "data.shots": shots,
         "data.max_tokens": max_tokens,
-        "model.bundle_encoder": bundle_encoder or None,
         "data.user": user,
         "data.item": item,
         "data.time": time,
@@ -275,6 +277,8 @@ def train(
         "data.item_features": item_features,
         "data.tokenizer": tokenizer,
         "model.name": model or ("gpt" if task == "generate" else None),
+        "model.bundle_encoder": bundle_encoder or None,  # after model.name, which drops another model's options
+        "model.finetune_encoder": finetune_encoder or None,
         "model.context": context,
         "model.layers": layers,
         "model.heads": heads,
@@ -285,6 +289,11 @@ def train(
     values = {k: v for k, v in flags.items() if v is not None}
     if (user is None) != (item is None):
         raise ConfigError("A recommender needs both `--user` and `--item` (the log's user and item columns).")
+    if finetune_encoder and model != "minilm" and (model is not None or config is None):  # a config may name it
+        raise ConfigError(
+            "`--finetune-encoder` tunes the pretrained encoder of `--model minilm`; "
+            + (f"got `--model {model}`." if model else "add `--model minilm`.")
+        )
     if user is not None and model is None and config is None:
         from kiln.recommend.fit import default_model
 

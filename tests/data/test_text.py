@@ -79,13 +79,13 @@ def test_tokenizer_is_fitted_on_training_words_and_saved_as_json() -> None:
 def test_inspect_text_reports_lengths_empties_overlong_and_balance(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
     rows = ticket_rows(5)
     rows[0] = ("", rows[0][1])
-    rows[1] = (" ".join(["word"] * 30), rows[1][1])
+    rows[1] = (" ".join(["word"] * 60), rows[1][1])  # the example messages have at most 31 words
     path = write_tickets(tmp_path / "t.csv", rows)
-    result = cli("inspect", "--data", path, "--text", "message", "--target", "intent", "--max-tokens", "20")
+    result = cli("inspect", "--data", path, "--text", "message", "--target", "intent", "--max-tokens", "40")
     assert result.returncode == 0
     out = result.stdout
     assert f"{path}: 40 rows; text column `message`" in out
     assert "empty messages: 1 (the first at" in out and "line 2" in out
-    assert "longer than 20 words: 1 (training cuts them" in out
-    assert "max 30" in out
+    assert "longer than 40 words: 1 (training cuts them" in out
+    assert "max 60" in out
     assert "classes of `intent` (8)" in out and "imbalance (largest/smallest): 1.0x" in out

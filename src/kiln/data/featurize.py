@@ -1,8 +1,9 @@
 """Text's step 1: pick the training messages (all, or `shots` per class), fit the run's featurizer, encode.
 
 Models trained from scratch get a word vocabulary fitted on the training messages alone; `minilm`
-gets the pretrained sentence encoder, whose vectors for a dataset are cached on disk per
-(encoder, dataset) hash so a second run on the same file does not encode it again.
+gets the pretrained sentence encoder (tuned first on pairs of the training messages with
+`finetune_encoder`), whose vectors for a dataset are cached on disk per (encoder, dataset) hash so a
+second run on the same file does not encode it again.
 """
 
 from __future__ import annotations
@@ -47,6 +48,20 @@ def prepare_text(dataset: Dataset, cfg: RunConfig):  # type: ignore[no-untyped-d
         from kiln.data.sentences import SentenceEncoder, cache_dir
 
         featurizer = SentenceEncoder.installed(data.max_tokens)
+        spec = cfg.model
+        if getattr(spec, "finetune_encoder", False):
+            from kiln.data.contrastive import tune
+
+            featurizer = tune(
+                featurizer,
+                texts,
+                dataset.y_train[train],
+                epochs=spec.finetune_epochs,  # type: ignore[attr-defined]
+                iterations=spec.finetune_pairs,  # type: ignore[attr-defined]
+                lr=spec.finetune_lr,  # type: ignore[attr-defined]
+                batch_size=spec.finetune_batch_size,  # type: ignore[attr-defined]
+                seed=cfg.train.seed,
+            )
         everything = [*dataset.x_train, *dataset.x_test]  # one cache entry per file: the test split is scored next
         truncated, _ = featurizer.warm(everything, cache_dir())
         unit = "word pieces"

