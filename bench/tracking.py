@@ -107,6 +107,21 @@ def loop_part(contenders: list[str], runs: int) -> None:
         else:
             row += [f" {'-':>8} | {cpu:>12.3f} | {'-':>8} |"]
         print("".join(row))
+    if "none" in took:
+        print_paired(took, contenders)
+
+
+def print_paired(took: dict[str, list[tuple[float, float]]], contenders: list[str]) -> None:
+    """Each tracked loop against the untracked one of the same round: the median of those ratios and their middle
+    half, which the machine's drift from round to round moves less than a ratio of two medians."""
+    print("\nper round, tracked loop / untracked loop of the same round (wall time): median [25th-75th percentile]\n")
+    for contender in contenders:
+        if contender == "none":
+            continue
+        ratios = sorted(t[0] / n[0] - 1 for t, n in zip(took[contender], took["none"]))
+        low, middle, high = statistics.quantiles(ratios, n=4)
+        verdict = "met" if middle <= GOAL else "NOT met"
+        print(f"  {contender:<12} {middle:+.1%} [{low:+.1%} to {high:+.1%}]  (goal at most {GOAL:+.0%}: {verdict})")
 
 
 def main() -> None:

@@ -54,7 +54,7 @@ def test_messages_get_intent_probabilities_and_the_answer(
 
 
 def test_a_malformed_message_is_a_422_naming_its_index(minilm_run: Path, server_factory: Callable[..., Server]) -> None:
-    server = server_factory(minilm_run)  # no responses file, no threshold: predictions as for any run
+    server = server_factory(minilm_run, "--timeout-s", "0.2")  # no responses file, no threshold: plain predictions
     for inputs, index, found in ((["fine", 5], 1, "a number"), ([["a", "b"]], 0, "a list"), ([None], 0, "null")):
         reply = httpx.post(f"{server.url}/v1/predict", json={"inputs": inputs})
         assert reply.status_code == 422
@@ -65,6 +65,12 @@ def test_a_malformed_message_is_a_422_naming_its_index(minilm_run: Path, server_
     assert "answer" not in plain["predictions"][0]
     reply = httpx.post(f"{server.url}/v1/predict", json={"inputs": [{"message": "I forgot my password"}]})
     assert reply.json()["predictions"][0]["label"] == "account_login"
+    many = httpx.post(f"{server.url}/v1/predict", json={"inputs": ["where is my parcel? " * 20] * 400}, timeout=30)
+    assert many.status_code == 504  # seconds of encoding against a 0.2 s limit: named as encoding, not as PNGs
+    assert many.json()["message"] == (
+        "Timed out: encoding the messages took longer than 0.2s (--timeout-s); send fewer or shorter messages "
+        "per request."
+    )
 
 
 def test_a_responses_file_naming_an_unknown_intent_stops_the_server(minilm_run: Path, tmp_path: Path, kiln_cmd) -> None:  # type: ignore[no-untyped-def]

@@ -37,7 +37,8 @@ DECODE_THREADS = min(4, os.cpu_count() or 1)  # PNG decoding off the event loop 
 
 @dataclass
 class _Progress:
-    """How far a request got, to name what ran out of time: its body (408), PNG decoding or the model (504)."""
+    """How far a request got, to name what ran out of time: its body (408), decoding PNGs or encoding messages, or
+    the model (504)."""
 
     stage: Literal["body", "decoding", "model"] = "body"
 
@@ -179,6 +180,13 @@ class Service(Readiness):
         limit = f"{self.settings.timeout_s:g}s (--timeout-s)"
         if progress.stage == "body":
             return ApiError(408, "timeout", f"Timed out: the body did not arrive within {limit}.", headers=CLOSE)
+        if progress.stage == "decoding" and self.spec.text:
+            return ApiError(
+                504,
+                "timeout",
+                f"Timed out: encoding the messages took longer than {limit}; send fewer or shorter messages "
+                "per request.",
+            )
         if progress.stage == "decoding":
             return ApiError(
                 504,
