@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from kiln.serve import docs, explain, generate, page, v2
-from kiln.serve.asgi import CLOSE, PredictEndpoint
+from kiln.serve.asgi import CLOSE, JsonEndpoint
 from kiln.serve.guard import Gate
 from kiln.serve.metrics import CONTENT_TYPE
 from kiln.serve.routes import EXPLAIN, PREDICT, V2
@@ -36,7 +36,7 @@ async def _predict() -> None:
     """
 
 
-# /v1/predict is served by `PredictEndpoint` behind the gate (plain ASGI, for speed); this route documents it.
+# /v1/predict is served by a `JsonEndpoint` behind the gate (plain ASGI, for speed); this route documents it.
 PREDICT_DOC = APIRoute(
     PREDICT,
     _predict,
@@ -125,7 +125,7 @@ def create_app(service: Service) -> Gate:
     async def metrics() -> Response:
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
-    endpoints: dict[str, Any] = {PREDICT: PredictEndpoint(service)}
+    endpoints: dict[str, Any] = {PREDICT: JsonEndpoint(service.predict, PREDICT)}
     routes: tuple[str, ...] = ()
     if not isinstance(service, generate.GenerateService):  # the Open Inference Protocol: tensors in, tensors out
         served = v2.Model(service, service.settings.model_name or service.predictor.name)

@@ -9,17 +9,14 @@ import asyncio
 import http
 import logging
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import pydantic_core
 from starlette.types import Receive, Scope, Send
 
 from kiln.serve.schemas import ApiError
-
-if TYPE_CHECKING:
-    from kiln.serve.service import Service
 
 T = TypeVar("T")
 DISCARD_BYTES = 16 << 20  # most of a refused body read and thrown away, so that the client reads the answer
@@ -94,22 +91,24 @@ def too_large(limit: int) -> ApiError:
     )
 
 
-class PredictEndpoint:
-    """POST /v1/predict as a plain ASGI app (the gate routes it here, past FastAPI, for speed)."""
+class JsonEndpoint:
+    """A POST route as a plain ASGI app (the gate routes /v1/predict and /v1/recommend here, past FastAPI, for
+    speed): `answer` turns the request's body into JSON bytes or raises an `ApiError`."""
 
-    def __init__(self, service: Service) -> None:
-        self.service = service
+    def __init__(self, answer: Callable[[Body], Awaitable[bytes]], route: str) -> None:
+        self.answer = answer
+        self.route = route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = Body(scope, receive)
         try:
-            answer = await self.service.predict(body)
+            answer = await self.answer(body)
         except ApiError as error:
             # A 408 means the body stopped coming: nothing to wait for. Other early answers let it finish.
             await respond(send, error, body if error.status != 408 else None)
             return
         except Exception:  # a bug: logged with its traceback, answered as JSON like every other error
-            logging.getLogger("uvicorn.error").exception("kiln: /v1/predict failed")
+            logging.getLogger("uvicorn.error").exception(f"kiln: {self.route} failed")
             await respond(
                 send, ApiError(500, "internal", "The server failed on this request; its log has the details."), body
             )

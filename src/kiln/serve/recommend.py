@@ -5,14 +5,13 @@ A request asks for users (`{"users": ["u1"], "k": 10}`) or for a session of item
 (`{"items": ["i9", "i3"], "k": 10}`); each answer says where it came from: `model`, `popularity` (a user
 never seen) or `item_similarity`. Scoring is one matrix product over the catalogue and an exact top-k
 (`kiln.recommend.recommender`), fast enough to run on the event loop: no batching, no thread hop. The gate
-hands POST /v1/recommend to `RecommendEndpoint`, plain ASGI past FastAPI's routing (as /v1/predict is).
+hands POST /v1/recommend to a `JsonEndpoint`, plain ASGI past FastAPI's routing (as /v1/predict is).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import Callable
 from importlib.resources import files
 from typing import Any
@@ -26,7 +25,7 @@ from kiln.errors import InputError
 from kiln.recommend.recommender import Recommender
 from kiln.serve import docs, page
 from kiln.serve.app import ERRORS, _openapi, probed_app
-from kiln.serve.asgi import CLOSE, Body, respond, within
+from kiln.serve.asgi import CLOSE, Body, JsonEndpoint, respond, within
 from kiln.serve.batching import MicroBatcher
 from kiln.serve.guard import Gate
 from kiln.serve.metrics import CONTENT_TYPE, Metrics
@@ -149,37 +148,13 @@ def _kind(value: Any) -> str:
     return f"{type(value).__name__} {text[:40]}{'...' if len(text) > 40 else ''}"
 
 
-class RecommendEndpoint:
-    """POST /v1/recommend as a plain ASGI app: the gate routes it here, past FastAPI's routing and Request."""
-
-    def __init__(self, service: RecommendService) -> None:
-        self.service = service
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = Body(scope, receive)
-        try:
-            answer = await self.service.recommend(body)
-        except ApiError as error:
-            await respond(send, error, body if error.status != 408 else None)
-            return
-        except Exception:  # a bug: logged with its traceback, answered as JSON like every other error
-            logging.getLogger("uvicorn.error").exception("kiln: /v1/recommend failed")
-            await respond(
-                send, ApiError(500, "internal", "The server failed on this request; its log has the details."), body
-            )
-            return
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(answer))]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": answer})
-
-
 async def _recommend() -> None:
     """Top-k items for `users` (`{"users": ["u1"], "k": 10, "include_seen": false}`) or for a session of
     `items` (`{"items": ["i9", "i3"], "k": 10}`); each list says its `source`: model, popularity (a user
     never seen) or item_similarity."""
 
 
-# /v1/recommend is served by `RecommendEndpoint` behind the gate; this route documents it in /openapi.json.
+# /v1/recommend is served by a `JsonEndpoint` behind the gate; this route documents it in /openapi.json.
 RECOMMEND_DOC = APIRoute(
     RECOMMEND,
     _recommend,
@@ -236,4 +211,4 @@ def create_recommend_app(service: RecommendService) -> Gate:
         app.add_api_route(
             route, page.static((folder / name).read_bytes(), media_type), methods=["GET"], include_in_schema=False
         )
-    return Gate(app, {RECOMMEND: RecommendEndpoint(service), PREDICT: _NotHere()}, service)  # type: ignore[arg-type]
+    return Gate(app, {RECOMMEND: JsonEndpoint(service.recommend, RECOMMEND), PREDICT: _NotHere()}, service)  # type: ignore[arg-type]
