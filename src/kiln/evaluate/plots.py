@@ -80,10 +80,8 @@ def _margins(fig: Figure, axes: list[Axes]) -> tuple[float, float, float, float]
                 w, h, _ = renderer.get_text_width_height_descent(
                     text.get_text(), text.get_fontproperties(), ismath=False
                 )
-                cos, sin = (
-                    abs(math.cos(math.radians(text.get_rotation()))),
-                    abs(math.sin(math.radians(text.get_rotation()))),
-                )
+                turn = math.radians(text.get_rotation())
+                cos, sin = abs(math.cos(turn)), abs(math.sin(turn))
                 sizes.append((w * cos + h * sin, w * sin + h * cos))
         return max(s[0] for s in sizes) / fig.dpi, max(s[1] for s in sizes) / fig.dpi
 
