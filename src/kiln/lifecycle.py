@@ -50,8 +50,8 @@ from kiln.version import __version__
 
 
 @dataclass
-class Run:
-    """A finished run: its folder, config, per-epoch history and test metrics."""
+class FinishedRun:
+    """What every finished run holds, whatever it trained: its folder, config, history and metrics."""
 
     folder: RunFolder
     config: RunConfig
@@ -61,6 +61,11 @@ class Run:
     @property
     def path(self) -> Path:
         return self.folder.path
+
+
+@dataclass
+class Run(FinishedRun):
+    """A finished run: its folder, config, per-epoch history and test metrics."""
 
     @cached_property
     def predictor(self) -> Predictor:

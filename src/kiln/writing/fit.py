@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from kiln import config as config_mod
 from kiln.config import RunConfig
 from kiln.data.corpus import Corpus, read_corpus
 from kiln.errors import ConfigError, DataError, RunError, TrainingError, TrainingInterrupted
+from kiln.lifecycle import FinishedRun
 from kiln.models import registry
 from kiln.runs import FORMAT_VERSION, RunFolder, atomic_write, history_csv, new_run, sha256, write_json
 from kiln.train.checkpoint import load_checkpoint, save_checkpoint
@@ -41,17 +42,8 @@ MIN_LR_RATIO = 0.1
 
 
 @dataclass
-class TextRun:
+class TextRun(FinishedRun):
     """A finished text-generation run: its folder, config, history (one row per evaluation) and metrics."""
-
-    folder: RunFolder
-    config: RunConfig
-    history: list[dict[str, float]]
-    metrics: dict[str, Any] = field(repr=False)
-
-    @property
-    def path(self) -> Path:
-        return self.folder.path
 
 
 @dataclass(frozen=True)
