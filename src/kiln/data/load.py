@@ -77,34 +77,23 @@ def _load(data: DataConfig) -> Dataset:
         return load_text_dataset(
             path, text=data.text, target=data.target, encoding=data.encoding, delimiter=data.delimiter, **common
         )
+    table: dict[str, Any] = {
+        "target": data.target,
+        "task": data.task,
+        "encoding": data.encoding,
+        "delimiter": data.delimiter,
+        "on_missing": data.on_missing,
+    }
     if stream:
         from kiln.data.stream import STREAM_ABOVE, load_streamed
 
         if data.stream == "auto":
             warn(f"`{path}` is over {STREAM_ABOVE >> 30} GiB, so it is streamed (as with `--stream`).")
-        return load_streamed(
-            path,
-            target=data.target,
-            task=data.task,
-            test_size=data.test_size,
-            val_split=data.val_split,
-            seed=data.seed,
-            encoding=data.encoding,
-            delimiter=data.delimiter,
-            on_missing=data.on_missing,
-        )
+        return load_streamed(path, test_size=data.test_size, val_split=data.val_split, seed=data.seed, **table)
     if path.suffix.lower() in TABLE_SUFFIXES:
         from kiln.data.tabular import load_table_dataset
 
-        return load_table_dataset(
-            path,
-            target=data.target,
-            task=data.task,
-            encoding=data.encoding,
-            delimiter=data.delimiter,
-            on_missing=data.on_missing,
-            **common,
-        )
+        return load_table_dataset(path, **table, **common)
     if path.exists():
         raise DataError(
             f"`{path}` is not a dataset kiln reads: expected {', '.join(TABLE_SUFFIXES)}, .npz, .npy or a folder."
