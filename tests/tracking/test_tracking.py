@@ -137,6 +137,18 @@ def test_a_missing_extra_is_one_line_naming_the_install_command(tmp_path: Path) 
     assert not (tmp_path / "runs").exists()
 
 
+def test_the_cli_logs_to_mlflow_from_a_child_process_and_prints_none_of_its_logging(tmp_path: Path) -> None:
+    report = "import atexit; atexit.register(lambda: print('mlflow imported:', 'mlflow' in sys.modules))"
+    result = _cli("train", "--epochs", "2", "--track", "mlflow", env=_env(), cwd=tmp_path, code=report)
+    assert result.returncode == 0, result.stderr
+    assert "mlflow imported: False" in result.stdout  # the training process never imported it
+    assert result.stderr == ""  # no "Creating initial MLflow database tables" and the like
+    client = MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
+    [found] = client.search_runs([client.get_experiment_by_name("kiln").experiment_id])
+    assert found.info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(found.info.run_id, "loss")] == [1, 2]
+
+
 class InterruptAt(kiln.Callback):
     """Presses Ctrl-C as epoch `epoch + 1` begins (epoch `epoch` is checkpointed)."""
 

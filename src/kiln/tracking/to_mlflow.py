@@ -4,6 +4,8 @@ The server is MLFLOW_TRACKING_URI's; without it, a local sqlite store beside the
 (`<runs dir>/mlflow.db`, artifacts in `<runs dir>/mlartifacts`): `mlflow ui --backend-store-uri
 sqlite:///runs/mlflow.db` shows it. The experiment is MLFLOW_EXPERIMENT_NAME's, else `kiln`. The run
 folder is logged under `run/`, and as an MLflow model (the kiln pyfunc flavour) under `model/`.
+
+MLflow's client runs in a child process (`kiln.tracking.child`): the training process never imports mlflow.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kiln.tracking.child import Child, serve
 from kiln.tracking.tracker import Epochs, Tracker, test_scores
 
 if TYPE_CHECKING:
@@ -35,7 +38,10 @@ def tracking_uri(runs_dir: Path) -> str:
 
 
 class MLflowTracker(Tracker):
-    """One MLflow run per kiln run, named after its folder; a resumed kiln run continues its MLflow run."""
+    """One MLflow run per kiln run, named after its folder; a resumed kiln run continues its MLflow run.
+
+    The training process's side: each call goes to an `MLflowLogger` in a child process and is waited for.
+    """
 
     backend = "MLflow"
 
@@ -43,9 +49,7 @@ class MLflowTracker(Tracker):
         super().__init__(params)
         self.folder = run_folder
         self.run_id: str | None = None
-        self.client: Any = None
-        self.experiment_id = ""
-        self.resumed = False
+        self.child: Child | None = None
 
     def state_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id} if self.run_id else {}
@@ -54,13 +58,53 @@ class MLflowTracker(Tracker):
         self.run_id = state.get("run_id")
 
     def connect(self, resume: bool) -> None:
+        self.child = Child(__name__)
+        self.run_id = self._call("connect", folder=str(self.folder), params=self.params, resume=resume)
+
+    def begin(self) -> None:
+        self.run_id = self._call("begin", run_id=self.run_id)
+
+    def epochs(self, rows: Epochs) -> None:
+        self._call("epochs", rows=rows)
+
+    def end(self, run: Run) -> None:
+        figures = {f"test_{k}": v for k, v in test_scores(run.metrics).items()}
+        figures.update({k: float(run.metrics[k]) for k in ("fit_seconds", "epochs_run") if k in run.metrics})
+        self._call("end", path=str(run.path), figures=figures)
+
+    def abandon(self) -> None:
+        self._call("abandon")
+
+    def close(self) -> None:
+        if self.child is not None:
+            self.child.close(timeout=5.0)
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        assert self.child is not None
+        return self.child.call(method, **kwargs)
+
+
+class MLflowLogger:
+    """The child process's side: MLflow's client, called by `MLflowTracker`."""
+
+    def __init__(self) -> None:
+        self.client: Any = None
+        self.experiment_id = ""
+        self.folder = Path()
+        self.params: dict[str, Any] = {}
+        self.resumed = False
+        self.run_id: str | None = None
+
+    def connect(self, folder: str, params: dict[str, Any], resume: bool) -> str | None:
+        """Reach the store and the experiment; for a new run (not `resume`), create it and log its params."""
         for key, value in QUIET.items():
             os.environ.setdefault(key, value)
         from mlflow.tracking import MlflowClient
 
         from kiln.tracking.pyfunc import import_mlflow
 
-        import_mlflow()  # here, not in the worker thread: imports hold the GIL the epochs need
+        import_mlflow()
+        self.folder, self.params, self.resumed = Path(folder), params, resume
         runs_dir = self.folder.parent
         self.client = client = MlflowClient(tracking_uri(runs_dir))
         name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or EXPERIMENT
@@ -71,9 +115,42 @@ class MLflowTracker(Tracker):
             self.experiment_id = client.create_experiment(name)
         else:
             self.experiment_id = client.create_experiment(name, (runs_dir / "mlartifacts").resolve().as_uri())
-        self.resumed = resume
         if not resume:
             self._create()
+        return self.run_id
+
+    def begin(self, run_id: str | None) -> str:
+        """Training starts: the run `run_id` (None: a checkpoint from before this run tracked to MLflow)."""
+        self.run_id = run_id
+        if self.run_id is None:
+            self._create()
+        elif self.resumed:  # its checkpoint named its MLflow run
+            self.client.update_run(self.run_id, status="RUNNING")
+        assert self.run_id is not None
+        return self.run_id
+
+    def epochs(self, rows: Epochs) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(key, value, now, step) for step, scalars in rows for key, value in scalars.items()]
+        for i in range(0, len(metrics), 1000):  # mlflow takes at most 1000 metrics a call
+            self.client.log_batch(self.run_id, metrics=metrics[i : i + 1000])
+
+    def end(self, path: str, figures: dict[str, float]) -> None:
+        """The finished run: its test figures, its folder as artifacts and as an MLflow model."""
+        from mlflow.entities import Metric
+
+        from kiln.tracking.pyfunc import log_model
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(key, value, now, 0) for key, value in figures.items()])
+        self.client.log_artifacts(self.run_id, path, "run")
+        log_model(self.client, self.run_id, path)
+        self.client.set_terminated(self.run_id, "FINISHED")
+
+    def abandon(self) -> None:
+        self.client.set_terminated(self.run_id, "KILLED")
 
     def _create(self) -> None:
         from mlflow.entities import Param
@@ -84,33 +161,6 @@ class MLflowTracker(Tracker):
         for i in range(0, len(items), 100):  # mlflow takes at most 100 params a call
             self.client.log_batch(self.run_id, params=items[i : i + 100])
 
-    def begin(self) -> None:
-        if self.run_id is None:  # resumed from a checkpoint written before this run tracked to MLflow
-            self._create()
-        elif self.resumed:  # its checkpoint named its MLflow run
-            self.client.update_run(self.run_id, status="RUNNING")
 
-    def epochs(self, rows: Epochs) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        metrics = [Metric(key, value, now, step) for step, scalars in rows for key, value in scalars.items()]
-        for i in range(0, len(metrics), 1000):  # mlflow takes at most 1000 metrics a call
-            self.client.log_batch(self.run_id, metrics=metrics[i : i + 1000])
-
-    def end(self, run: Run) -> None:
-        from mlflow.entities import Metric
-
-        from kiln.tracking.pyfunc import log_model
-
-        now = int(time.time() * 1000)
-        figures = {f"test_{k}": v for k, v in test_scores(run.metrics).items()}
-        figures.update({k: float(run.metrics[k]) for k in ("fit_seconds", "epochs_run") if k in run.metrics})
-        scores = [Metric(key, value, now, 0) for key, value in figures.items()]
-        self.client.log_batch(self.run_id, metrics=scores)
-        self.client.log_artifacts(self.run_id, str(run.path), "run")
-        log_model(self.client, self.run_id, run.path)
-        self.client.set_terminated(self.run_id, "FINISHED")
-
-    def abandon(self) -> None:
-        self.client.set_terminated(self.run_id, "KILLED")
+if __name__ == "__main__":
+    serve(MLflowLogger())

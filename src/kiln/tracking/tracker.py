@@ -5,8 +5,9 @@ training, `open` imports the backend and reaches its store (and, for a new run, 
 config). During training, each epoch's figures are kept and handed to a worker thread at most every
 FLUSH_S seconds and at the end of training, so that neither a slow server nor the backend's own Python
 (which holds the GIL) slows the epochs: the seed workload's ten epochs are all logged after its loop.
-When the backend fails, the tracker stops, warns once (from the training thread) and the run goes on.
-`finish` runs once the run folder is saved, and waits at most FINISH_S for the backend.
+(MLflow's client goes further: it runs in a child process, `kiln.tracking.child`.) When the backend fails,
+the tracker stops, warns once (from the training thread) and the run goes on. `finish` runs once the run
+folder is saved, waits at most FINISH_S for the backend, then `close`s it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kiln.errors import warn
+from kiln.tracking.child import ChildFailed, describe
 from kiln.train.callbacks import Callback
 
 if TYPE_CHECKING:
@@ -71,6 +73,9 @@ class Tracker(Callback):
     def abandon(self) -> None:
         """Training stopped without a finished run (interrupted, or an error); `--resume` may continue it."""
 
+    def close(self) -> None:
+        """Release the backend, after `end` or `abandon` (or a failure)."""
+
     def open(self, resume: bool) -> Tracker:
         """`connect`, in this thread, before training starts: a failure there warns and leaves the tracker off."""
         try:
@@ -104,16 +109,16 @@ class Tracker(Callback):
     def finish(self, run: Run | None) -> None:
         """Hand over the finished run (None: training stopped without one) and wait (at most FINISH_S) for the
         backend to take everything."""
-        if self._thread is None:
-            return
-        if run is None:
-            self._send(self.abandon)
-        else:
-            self._send(self.end, run)
-        self._queue.put(None)
-        self._thread.join(FINISH_S)
-        if self._thread.is_alive() and self._failure is None:
-            self._failure = f"it did not finish within {FINISH_S:g}s"
+        if self._thread is not None:
+            if run is None:
+                self._send(self.abandon)
+            else:
+                self._send(self.end, run)
+            self._queue.put(None)
+            self._thread.join(FINISH_S)
+            if self._thread.is_alive() and self._failure is None:
+                self._failure = f"it did not finish within {FINISH_S:g}s"
+        self.close()
         self._warn()
 
     def _flush(self) -> None:
@@ -137,8 +142,7 @@ class Tracker(Callback):
                 self._fail(exc)
 
     def _fail(self, exc: Exception) -> None:
-        text = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        self._failure = text if len(text) <= 200 else text[:200] + "..."
+        self._failure = str(exc) if isinstance(exc, ChildFailed) else describe(exc)
 
     def _warn(self) -> None:
         if self._failure is not None and not self._warned:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,12 +19,8 @@ def check(names: list[str]) -> None:
     """Raise a one-line ConfigError naming the install command for a tracker whose library is missing."""
     for name in names:
         module, extra = BACKENDS[name]
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            raise ConfigError(
-                f"`--track {name}` needs {module}, which is not installed: pip install -e '.[{extra}]'"
-            ) from None
+        if importlib.util.find_spec(module) is None:  # found, not imported: mlflow's client runs in a child process
+            raise ConfigError(f"`--track {name}` needs {module}, which is not installed: pip install -e '.[{extra}]'")
 
 
 def open_trackers(cfg: RunConfig, folder: Path, resume: bool = False) -> list[Tracker]:
