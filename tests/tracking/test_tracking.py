@@ -16,8 +16,8 @@ from mlflow.tracking import MlflowClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import kiln
+from kiln.tracking.mlflow_logger import QUIET
 from kiln.tracking.pyfunc import save_model
-from kiln.tracking.to_mlflow import QUIET
 
 EPOCHS = 3
 FIGURES = ("loss", "accuracy", "val_loss", "val_accuracy")

@@ -13,10 +13,12 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kiln.predict import Predictor
 from kiln.version import __version__
+
+if TYPE_CHECKING:
+    from kiln.predict import Predictor
 
 RUN = "run"
 
@@ -50,6 +52,8 @@ def import_mlflow() -> None:
 
 def _load_pyfunc(path: str) -> KilnPyfunc:
     """MLflow's entry point for this flavour: `path` is the model's `run/` folder."""
+    from kiln.predict import Predictor  # here: logging a model (in MLflow's child process) needs no torch
+
     return KilnPyfunc(Predictor.load(path))
 
 
