@@ -67,7 +67,8 @@ def fit_recommender(
     towers, buffers, preprocessing = _features(cfg, parts)
     n_pairs = len(parts.train_users)
     batch = train.batch_size if train.batch_size != "auto" else (256 if n_pairs < 20_000 else 1024)
-    spec = _resolved(cfg.model)
+    spec = _resolved(cfg.model, bool(data.item_features))
+    _check_towers(spec, bool(data.user_features), bool(data.item_features))
     # Early stopping only when asked for (`train.early_stopping: N`): measured on bench/recommend.py's logs'
     # validation pairs it chose fewer epochs than 15 and scored no better, at twice the training time.
     patience = train.early_stopping if isinstance(train.early_stopping, int) and data.val_split > 0 else None
@@ -219,10 +220,18 @@ def _weights(module: Any) -> np.ndarray:
     return module.weight.float().cpu().numpy()
 
 
-def _resolved(spec: Any) -> Any:
+def _resolved(spec: Any, item_features: bool = False) -> Any:
     """The spec with `auto` options chosen: softmax scores cosines at temperature 0.2 with no penalty (the dot
     product with l2 0.1 without one), bpr dot products with l2 0.01; the best of a few settings measured with
-    bench/recommend.py on its learning logs."""
+    bench/recommend.py on its learning logs. Two towers with an item table: the user's history of item features in
+    the user tower and items told apart by their features alone (chosen on the validation pairs of those logs)."""
+    if spec.name == "two_tower":
+        spec = spec.model_copy(
+            update={
+                "history": item_features if spec.history == "auto" else spec.history,
+                "item_ids": not item_features if spec.item_ids == "auto" else spec.item_ids,
+            }
+        )
     if spec.temperature == "auto":
         spec = spec.model_copy(update={"temperature": 0.2 if spec.loss == "softmax" else None})
     if spec.l2 == "auto":
@@ -251,6 +260,37 @@ def _check(cfg: RunConfig) -> None:
         raise ConfigError(
             "`train.repeats` and `train.processes` are not supported for recommenders yet; set them to 1."
         )
+
+
+def _check_towers(spec: Any, user_features: bool, item_features: bool) -> None:
+    """Refuse a two-tower side left with neither id vectors nor features."""
+    if spec.name != "two_tower":
+        return
+    if spec.history and not item_features:
+        raise ConfigError("`model.history: true` averages item feature rows: give `--item-features`.")
+    if not spec.item_ids and not item_features:
+        raise ConfigError(
+            "`model.item_ids: false` leaves items with nothing to tell them apart: give `--item-features`."
+        )
+    if not spec.user_ids and not (user_features or spec.history):
+        raise ConfigError(
+            "`model.user_ids: false` leaves users with nothing to tell them apart: give `--user-features` "
+            "or set `model.history: true`."
+        )
+
+
+def _with_history(spec: Any, parts: Split, rows: np.ndarray, buffers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The user feature rows with, when `model.history`, the mean item feature row of each user's training pairs at
+    `rows` appended (the pairs the model learns from, never the validation or test ones)."""
+    if not getattr(spec, "history", False):
+        return buffers
+    items = buffers["item_features"]
+    users = parts.train_users[rows]
+    mean = np.zeros((len(parts.user_ids), items.shape[1]), np.float32)
+    np.add.at(mean, users, items[parts.train_items[rows]])
+    mean /= np.maximum(np.bincount(users, minlength=len(parts.user_ids)), 1)[:, None]
+    own = buffers.get("user_features", np.zeros((len(parts.user_ids), 0), np.float32))
+    return {**buffers, "user_features": np.concatenate([own, mean], axis=1)}
 
 
 def _features(cfg: RunConfig, parts: Split) -> tuple[tuple[int, int], dict[str, np.ndarray], dict[str, Any]]:
@@ -321,6 +361,8 @@ def _fit(
     from kiln.train.optim import build_optimizer, build_scheduler
 
     spec = cfg.model
+    buffers = _with_history(spec, parts, rows, buffers)
+    towers = (buffers["user_features"].shape[1] if "user_features" in buffers else 0, towers[1])
     torch.manual_seed(cfg.train.seed)
     module = registry.build(spec, registry.Dims(len(parts.user_ids), len(parts.item_ids), towers=towers))
     for key, values in buffers.items():
