@@ -162,6 +162,8 @@ def _saved(
 def _fit_ease(cfg: RunConfig, parts: Split, runs_dir: str | Path, name: str | None, console: Any) -> Run:
     """EASE: `l2` chosen on validation pairs when `auto` (recall@k of each value in the grid), then B solved on
     all training pairs; no epochs."""
+    import torch
+
     from kiln.models import ease
     from kiln.train.device import cpu_threads, resolve_device
 
@@ -173,6 +175,8 @@ def _fit_ease(cfg: RunConfig, parts: Split, runs_dir: str | Path, name: str | No
         )
     data, k = cfg.data, cfg.evaluate.k
     device = resolve_device(cfg.train.device)
+    if device.type not in ("cpu", "cuda"):  # the solve is in float64, which MPS lacks
+        device = torch.device("cpu")
     folder = new_run(runs_dir, name, f"{Path(data.source).stem}-ease")
     how = "each user's last interactions" if parts.by_time else f"a random {data.test_size:g} of each user's items"
     console.print(
