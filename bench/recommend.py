@@ -4,10 +4,10 @@
     .venv/bin/python bench/recommend.py --seeds 1 --only quality
     .venv/bin/python bench/recommend.py --seeds 1 --only validation   # the same table on validation pairs
 
-Two synthetic learning logs (examples/make_learning.py, synthetic): `example` is examples/learning.csv as
+Three synthetic learning logs (examples/make_learning.py, synthetic): `example` is examples/learning.csv as
 shipped, split by time (each learner's last 20% of exercises held out); `large` is generated with other
-parameters (3,000 learners, 2,000 exercises, 30 topics, a heavier popularity tail) and split at random per
-learner (seed 42). Every contender trains on the same training pairs and is scored by the same code
+parameters (3,000 learners, 2,000 exercises, 30 topics) and `heavy-tail` the same with popularity^1.5, both
+split at random per learner (seed 42). Every contender trains on the same training pairs and is scored by the same code
 (`kiln.recommend.metrics.ranking_metrics`, training items excluded from every list) on the same held-out
 pairs. Seeds change the models' initialisation and sampling, never the split. The `implicit` contenders
 (ALS and BPR, implicit 0.7.3) run in a child process in the bench's own venv, bench/.venv-recommend, made on

@@ -2,8 +2,9 @@
 
 The steps of the lifecycle for interactions: (1) the log read and aggregated, split per user by time or
 at random; (2) `mf` or `two_tower` built from the registry; (3-4) trained on the training pairs with
-sampled negatives (`ease` is solved in closed form instead, its penalty chosen on validation pairs); (5) scored on the held-out pairs beside the popularity baseline; (6) saved as a run
-folder that `kiln predict`, `kiln evaluate` and `kiln serve` read.
+sampled negatives (`ease` is solved in closed form instead, its penalty chosen on validation pairs); (5)
+scored on the held-out pairs beside the popularity baseline; (6) saved as a run folder that `kiln predict`,
+`kiln evaluate` and `kiln serve` read.
 """
 
 from __future__ import annotations
