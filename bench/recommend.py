@@ -2,15 +2,21 @@
 
     .venv/bin/python bench/recommend.py                       # both sets, 3 seeds, latency at 10k and 100k items
     .venv/bin/python bench/recommend.py --seeds 1 --only quality
+    .venv/bin/python bench/recommend.py --seeds 1 --only validation   # the same table on validation pairs
 
-Two synthetic learning logs (examples/make_learning.py, synthetic): `example` is examples/learning.csv as
+Three synthetic learning logs (examples/make_learning.py, synthetic): `example` is examples/learning.csv as
 shipped, split by time (each learner's last 20% of exercises held out); `large` is generated with other
-parameters (3,000 learners, 2,000 exercises, 30 topics, a heavier popularity tail) and split at random per
-learner (seed 42). Every contender trains on the same training pairs and is scored by the same code
+parameters (3,000 learners, 2,000 exercises, 30 topics) and `heavy-tail` the same with popularity^1.5, both
+split at random per learner (seed 42). Every contender trains on the same training pairs and is scored by the same code
 (`kiln.recommend.metrics.ranking_metrics`, training items excluded from every list) on the same held-out
 pairs. Seeds change the models' initialisation and sampling, never the split. The `implicit` contenders
 (ALS and BPR, implicit 0.7.3) run in a child process in the bench's own venv, bench/.venv-recommend, made on
 first use; kiln never depends on them. Fit time is the training call alone (no reading, no scoring).
+
+`--only validation` prints the same table on validation pairs, where kiln's defaults are chosen: each log's
+training pairs (the test pairs dropped) are written as a log of their own and split again the same way (by time,
+or at random per learner with seed 42), so every contender learns from part of the training pairs and is scored
+on the rest; the test pairs are never read.
 
 Latency: a recommendation run with random 64-dimensional embeddings for 10,000 users and N items is
 written with kiln's own run-folder writer, served by a real `kiln serve` on 127.0.0.1, and sent sequential
@@ -22,6 +28,7 @@ POST /v1/recommend requests of one known user, k=10 (keep-alive); also the in-pr
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import socket
 import subprocess
@@ -36,7 +43,7 @@ import numpy as np
 from kiln import config as config_mod
 from kiln.recommend.evaluate import lists
 from kiln.recommend.fit import fit_recommender
-from kiln.recommend.interactions import Columns, Split, aggregate, read_log, split
+from kiln.recommend.interactions import Columns, Split, aggregate, last_share, read_log, split
 from kiln.recommend.metrics import ranking_metrics
 from kiln.recommend.recommender import Recommender
 
@@ -53,7 +60,13 @@ PACKAGES = ("implicit==0.7.3", "numpy", "scipy", "threadpoolctl")
 K = 10
 ALS = {"factors": 32, "iterations": 15, "regularization": 0.1, "alpha": 10.0}  # the best of a small grid on `example`
 LARGE = {"learners": 3000, "exercises": 2000, "topics": 30, "history": 40.0, "skew": 1.0, "focus": 0.3, "seed": 1}
-HEAVY = {**LARGE, "skew": 1.5}  # the same with a heavier popularity tail: popularity alone gets much further
+HEAVY = {**LARGE, "skew": 1.5}
+# two_tower as it was before `history` (ids on both sides, no history of item features): the table keeps it
+PREVIOUS_TOWERS = (
+    "model.history=false",
+    "model.user_ids=true",
+    "model.item_ids=true",
+)  # the same with a heavier popularity tail: popularity alone gets much further
 
 
 def datasets(folder: Path) -> dict[str, tuple[Path, Path, Path, str | None]]:
@@ -199,23 +212,44 @@ def implicit_contenders(parts: Split, folder: Path) -> dict[str, Callable[[int],
     return {"implicit ALS": lambda s: fitted(s)["als"], "implicit BPR": lambda s: fitted(s)["bpr"]}
 
 
-def quality(seeds: int) -> None:
+def training_only(log: Path, time_column: str | None, out: Path) -> Path:
+    """The log's training pairs (its test pairs dropped) as a log of their own, with their first times."""
+    data = aggregate(read_log(log, Columns("learner_id", "exercise_id", time_column)))
+    held = last_share(data.users, len(data.user_ids), data.times, 0.2, 42)  # the split `quality` scores on
+    rows = np.flatnonzero(~held)
+    with out.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["learner_id", "exercise_id", *([time_column] if time_column else [])])
+        for r in rows:
+            times = [repr(float(data.times[r]))] if data.times is not None else []
+            writer.writerow([data.user_ids[data.users[r]], data.item_ids[data.items[r]], *times])
+    return out
+
+
+def quality(seeds: int, validation: bool = False) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for name, (log, learners, exercises, time_column) in datasets(folder).items():
+            if validation:
+                log = training_only(log, time_column, folder / f"{name}-training.csv")
+                name = f"{name} (validation pairs)"
             parts = split(aggregate(read_log(log, Columns("learner_id", "exercise_id", time_column))), 0.2, 42)
             print(
                 f"\n{name}: {len(parts.user_ids)} learners, {len(parts.item_ids)} exercises, "
                 f"{len(parts.train_users)} training pairs, {int(parts.test_total.sum())} held out "
                 f"({'by time' if parts.by_time else 'at random per learner'}); {seeds} seed(s); k={K}"
             )
-            runs = folder / f"runs-{name}"
+            runs = folder / f"runs-{name.split()[0]}"
             contenders: dict[str, Callable[[int], tuple[dict, float]]] = {
                 **popularity_and_knn(parts),
                 **implicit_contenders(parts, folder),
                 "kiln mf (softmax)": kiln_contender("mf", log, learners, exercises, time_column, runs),
                 "kiln mf (bpr)": kiln_contender("mf", log, learners, exercises, time_column, runs, ("model.loss=bpr",)),
                 "kiln two_tower": kiln_contender("two_tower", log, learners, exercises, time_column, runs),
+                "kiln two_tower (ids)": kiln_contender(
+                    "two_tower", log, learners, exercises, time_column, runs, PREVIOUS_TOWERS
+                ),
+                "kiln ease": kiln_contender("ease", log, learners, exercises, time_column, runs),
             }
             print(f"{'contender':<20} {'recall@10':>17} {'ndcg@10':>17} {'fit s':>7}")
             results = {}
@@ -354,12 +388,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--calls", type=int, default=500, help="Timed requests per latency line.")
     parser.add_argument("--rounds", type=int, default=3, help="Latency lines per catalogue size.")
-    parser.add_argument("--only", choices=["quality", "latency"], default=None)
+    parser.add_argument("--only", choices=["quality", "validation", "latency"], default=None)
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs (shared with other work while measured); kiln trains with one torch thread")
-    if args.only != "latency":
-        quality(args.seeds)
-    if args.only != "quality":
+    if args.only in (None, "quality", "validation"):
+        quality(args.seeds, validation=args.only == "validation")
+    if args.only is None or args.only == "latency":
         print(f"\n/v1/recommend latency: one known user, k={K}, 64-dim embeddings, {args.calls} sequential requests")
         with tempfile.TemporaryDirectory() as tmp:
             for items in (10_000, 100_000):

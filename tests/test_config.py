@@ -109,7 +109,7 @@ def test_same_model_name_keeps_its_options(tmp_path: Path) -> None:
         (
             ["model.name=transformer"],
             r"Unknown model `transformer`: expected one of mlp, cnn, rnn, linear, tabm, text-bow, text-cnn, text-rnn, "
-            r"minilm, mf, two_tower, gpt\.",
+            r"minilm, mf, two_tower, ease, gpt\.",
         ),
         (["train.epochs=0"], r"Invalid value for `train\.epochs`: input should be greater than 0; got 0\."),
         (["train.batch_size=-1"], r"Invalid value for `train\.batch_size`.*got -1"),

@@ -40,7 +40,7 @@ TRAIN_CASES: list[tuple[str, list[str], str]] = [
         "unknown model",
         ["--model", "mpl"],
         r"Unknown model `mpl`: expected one of mlp, cnn, rnn, linear, tabm, text-bow, text-cnn, text-rnn, minilm, mf, "
-        r"two_tower, gpt\. Did you mean `mlp`\?",
+        r"two_tower, ease, gpt\. Did you mean `mlp`\?",
     ),
     ("unknown model via --set", ["--set", "model.name=rnnn"], r"Unknown model `rnnn`.*Did you mean `rnn`\?"),
     ("unknown train key", ["--set", "train.lrr=0.1"], r"Unknown config key `train\.lrr`\. Did you mean `train\.lr`\?"),

@@ -169,7 +169,7 @@ def train(
     model: Annotated[
         str | None,
         typer.Option(
-            help="Model: mlp, cnn, rnn, linear, tabm, text-bow, text-cnn, text-rnn, minilm, mf and two_tower "
+            help="Model: mlp, cnn, rnn, linear, tabm, text-bow, text-cnn, text-rnn, minilm, mf, two_tower and ease "
             "(recommenders), or one you registered (see `kiln --import`)."
         ),
     ] = None,
@@ -236,7 +236,7 @@ def train(
 ) -> None:
     """Train a model (default: the article's digits MLP) and write a run folder.
 
-    With --user and --item, train a recommender (mf, or two_tower with feature tables) on an interaction log.
+    With --user and --item, train a recommender (mf, or two_tower with feature tables; or ease) on an interaction log.
     With `--task generate`, --data is a text file, a folder of text files or a table's text column (--target),
     and a small GPT learns to continue it (see `kiln generate`).
     """

@@ -227,7 +227,7 @@ class _Job:
     @classmethod
     def plan(cls, cfg: RunConfig, dataset: Dataset, *, quiet: bool, extra: Sequence[Callback]) -> _Job:
         """Prepare the data and check every choice (model fits data, device, precision, processes) up front."""
-        if cfg.model.name in ("mf", "two_tower"):  # recommenders train on interaction logs (kiln.recommend)
+        if cfg.model.name in ("mf", "two_tower", "ease"):  # recommenders train on interaction logs (kiln.recommend)
             raise ConfigError(
                 f"Model `{cfg.model.name}` recommends items from an interaction log: give its user and item columns "
                 "(`kiln train --data log.csv --user COL --item COL`)."

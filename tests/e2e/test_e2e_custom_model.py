@@ -119,6 +119,7 @@ def test_registry_lists_user_models_after_the_built_ins(custom_run: kiln.Run) ->
         "minilm",
         "mf",
         "two_tower",
+        "ease",
         "gpt",
         "residual_mlp",
     ]

@@ -53,7 +53,7 @@ def test_config_and_model_names_import_no_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     expected = (
         "['mlp', 'cnn', 'rnn', 'linear', 'tabm', 'text-bow', 'text-cnn', 'text-rnn', 'minilm', 'mf', 'two_tower', "
-        "'gpt']"
+        "'ease', 'gpt']"
     )
     assert out.strip() == f"{expected} False"
 

@@ -167,6 +167,8 @@ def test_two_tower_reads_feature_tables(cli: Callable[..., object], tmp_path: Pa
     assert result.returncode == 0, result.stderr  # type: ignore[attr-defined]
     meta = json.loads((tmp_path / "towers" / "model.json").read_text())
     assert meta["model"]["name"] == "two_tower"
+    # with an item table: the user tower reads the user's history of item features, items have no id vectors
+    assert (meta["model"]["history"], meta["model"]["user_ids"], meta["model"]["item_ids"]) == (True, True, False)
     assert meta["preprocessing"]["item_features"]["columns"] == ["topic", "difficulty"]
     metrics = json.loads((tmp_path / "towers" / "metrics.json").read_text())
     assert metrics["recall@10"] > 1.5 * metrics["baseline"]["popularity"]["recall@10"]
@@ -182,6 +184,14 @@ def test_two_tower_reads_feature_tables(cli: Callable[..., object], tmp_path: Pa
         (
             ("--user", "learner_id", "--item", "exercise_id", "--model", "mf", "--item-features", "x.csv"),
             [r"need `--model two_tower`"],
+        ),
+        (
+            ("--user", "learner_id", "--item", "exercise_id", "--model", "two_tower", "--set", "model.item_ids=false"),
+            [r"`model.item_ids: false` leaves items with nothing to tell them apart: give `--item-features`"],
+        ),
+        (
+            ("--user", "learner_id", "--item", "exercise_id", "--model", "two_tower", "--set", "model.history=true"),
+            [r"`model.history: true` averages item feature rows: give `--item-features`"],
         ),
     ],
 )
@@ -242,3 +252,20 @@ def test_kiln_fit_trains_a_recommender_from_python(tmp_path: Path) -> None:
     assert json.loads((run.path / "model.json").read_text())["model"]["name"] == "mf"
     assert run.metrics["recall@10"] > run.metrics["baseline"]["popularity"]["recall@10"]
     assert kiln.load(run.path).recommend(["L0001"], k=3)[0]["source"] == "model"
+
+
+def test_history_features_average_only_the_pairs_learned_from() -> None:
+    from kiln.models.two_tower import Spec
+    from kiln.recommend.fit import _with_history
+    from kiln.recommend.interactions import Split
+
+    items = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], np.float32)
+    empty = np.zeros(0, np.int64)
+    parts = Split(
+        ["u0", "u1"], ["a", "b", "c"], np.array([0, 0, 1, 1]), np.array([0, 1, 2, 0]), np.ones(4),
+        empty, empty, np.zeros(2, np.int64), by_time=False,
+    )  # fmt: skip
+    rows = np.array([True, True, True, False])  # user 1's pair with item a is held out for validation
+    buffers = _with_history(Spec(history=True), parts, rows, {"item_features": items})
+    assert buffers["user_features"].tolist() == [[0.5, 0.5], [1.0, 1.0]]
+    assert _with_history(Spec(history=False), parts, rows, {"item_features": items}) == {"item_features": items}

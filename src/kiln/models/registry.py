@@ -33,6 +33,7 @@ BUILTIN = {
     "minilm": "kiln.models.minilm",
     "mf": "kiln.models.mf",
     "two_tower": "kiln.models.two_tower",
+    "ease": "kiln.models.ease",
     "gpt": "kiln.models.gpt",
 }
 PASSED = ("n_features", "n_outputs", "image_shape")  # what kiln passes a user's module, besides its spec

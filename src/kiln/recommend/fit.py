@@ -2,8 +2,9 @@
 
 The steps of the lifecycle for interactions: (1) the log read and aggregated, split per user by time or
 at random; (2) `mf` or `two_tower` built from the registry; (3-4) trained on the training pairs with
-sampled negatives; (5) scored on the held-out pairs beside the popularity baseline; (6) saved as a run
-folder that `kiln predict`, `kiln evaluate` and `kiln serve` read.
+sampled negatives (`ease` is solved in closed form instead, its penalty chosen on validation pairs); (5)
+scored on the held-out pairs beside the popularity baseline; (6) saved as a run folder that `kiln predict`,
+`kiln evaluate` and `kiln serve` read.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from kiln.runs import atomic_write, check_run_name, new_run
 if TYPE_CHECKING:
     from kiln.lifecycle import Run
 
-RECOMMENDERS = ("mf", "two_tower")
+RECOMMENDERS = ("mf", "two_tower", "ease")
 EPOCHS, LR = 15, 0.01
 
 
@@ -47,12 +48,11 @@ def fit_recommender(
     Returns the `kiln.lifecycle.Run` of the folder (metrics, history, config).
 
     Raises:
-        ConfigError: the model is not a recommender, or features are given to `mf`.
+        ConfigError: the model is not a recommender, features are given to `mf` or `ease`, or `ease` is given
+            more items than it can hold.
         DataError: the log, or a feature table, cannot be read or split.
     """
     from rich.console import Console
-
-    from kiln.lifecycle import Run
 
     if name is not None:
         check_run_name(name)
@@ -63,10 +63,13 @@ def fit_recommender(
     columns = Columns(data.user, data.item, data.time, data.weight)
     log = read_log(data.source, columns, encoding=data.encoding, delimiter=data.delimiter)
     parts = split(aggregate(log), data.test_size, data.seed)
+    if cfg.model.name == "ease":
+        return _fit_ease(cfg, parts, runs_dir, name, console)
     towers, buffers, preprocessing = _features(cfg, parts)
     n_pairs = len(parts.train_users)
     batch = train.batch_size if train.batch_size != "auto" else (256 if n_pairs < 20_000 else 1024)
-    spec = _resolved(cfg.model)
+    spec = _resolved(cfg.model, bool(data.item_features))
+    _check_towers(spec, bool(data.user_features), bool(data.item_features))
     # Early stopping only when asked for (`train.early_stopping: N`): measured on bench/recommend.py's logs'
     # validation pairs it chose fewer epochs than 15 and scored no better, at twice the training time.
     patience = train.early_stopping if isinstance(train.early_stopping, int) and data.val_split > 0 else None
@@ -110,14 +113,37 @@ def fit_recommender(
         "test_items": parts.test_items,
         "test_total": parts.test_total,
     }
+    metrics = _scored(cfg, parts, rec, console, fit_seconds=seconds, epochs_run=float(len(history)))
+    return _saved(cfg, parts, folder, rec, held, history, metrics, preprocessing)
+
+
+def _scored(cfg: RunConfig, parts: Split, rec: Recommender, console: Any, **extra: float) -> dict[str, Any]:
+    """The test metrics beside popularity's, printed."""
     metrics = score_pairs(rec, parts.test_users, parts.test_items, parts.test_total, cfg.evaluate.k)
-    metrics.update(fit_seconds=seconds, epochs_run=float(len(history)), seed=float(cfg.train.seed))
+    metrics.update(**extra, seed=float(cfg.train.seed))
     k = metrics["k"]
     base = metrics["baseline"]["popularity"]
     console.print(
         f"Test recall@{k} {metrics[f'recall@{k}']:.4f}  ndcg@{k} {metrics[f'ndcg@{k}']:.4f}  "
         f"(popularity: {base[f'recall@{k}']:.4f}, {base[f'ndcg@{k}']:.4f})"
     )
+    return metrics
+
+
+def _saved(
+    cfg: RunConfig,
+    parts: Split,
+    folder: Any,
+    rec: Recommender,
+    held: dict[str, np.ndarray],
+    history: list[dict[str, float]],
+    metrics: dict[str, Any],
+    preprocessing: dict[str, Any],
+) -> Run:
+    """The run folder written (model.json last) and its `Run`."""
+    from kiln.lifecycle import Run
+
+    data = cfg.data
     schema = {
         "task": TASK,
         "data": str(data.source),
@@ -134,10 +160,83 @@ def fit_recommender(
     return Run(folder, cfg, history, metrics)
 
 
-def _resolved(spec: Any) -> Any:
+def _fit_ease(cfg: RunConfig, parts: Split, runs_dir: str | Path, name: str | None, console: Any) -> Run:
+    """EASE: `l2` chosen on validation pairs when `auto` (recall@k of each value in the grid), then B solved on
+    all training pairs; no epochs."""
+    import torch
+
+    from kiln.models import ease
+    from kiln.train.device import cpu_threads, resolve_device
+
+    n_users, n_items = len(parts.user_ids), len(parts.item_ids)
+    if n_items > ease.MAX_ITEMS:
+        raise ConfigError(
+            f"`--model ease` holds a dense items x items matrix: this log has {n_items:,} items in training, more "
+            f"than its limit of {ease.MAX_ITEMS:,}; use `--model mf` or `--model two_tower`."
+        )
+    data, k = cfg.data, cfg.evaluate.k
+    device = resolve_device(cfg.train.device)
+    if device.type not in ("cpu", "cuda"):  # the solve is in float64, which MPS lacks
+        device = torch.device("cpu")
+    folder = new_run(runs_dir, name, f"{Path(data.source).stem}-ease")
+    how = "each user's last interactions" if parts.by_time else f"a random {data.test_size:g} of each user's items"
+    console.print(
+        f"{n_users} users, {n_items} items, {len(parts.train_users)} training pairs; held out "
+        f"{len(parts.test_users)} pairs ({how}). Solving ease (an items x items linear autoencoder).",
+        soft_wrap=True,
+    )
+    history: list[dict[str, float]] = []
+    start = time.perf_counter()
+    everything = np.ones(len(parts.train_users), bool)
+    module = ease.Ease(n_items).to(device)
+    with cpu_threads(cfg.train.threads if device.type == "cpu" else 0):
+        l2 = cfg.model.l2  # type: ignore[attr-defined]
+        if l2 == "auto" and data.val_split > 0:
+            held = last_share(parts.train_users, n_users, parts.train_times, data.val_split, data.seed + 1)
+            validate = _validator(parts, held, k)
+            gram = ease.gram(parts.train_users[~held], parts.train_items[~held], n_users, n_items, device)
+            for value in ease.GRID:
+                began = time.perf_counter()
+                module.solve(gram, value)
+                score = validate(module)
+                history.append({"l2": value, f"val_recall@{k}": score, "seconds": time.perf_counter() - began})
+                console.print(f"l2 {value:>6g}  val recall@{k} {score:.4f}")
+            l2 = max(history, key=lambda row: row[f"val_recall@{k}"])["l2"]
+            console.print(f"Best validation recall@{k} with l2 {l2:g}; solving on all pairs.")
+        elif l2 == "auto":
+            l2 = ease.DEFAULT_L2
+        module.solve(ease.gram(parts.train_users, parts.train_items, n_users, n_items, device), float(l2))
+    seconds = time.perf_counter() - start
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"l2": float(l2)})})
+    atomic_write(folder.config, config_mod.to_yaml(cfg))
+    rec = _recommender(parts, everything, *_no_embeddings(n_users, n_items), item_item=_weights(module))
+    metrics = _scored(cfg, parts, rec, console, fit_seconds=seconds, epochs_run=0.0)
+    held_out = {"test_users": parts.test_users, "test_items": parts.test_items, "test_total": parts.test_total}
+    return _saved(cfg, parts, folder, rec, held_out, history, metrics, {})
+
+
+def _no_embeddings(n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Width-0 user and item embeddings and zero biases: an item-item model's scores are its matrix's alone."""
+    return np.zeros((n_users, 0), np.float32), np.zeros((n_items, 0), np.float32), np.zeros(n_items, np.float32)
+
+
+def _weights(module: Any) -> np.ndarray:
+    """EASE's B as a float32 array."""
+    return module.weight.float().cpu().numpy()
+
+
+def _resolved(spec: Any, item_features: bool = False) -> Any:
     """The spec with `auto` options chosen: softmax scores cosines at temperature 0.2 with no penalty (the dot
     product with l2 0.1 without one), bpr dot products with l2 0.01; the best of a few settings measured with
-    bench/recommend.py on its learning logs."""
+    bench/recommend.py on its learning logs. Two towers with an item table: the user's history of item features in
+    the user tower and items told apart by their features alone (chosen on the validation pairs of those logs)."""
+    if spec.name == "two_tower":
+        spec = spec.model_copy(
+            update={
+                "history": item_features if spec.history == "auto" else spec.history,
+                "item_ids": not item_features if spec.item_ids == "auto" else spec.item_ids,
+            }
+        )
     if spec.temperature == "auto":
         spec = spec.model_copy(update={"temperature": 0.2 if spec.loss == "softmax" else None})
     if spec.l2 == "auto":
@@ -157,14 +256,46 @@ def _check(cfg: RunConfig) -> None:
     name = cfg.model.name
     if name not in RECOMMENDERS:
         raise ConfigError(
-            f"Model `{name}` does not recommend: with `--user` and `--item`, use `--model mf` or `--model two_tower`."
+            f"Model `{name}` does not recommend: with `--user` and `--item`, use `--model mf`, `--model two_tower` "
+            "or `--model ease`."
         )
-    if name == "mf" and (cfg.data.user_features or cfg.data.item_features):
-        raise ConfigError("`--user-features`/`--item-features` need `--model two_tower`; `mf` reads only the ids.")
+    if name in ("mf", "ease") and (cfg.data.user_features or cfg.data.item_features):
+        raise ConfigError(f"`--user-features`/`--item-features` need `--model two_tower`; `{name}` reads only the ids.")
     if cfg.train.repeats > 1 or cfg.train.processes > 1:
         raise ConfigError(
             "`train.repeats` and `train.processes` are not supported for recommenders yet; set them to 1."
         )
+
+
+def _check_towers(spec: Any, user_features: bool, item_features: bool) -> None:
+    """Refuse a two-tower side left with neither id vectors nor features."""
+    if spec.name != "two_tower":
+        return
+    if spec.history and not item_features:
+        raise ConfigError("`model.history: true` averages item feature rows: give `--item-features`.")
+    if not spec.item_ids and not item_features:
+        raise ConfigError(
+            "`model.item_ids: false` leaves items with nothing to tell them apart: give `--item-features`."
+        )
+    if not spec.user_ids and not (user_features or spec.history):
+        raise ConfigError(
+            "`model.user_ids: false` leaves users with nothing to tell them apart: give `--user-features` "
+            "or set `model.history: true`."
+        )
+
+
+def _with_history(spec: Any, parts: Split, rows: np.ndarray, buffers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The user feature rows with, when `model.history`, the mean item feature row of each user's training pairs at
+    `rows` appended (the pairs the model learns from, never the validation or test ones)."""
+    if not getattr(spec, "history", False):
+        return buffers
+    items = buffers["item_features"]
+    users = parts.train_users[rows]
+    mean = np.zeros((len(parts.user_ids), items.shape[1]), np.float32)
+    np.add.at(mean, users, items[parts.train_items[rows]])
+    mean /= np.maximum(np.bincount(users, minlength=len(parts.user_ids)), 1)[:, None]
+    own = buffers.get("user_features", np.zeros((len(parts.user_ids), 0), np.float32))
+    return {**buffers, "user_features": np.concatenate([own, mean], axis=1)}
 
 
 def _features(cfg: RunConfig, parts: Split) -> tuple[tuple[int, int], dict[str, np.ndarray], dict[str, Any]]:
@@ -235,6 +366,8 @@ def _fit(
     from kiln.train.optim import build_optimizer, build_scheduler
 
     spec = cfg.model
+    buffers = _with_history(spec, parts, rows, buffers)
+    towers = (buffers["user_features"].shape[1] if "user_features" in buffers else 0, towers[1])
     torch.manual_seed(cfg.train.seed)
     module = registry.build(spec, registry.Dims(len(parts.user_ids), len(parts.item_ids), towers=towers))
     for key, values in buffers.items():
@@ -268,7 +401,14 @@ def _fit(
     return module, history
 
 
-def _recommender(parts: Split, rows: np.ndarray, users: np.ndarray, items: np.ndarray, bias: np.ndarray) -> Recommender:
+def _recommender(
+    parts: Split,
+    rows: np.ndarray,
+    users: np.ndarray,
+    items: np.ndarray,
+    bias: np.ndarray,
+    item_item: np.ndarray | None = None,
+) -> Recommender:
     """A Recommender whose seen items (excluded) and popularity are the training pairs at `rows`."""
     n_users, n_items = len(parts.user_ids), len(parts.item_ids)
     train_users, train_items = parts.train_users[rows], parts.train_items[rows]
@@ -276,7 +416,15 @@ def _recommender(parts: Split, rows: np.ndarray, users: np.ndarray, items: np.nd
     indptr = np.concatenate([[0], np.cumsum(np.bincount(train_users, minlength=n_users))]).astype(np.int64)
     popularity = np.bincount(train_items, minlength=n_items).astype(np.float32)
     return Recommender(
-        parts.user_ids, parts.item_ids, users, items, bias, popularity, indptr, train_items[order].astype(np.int64)
+        parts.user_ids,
+        parts.item_ids,
+        users,
+        items,
+        bias,
+        popularity,
+        indptr,
+        train_items[order].astype(np.int64),
+        item_item=item_item,
     )
 
 
@@ -292,7 +440,10 @@ def _validator(parts: Split, held: np.ndarray, k: int) -> Callable[[Any], float]
     scored = np.flatnonzero(total > 0)
 
     def validate(module: Any) -> float:
-        rec = _recommender(parts, ~held, *embeddings(module, n_users, n_items))
+        if hasattr(module, "solve"):  # ease: its item x item matrix
+            rec = _recommender(parts, ~held, *_no_embeddings(n_users, n_items), item_item=_weights(module))
+        else:
+            rec = _recommender(parts, ~held, *embeddings(module, n_users, n_items))
         top = lists(rec, scored, min(k, n_items))
         return float(ranking_metrics(top, scored, val_users, val_items, total, rec.popularity, k)[f"recall@{k}"])
 

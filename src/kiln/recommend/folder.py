@@ -3,7 +3,8 @@
     runs/<name>/
       config.yaml  users.json  items.json  model.safetensors  history.csv  metrics.json  report.html  model.json
 
-model.safetensors holds the final user and item embeddings and item biases (what serving multiplies),
+model.safetensors holds the final user and item embeddings and item biases (what serving multiplies; for
+EASE, its item x item matrix `item_item` instead of embeddings),
 the training popularity, each user's training items (excluded from their suggestions) and the held-out
 pairs (so `kiln evaluate` scores the run from its folder alone). users.json and items.json map the
 row of each embedding to its id. model.json, written last, records `task: recommendation` and the
@@ -51,6 +52,8 @@ def save_recommendation(
         "seen_items": rec.seen_items,
         **held_out,
     }
+    if rec.item_item is not None:
+        tensors["item_item"] = rec.item_item
     weights = save({k: np.ascontiguousarray(v) for k, v in tensors.items()})
     atomic_write(folder.weights, weights)
     ids = {USERS: json.dumps(rec.user_ids), ITEMS: json.dumps(rec.item_ids)}
@@ -110,6 +113,7 @@ def load_recommender(path: Path, meta: dict[str, Any] | None = None) -> Recommen
             name=run.name,
             version=str(meta["weights"]["sha256"])[:12],
             run=run,
+            item_item=tensors.get("item_item"),
         )
     except KeyError as exc:
         raise RunError(f"`{run.weights}` is missing tensor {exc}; retrain the run.") from None

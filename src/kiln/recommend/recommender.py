@@ -6,6 +6,8 @@ block maxima (one pass over the scores), the others' with `argpartition` (linear
 training are excluded unless asked. A user the model never saw is answered from popularity; a request
 of items (a session without a known user) from item similarity (the cosine of the item embeddings), or
 popularity when none of its items is known. Every answer says which of the three it came from.
+An item-item model (EASE) has no embeddings: a user's scores, and a session's, are the sum of the rows of
+its item x item matrix at their items.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Recommender:
     version: str = ""
     run: Any = None  # the RunFolder it was loaded from, if any
     runtime: str = "numpy"  # what scores: NumPy's matrix product (no torch, no ONNX)
+    item_item: np.ndarray | None = None  # float32 (I, I): row i is what having met item i adds to each item's score
     _user_index: dict[str, int] = field(default_factory=dict, repr=False)
     _item_index: dict[str, int] = field(default_factory=dict, repr=False)
     _normed: np.ndarray | None = field(default=None, repr=False)
@@ -47,6 +50,8 @@ class Recommender:
         self.users = np.ascontiguousarray(self.users, np.float32)
         self.items = np.ascontiguousarray(self.items, np.float32)
         self.bias = np.ascontiguousarray(self.bias, np.float32)
+        if self.item_item is not None:
+            self.item_item = np.ascontiguousarray(self.item_item, np.float32)
         self._user_index = {u: i for i, u in enumerate(self.user_ids)}
         self._item_index = {u: i for i, u in enumerate(self.item_ids)}
         self._by_popularity = np.argsort(-self.popularity, kind="stable")
@@ -72,7 +77,10 @@ class Recommender:
         return self.seen_items[self.seen_indptr[row] : self.seen_indptr[row + 1]]
 
     def scores(self, rows: np.ndarray) -> np.ndarray:
-        """Scores (len(rows), items) of the known users at `rows`: one matrix product plus the item biases."""
+        """Scores (len(rows), items) of the known users at `rows`: one matrix product plus the item biases
+        (an item-item model: the sum of its rows at each user's training items)."""
+        if self.item_item is not None:
+            return np.stack([self.item_item[self.seen(int(row))].sum(axis=0) for row in rows]) + self.bias
         if len(rows) == 1:  # a matrix-vector product: BLAS's gemv streams the item table once
             scores = (self.items @ self.users[rows[0]])[None, :]
         else:
@@ -82,7 +90,8 @@ class Recommender:
 
     def top_k(self, rows: np.ndarray, k: int, include_seen: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """The k best items (indices, -1 where fewer remain) and their scores for the users at `rows`."""
-        if len(rows) == 1 and self.n_items >= MIN_ITEMS and self.items.shape[1] <= MAX_DIM:
+        embedded = self.item_item is None
+        if embedded and len(rows) == 1 and self.n_items >= MIN_ITEMS and self.items.shape[1] <= MAX_DIM:
             found = self._shortlisted(int(rows[0]), k, include_seen)
             if found is not None:
                 return found
@@ -113,7 +122,13 @@ class Recommender:
         return top, self.popularity[top] / max(1, len(self.user_ids))
 
     def similar(self, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The k items most like the items at `rows` (mean cosine of their embeddings), those excluded."""
+        """The k items most like the items at `rows` (mean cosine of their embeddings; an item-item model's own
+        scores), those excluded."""
+        if self.item_item is not None:
+            scores = self.item_item[rows].sum(axis=0)
+            scores[rows] = -np.inf
+            top, values = best(scores[None, :], k)
+            return top[0], values[0]
         if self._normed is None:
             norms = np.linalg.norm(self.items, axis=1, keepdims=True)
             self._normed = (self.items / np.where(norms > 0, norms, 1.0)).astype(np.float32)
