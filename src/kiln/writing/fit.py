@@ -405,7 +405,7 @@ def adamw(model: torch.nn.Module, lr: float, weight_decay: float, device: torch.
 
 def evaluate_text(path: str | Path) -> dict[str, Any]:
     """Held-out loss, perplexity and bits per character of a finished run, recomputed from its folder and corpus."""
-    generator = Generator.load(path)
+    generator = Generator.load(path, runtime="torch")  # scoring runs the torch model
     assert generator.run is not None
     cfg = plan(config_mod.load(generator.run.config))
     data = prepare_text(cfg, generator.tokenizer)
