@@ -18,10 +18,12 @@ in processes of their own (peak memory), and take turns: the parent lets one sid
 `steps / 20` steps and score the held-out split, then the other, alternating, so the two never run at once
 and a change in the machine's load falls on both. Steps/s is steps over the summed time of the training
 steps alone (scoring and waiting for the turn are not counted); the paired blocks give a ratio per block.
-Then the sides time 200 new tokens in turns, one call a turn for 5 rounds (after a warm-up call): kiln with
-and without its KV cache (ONNX Runtime on the CPU, as `kiln generate` and `kiln serve` run it), nanoGPT's
-`generate`. Tokens/s is from each side's fastest round; the ratio is also given per round, each round's two
-calls being neighbours in time. Last, the time to the first streamed token of POST /v1/generate through a real `kiln serve`.
+Then the sides time 200 new tokens in turns for 5 rounds (after a warm-up call): kiln with and without its KV
+cache (ONNX Runtime on the CPU, as `kiln generate` and `kiln serve` run it), nanoGPT's `generate`. In its turn
+a side calls `generate` again and again for at least a second (at least once) and counts the mean time per
+call, so that a short spike of load weighs on a fast side's round no more than on a slow one's. Tokens/s is
+from each side's fastest round; the ratio is also given per round, the two sides' turns being neighbours in
+time. Last, the time to the first streamed token of POST /v1/generate through a real `kiln serve`.
 """
 
 from __future__ import annotations
@@ -114,14 +116,19 @@ class Turns:
         self.wait()
 
 
-ROUNDS = 5  # generation calls per side, one a turn
+ROUNDS = 5  # turns of timed generation per side
+
+
+ROUND_SECONDS = 1.0  # each side's least time of generating in a round
 
 
 def timed(generate: Any) -> float:
-    """Seconds of one call of `generate()` (200 new tokens)."""
-    start = time.perf_counter()
-    generate()
-    return time.perf_counter() - start
+    """Mean seconds per call of `generate()` (200 new tokens), over calls for at least ROUND_SECONDS."""
+    start, calls = time.perf_counter(), 0
+    while not calls or time.perf_counter() - start < ROUND_SECONDS:
+        generate()
+        calls += 1
+    return (time.perf_counter() - start) / calls
 
 
 def child_kiln(args: argparse.Namespace, turns: Turns) -> dict[str, Any]:
@@ -150,6 +157,7 @@ def child_kiln(args: argparse.Namespace, turns: Turns) -> dict[str, Any]:
         turns.hand_over()
         cached.append(timed(lambda: generator.generate(PROMPT, **ask)))
         uncached.append(timed(lambda: generator.generate(PROMPT, **ask, cache=False)))
+    turns.hand_over()  # the other side's last round must not overlap this process's exit
     samples = [generator.generate(PROMPT, **{**ask, "seed": s}).text for s in range(3)]
     return {
         "loss": run.metrics["loss"],
@@ -241,6 +249,7 @@ def child_nanogpt(args: argparse.Namespace, turns: Turns) -> dict[str, Any]:
     for _ in range(ROUNDS):
         turns.hand_over()
         times.append(timed(generate))
+    turns.hand_over()  # the other side's last round must not overlap this process's exit
     samples = [data.tokenizer.decode(generate(s)[0, prompt.shape[1] :].tolist()) for s in range(3)]
     return {
         "loss": loss,
