@@ -222,7 +222,7 @@ class Generator:
         logits = decoder.start(ids[start:])
         for n in range(settings.max_tokens):
             token = _pick(logits, settings, rng)
-            yield token  # no torch state is held across this yield: the caller may be another thread next time
+            yield token  # no torch context is open across this yield: the caller may be another thread next time
             if n + 1 == settings.max_tokens:
                 return
             ids.append(token)
