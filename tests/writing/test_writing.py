@@ -214,11 +214,18 @@ def test_gpt_under_bf16_autocast_gives_fp32_logits_close_to_fp32() -> None:
 
 def test_bpe_tokenizer_encodes_any_prompt(corpus: Path, tmp_path: Path) -> None:
     result = _cli("train", "--data", corpus, "--task", "generate", "--tokenizer", "bpe", "--set", "data.vocab_size=300",
-                  *TINY, "--max-steps", "5", "--runs-dir", tmp_path, "--name", "bpe", "--quiet")  # fmt: skip
+                  *TINY, "--max-steps", "5", "--runs-dir", tmp_path, "--name", "bpe", "--quiet",
+                  "--set", "evaluate.onnx=false")  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "bpe" / "model.json").read_text())["schema"]["tokenizer"] == "bpe"
-    completion = kiln.load(str(tmp_path / "bpe")).generate("Größe €", max_tokens=10, seed=0)
+    meta = json.loads((tmp_path / "bpe" / "model.json").read_text())
+    assert meta["schema"]["tokenizer"] == "bpe"
+    assert "onnx" not in meta and not (tmp_path / "bpe" / "model.onnx").exists()  # so it generates in torch
+    generator = kiln.load(str(tmp_path / "bpe"))
+    assert isinstance(generator, Generator) and generator.runtime == "torch"
+    completion = generator.generate("Größe €", max_tokens=10, seed=0)
     assert completion.tokens == 10 and isinstance(completion.text, str)
+    with pytest.raises(kiln.RunError, match=r"has no ONNX export \(model.json has no `onnx` entry\)"):
+        Generator.load(tmp_path / "bpe", runtime="onnx")
 
 
 def test_generate_over_http_whole_and_streamed(tiny_run: Path, server_factory: Callable[..., Any]) -> None:
