@@ -18,8 +18,12 @@ in processes of their own (peak memory), and take turns: the parent lets one sid
 `steps / 20` steps and score the held-out split, then the other, alternating, so the two never run at once
 and a change in the machine's load falls on both. Steps/s is steps over the summed time of the training
 steps alone (scoring and waiting for the turn are not counted); the paired blocks give a ratio per block.
-Then each side times 200 new tokens in its turn: kiln with and without its KV cache, nanoGPT's `generate`.
-Last, the time to the first streamed token of POST /v1/generate through a real `kiln serve`.
+Then the sides time 200 new tokens in turns for 5 rounds (after a warm-up call): kiln with and without its KV
+cache (ONNX Runtime on the CPU, as `kiln generate` and `kiln serve` run it), nanoGPT's `generate`. In its turn
+a side calls `generate` again and again for at least a second (at least once) and counts the mean time per
+call, so that a short spike of load weighs on a fast side's round no more than on a slow one's. Tokens/s is
+from each side's fastest round; the ratio is also given per round, the two sides' turns being neighbours in
+time. Last, the time to the first streamed token of POST /v1/generate through a real `kiln serve`.
 """
 
 from __future__ import annotations
@@ -112,15 +116,19 @@ class Turns:
         self.wait()
 
 
-def gen_speed(generate: Any, repeats: int = 3) -> float:
-    """Best-of-`repeats` tokens per second of `generate()` (200 new tokens), after one warm-up call."""
-    generate()
-    best = 0.0
-    for _ in range(repeats):
-        start = time.perf_counter()
+ROUNDS = 5  # turns of timed generation per side
+
+
+ROUND_SECONDS = 1.0  # each side's least time of generating in a round
+
+
+def timed(generate: Any) -> float:
+    """Mean seconds per call of `generate()` (200 new tokens), over calls for at least ROUND_SECONDS."""
+    start, calls = time.perf_counter(), 0
+    while not calls or time.perf_counter() - start < ROUND_SECONDS:
         generate()
-        best = max(best, NEW_TOKENS / (time.perf_counter() - start))
-    return best
+        calls += 1
+    return (time.perf_counter() - start) / calls
 
 
 def child_kiln(args: argparse.Namespace, turns: Turns) -> dict[str, Any]:
@@ -142,8 +150,14 @@ def child_kiln(args: argparse.Namespace, turns: Turns) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     generator = Generator.load(run.path)
     ask = {"max_tokens": NEW_TOKENS, "temperature": 0.8, "top_k": 40, "seed": 0}
-    cached = gen_speed(lambda: generator.generate(PROMPT, **ask))
-    uncached = gen_speed(lambda: generator.generate(PROMPT, **ask, cache=False))
+    cached, uncached = [], []
+    generator.generate(PROMPT, **ask)  # warm-up
+    generator.generate(PROMPT, **ask, cache=False)
+    for _ in range(ROUNDS):
+        turns.hand_over()
+        cached.append(timed(lambda: generator.generate(PROMPT, **ask)))
+        uncached.append(timed(lambda: generator.generate(PROMPT, **ask, cache=False)))
+    turns.hand_over()  # the other side's last round must not overlap this process's exit
     samples = [generator.generate(PROMPT, **{**ask, "seed": s}).text for s in range(3)]
     return {
         "loss": run.metrics["loss"],
@@ -153,6 +167,7 @@ def child_kiln(args: argparse.Namespace, turns: Turns) -> dict[str, Any]:
         "steps": run.metrics["steps"],
         "gen_cached": cached,
         "gen_uncached": uncached,
+        "runtime": generator.runtime,
         "samples": samples,
         "threads": torch.get_num_threads(),
         "precision": "bf16" if fit.uses_bf16(cfg.train.precision, torch.device("cpu")) else "fp32",
@@ -229,7 +244,12 @@ def child_nanogpt(args: argparse.Namespace, turns: Turns) -> dict[str, Any]:
         torch.manual_seed(seed)
         return model.generate(prompt, NEW_TOKENS, temperature=0.8, top_k=40)
 
-    speed = gen_speed(generate)
+    generate()  # warm-up
+    times = []
+    for _ in range(ROUNDS):
+        turns.hand_over()
+        times.append(timed(generate))
+    turns.hand_over()  # the other side's last round must not overlap this process's exit
     samples = [data.tokenizer.decode(generate(s)[0, prompt.shape[1] :].tolist()) for s in range(3)]
     return {
         "loss": loss,
@@ -237,7 +257,7 @@ def child_nanogpt(args: argparse.Namespace, turns: Turns) -> dict[str, Any]:
         "curve": curve,
         "train_seconds": seconds,
         "steps": steps,
-        "gen": speed,
+        "gen": times,
         "samples": samples,
         "threads": torch.get_num_threads(),
     }
@@ -334,19 +354,25 @@ def block_ratios(k: dict[str, Any], n: dict[str, Any]) -> list[float]:
     return [nb / kb for kb, nb in zip(durations(k["curve"]), durations(n["curve"])) if kb > 0]
 
 
+def gen_ratios(k: dict[str, Any], n: dict[str, Any]) -> list[float]:
+    """kiln's tokens/s with its KV cache over nanoGPT's, for each round (the two calls are neighbours in time)."""
+    return [nt / kt for kt, nt in zip(k["gen_cached"], n["gen"])]
+
+
 def table(args: argparse.Namespace, k: dict[str, Any], n: dict[str, Any], peaks: dict[str, float]) -> None:
     equal_t = min(k["train_seconds"], n["train_seconds"])
     k_rate, n_rate = k["steps"] / k["train_seconds"], n["steps"] / n["train_seconds"]
     ratios = sorted(block_ratios(k, n))
+    cached, uncached, nano = (NEW_TOKENS / min(times) for times in (k["gen_cached"], k["gen_uncached"], n["gen"]))
+    per_round = gen_ratios(k, n)
     rows = [
         (f"held-out loss at {args.steps} steps (nats/char)", k["loss"], n["loss"], n["loss"] / k["loss"]),
         ("held-out bits per character", k["bits_per_char"], n["bits_per_char"], None),
         (f"held-out loss at equal time ({equal_t:.0f}s)", loss_at(k["curve"], equal_t),
          loss_at(n["curve"], equal_t), None),
         ("training steps/s", k_rate, n_rate, k_rate / n_rate),
-        (f"generation tokens/s, {NEW_TOKENS} new, KV cache", k["gen_cached"], n["gen"], k["gen_cached"] / n["gen"]),
-        (f"generation tokens/s, {NEW_TOKENS} new, no cache", k["gen_uncached"], n["gen"],
-         k["gen_uncached"] / n["gen"]),
+        (f"generation tokens/s, {NEW_TOKENS} new, KV cache", cached, nano, cached / nano),
+        (f"generation tokens/s, {NEW_TOKENS} new, no cache", uncached, nano, uncached / nano),
         ("peak memory (MiB, whole process)", peaks["kiln"], peaks["nanogpt"], None),
         ("torch threads", k["threads"], n["threads"], None),
     ]  # fmt: skip
@@ -355,6 +381,9 @@ def table(args: argparse.Namespace, k: dict[str, Any], n: dict[str, Any], peaks:
         print(f"{name:<48} {a:>10.3f} {b:>10.3f} {'' if ratio is None else f'{ratio:.2f}x':>8}")
     print(f"kiln's matmuls: {k['precision']}; steps/s ratio per pair of alternating {args.steps // BLOCKS}-step "
           f"blocks: median {ratios[len(ratios) // 2]:.2f}x, range {ratios[0]:.2f}-{ratios[-1]:.2f}x")  # fmt: skip
+    print(f"kiln generates in {k['runtime']} (its KV cache, fastest of {ROUNDS} rounds: {1000 / cached:.3f} ms/token; "
+          f"nanoGPT {1000 / nano:.3f}); KV-cache tokens/s ratio per round: "
+          + ", ".join(f"{r:.2f}x" for r in per_round))  # fmt: skip
 
 
 def main() -> None:
@@ -394,11 +423,12 @@ def main() -> None:
             seeds.append((seed, k, n))
         if len(seeds) > 1:
             print(f"\n{'seed':<6} {'kiln loss':>10} {'nanoGPT':>10} {'kiln - nG':>10} {'kiln steps/s':>13} "
-                  f"{'nanoGPT':>8} {'kiln x':>7}")  # fmt: skip
+                  f"{'nanoGPT':>8} {'kiln x':>7} {'gen x (KV cache), worst round':>30}")  # fmt: skip
             for seed, k, n in seeds:
                 kr, nr = k["steps"] / k["train_seconds"], n["steps"] / n["train_seconds"]
+                gen = min(n["gen"]) / min(k["gen_cached"])
                 print(f"{seed:<6} {k['loss']:>10.4f} {n['loss']:>10.4f} {k['loss'] - n['loss']:>+10.4f} "
-                      f"{kr:>13.2f} {nr:>8.2f} {kr / nr:>6.2f}x")  # fmt: skip
+                      f"{kr:>13.2f} {nr:>8.2f} {kr / nr:>6.2f}x {gen:>13.2f}x, {min(gen_ratios(k, n)):.2f}x")  # fmt: skip
             diffs = [k["loss"] - n["loss"] for _, k, n in seeds]
             print(f"mean loss difference {sum(diffs) / len(diffs):+.4f} over {len(diffs)} seeds; spread of each side "
                   f"across seeds: kiln {spread([k['loss'] for _, k, _ in seeds]):.4f}, "

@@ -135,6 +135,7 @@ class EvaluateConfig(_Section):
     report: bool = True
     # Write model.onnx (checked against torch) so the server and `kiln predict` run ONNX Runtime,
     # ~4x faster per call on CPU; it adds 0.1-0.2 s to a training run (measured, TorchScript exporter).
+    # A text generator's is its decode step, which `kiln generate` and the server run on the CPU.
     onnx: bool = True
     # Length of the recommendation lists a recommender is scored on (Recall@k, NDCG@k, MAP@k).
     k: int = Field(10, gt=0)

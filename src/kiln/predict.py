@@ -174,7 +174,7 @@ def load(path: str | Path, runtime: Runtime = "auto") -> Predictor | Recommender
     from kiln.writing.generator import Generator, is_generator
 
     if is_generator(meta):
-        return Generator.load(path)
+        return Generator.load(path, runtime=runtime)
     return Predictor.load(path, runtime)
 
 

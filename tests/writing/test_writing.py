@@ -100,12 +100,52 @@ def test_same_seed_same_text(tiny_run: Path) -> None:
     assert other.text != first.text
 
 
-def test_kv_cache_gives_the_same_tokens_as_recomputing(tiny_run: Path) -> None:
-    generator = kiln.load(str(tiny_run))
+@pytest.mark.parametrize("runtime", ["onnx", "torch"])
+def test_kv_cache_gives_the_same_tokens_as_recomputing(tiny_run: Path, runtime: str) -> None:
+    generator = Generator.load(tiny_run, runtime=runtime)  # type: ignore[arg-type]
+    assert generator.runtime == runtime
     # 70 tokens after a 10-token prompt: the 16-token window fills and restarts several times
     cached = generator.generate("Return the", max_tokens=70, temperature=0)
     recomputed = generator.generate("Return the", max_tokens=70, temperature=0, cache=False)
     assert cached.text == recomputed.text and len(cached.text) == 70
+
+
+def test_onnx_runtime_gives_torch_logits_and_tokens(tiny_run: Path) -> None:
+    from kiln.writing.decoders import OnnxDecoder, TorchDecoder
+
+    meta = json.loads((tiny_run / "model.json").read_text())
+    assert meta["onnx"]["file"] == "model.onnx" and meta["onnx"]["max_abs_diff"] < 1e-5
+    assert meta["onnx"]["weights_sha256"] == meta["weights"]["sha256"]
+    onnx, torch = kiln.load(str(tiny_run)), Generator.load(tiny_run, runtime="torch")
+    assert isinstance(onnx, Generator) and onnx.runtime == "onnx" and torch.runtime == "torch"
+    assert onnx.step is not None
+    ids = onnx.tokenizer.encode("Return the")
+    decoders = OnnxDecoder(onnx.step), TorchDecoder(torch.model)
+    pairs = [[d.start(ids) for d in decoders]]
+    for token in onnx.tokenizer.encode(" numbe"):  # up to the 16-token context, one at a time
+        pairs.append([d.next(token) for d in decoders])
+    assert max(float(abs(a - b).max()) for a, b in pairs) < 1e-4
+    for sampling in ({"temperature": 0}, {"temperature": 1.0, "top_k": None, "seed": 4}, {"top_p": 0.9, "seed": 5}):
+        completions = [g.generate("Return the", max_tokens=50, **sampling) for g in (onnx, torch)]
+        assert completions[0].text == completions[1].text and completions[0].tokens == 50
+
+
+def test_altered_model_onnx_is_refused_until_exported_again(tiny_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    expected = kiln.load(str(tiny_run)).generate("Return", max_tokens=20, seed=2).text
+    (run / "model.onnx").write_bytes((run / "model.onnx").read_bytes()[:-1] + b"\x00")
+    result = _cli("generate", run, "--prompt", "Return", "--max-tokens", "20", "--seed", "2")
+    assert result.exit_code == 2
+    assert "model.onnx` is corrupted: its sha256 does not match model.json" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    exported = _cli("export", run)
+    assert exported.exit_code == 0, exported.output
+    assert f"Wrote {run / 'model.onnx'}" in exported.stdout
+    result = _cli("generate", run, "--prompt", "Return", "--max-tokens", "20", "--seed", "2")
+    assert result.exit_code == 0 and result.stdout == "Return" + expected + "\n"
 
 
 def test_stop_sequence_ends_the_text_before_it(tiny_run: Path) -> None:
@@ -174,11 +214,18 @@ def test_gpt_under_bf16_autocast_gives_fp32_logits_close_to_fp32() -> None:
 
 def test_bpe_tokenizer_encodes_any_prompt(corpus: Path, tmp_path: Path) -> None:
     result = _cli("train", "--data", corpus, "--task", "generate", "--tokenizer", "bpe", "--set", "data.vocab_size=300",
-                  *TINY, "--max-steps", "5", "--runs-dir", tmp_path, "--name", "bpe", "--quiet")  # fmt: skip
+                  *TINY, "--max-steps", "5", "--runs-dir", tmp_path, "--name", "bpe", "--quiet",
+                  "--set", "evaluate.onnx=false")  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "bpe" / "model.json").read_text())["schema"]["tokenizer"] == "bpe"
-    completion = kiln.load(str(tmp_path / "bpe")).generate("Größe €", max_tokens=10, seed=0)
+    meta = json.loads((tmp_path / "bpe" / "model.json").read_text())
+    assert meta["schema"]["tokenizer"] == "bpe"
+    assert "onnx" not in meta and not (tmp_path / "bpe" / "model.onnx").exists()  # so it generates in torch
+    generator = kiln.load(str(tmp_path / "bpe"))
+    assert isinstance(generator, Generator) and generator.runtime == "torch"
+    completion = generator.generate("Größe €", max_tokens=10, seed=0)
     assert completion.tokens == 10 and isinstance(completion.text, str)
+    with pytest.raises(kiln.RunError, match=r"has no ONNX export \(model.json has no `onnx` entry\)"):
+        Generator.load(tmp_path / "bpe", runtime="onnx")
 
 
 def test_generate_over_http_whole_and_streamed(tiny_run: Path, server_factory: Callable[..., Any]) -> None:
@@ -209,7 +256,8 @@ def test_generate_over_http_whole_and_streamed(tiny_run: Path, server_factory: C
     assert wrong_type.status_code == 422 and wrong_type.json()["field"] == "temperature"
     predict = httpx.post(server.url + "/v1/predict", json={"inputs": [[1]]})
     assert predict.status_code == 404 and "/v1/generate" in predict.json()["message"]
-    assert httpx.get(server.url + "/v1/model").json()["task"] == "generate"
+    model = httpx.get(server.url + "/v1/model").json()
+    assert model["task"] == "generate" and model["runtime"] == "onnx"
 
 
 @pytest.mark.parametrize(

@@ -139,7 +139,12 @@ def export_run(path: str | Path) -> dict[str, Any]:
     Returns the new entry plus `seconds`, the export and parity-check time.
     """
     from kiln.predict import Predictor
+    from kiln.writing.generator import is_generator
 
+    if is_generator(RunFolder(Path(path)).read_model_json()):  # a text generator exports its decode step
+        from kiln.writing.export import export_generator
+
+        return export_generator(path)
     start = time.perf_counter()
     predictor = Predictor.load(path, runtime="torch")
     meta = predictor.run.read_model_json()

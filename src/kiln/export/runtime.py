@@ -42,37 +42,12 @@ class OnnxForward:
 
     @classmethod
     def load(cls, run: RunFolder, meta: dict[str, Any]) -> OnnxForward:
-        """Load the run's model.onnx after checking its sha256 against model.json's `onnx` entry.
+        """Load the run's model.onnx after checking it against model.json (see `read_onnx`).
 
         Raises:
-            RunError: model.json has no `onnx` entry, the file is missing or altered, it was exported
-                from other weights than model.json's, or ONNX Runtime cannot load it.
+            RunError: as `read_onnx`, or ONNX Runtime cannot load it.
         """
-        entry = meta.get("onnx")
-        if not isinstance(entry, dict) or "sha256" not in entry:
-            raise RunError(
-                f"`{run.path}` has no ONNX export (model.json has no `onnx` entry). "
-                f"Write one with `kiln export {run.path} --format onnx`, or use `--runtime torch`."
-            )
-        if entry.get("file", ONNX_FILE) != ONNX_FILE:
-            raise RunError(
-                f"`{run.model_json}` is corrupted: `onnx.file` must be {ONNX_FILE!r}; got {entry['file']!r}."
-            )
-        path = run.path / ONNX_FILE
-        _check_tied(run, entry, meta)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise RunError(f"`{path}` is missing. Write it with `kiln export {run.path} --format onnx`.") from None
-        if sha256(data) != entry["sha256"]:
-            raise RunError(
-                f"`{path}` is corrupted: its sha256 does not match model.json ({len(data)} bytes on disk). "
-                f"Write it again with `kiln export {run.path} --format onnx`."
-            )
-        try:
-            return cls(session(data))
-        except Exception as exc:  # onnxruntime raises its own exception types from C++
-            raise RunError(f"ONNX Runtime cannot load `{path}`: {exc}".splitlines()[0]) from None
+        return cls(load_session(run, read_onnx(run, meta)))
 
     def widths(self) -> tuple[int | str, int | str]:
         """The graph's input and output widths (the axis after the batch; a name where the graph leaves it open)."""
@@ -80,6 +55,43 @@ class OnnxForward:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(self.outputs, {self.input: x})[0]
+
+
+def read_onnx(run: RunFolder, meta: dict[str, Any]) -> bytes:
+    """The bytes of the run's model.onnx, checked against model.json's `onnx` entry (sha256, weights).
+
+    Raises:
+        RunError: model.json has no `onnx` entry, the file is missing or altered, or it was exported
+            from other weights than model.json's.
+    """
+    entry = meta.get("onnx")
+    if not isinstance(entry, dict) or "sha256" not in entry:
+        raise RunError(
+            f"`{run.path}` has no ONNX export (model.json has no `onnx` entry). "
+            f"Write one with `kiln export {run.path} --format onnx`, or use `--runtime torch`."
+        )
+    if entry.get("file", ONNX_FILE) != ONNX_FILE:
+        raise RunError(f"`{run.model_json}` is corrupted: `onnx.file` must be {ONNX_FILE!r}; got {entry['file']!r}.")
+    path = run.path / ONNX_FILE
+    _check_tied(run, entry, meta)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise RunError(f"`{path}` is missing. Write it with `kiln export {run.path} --format onnx`.") from None
+    if sha256(data) != entry["sha256"]:
+        raise RunError(
+            f"`{path}` is corrupted: its sha256 does not match model.json ({len(data)} bytes on disk). "
+            f"Write it again with `kiln export {run.path} --format onnx`."
+        )
+    return data
+
+
+def load_session(run: RunFolder, data: bytes) -> onnxruntime.InferenceSession:
+    """`session(data)`, or a RunError naming the run's model.onnx when ONNX Runtime cannot load it."""
+    try:
+        return session(data)
+    except Exception as exc:  # onnxruntime raises its own exception types from C++
+        raise RunError(f"ONNX Runtime cannot load `{run.path / ONNX_FILE}`: {exc}".splitlines()[0]) from None
 
 
 def _check_tied(run: RunFolder, entry: dict[str, Any], meta: dict[str, Any]) -> None:

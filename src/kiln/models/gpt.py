@@ -1,8 +1,10 @@
 """A small decoder-only transformer (GPT): token and position embeddings, pre-norm blocks of causal
-self-attention and an MLP, a tied output head. `KVCache` lets generation feed one new token per step."""
+self-attention and an MLP, a tied output head. `KVCache` lets generation feed one new token per step;
+`DecodeStep` is the same step as a graph that ONNX Runtime can run."""
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -142,6 +144,46 @@ class GPT(nn.Module):
             with torch.autocast(x.device.type, enabled=False):
                 return F.linear(x.float(), self.tokens.weight)
         return F.linear(x, self.tokens.weight)  # (B, T or 1, vocab): the output head is the token embedding (tied)
+
+
+class DecodeStep(nn.Module):
+    """`GPT.forward` with a cache, as one exportable graph: the keys and values cached so far come in as tensors and
+    the new tokens' go out, so ONNX Runtime can run a generation step (see kiln.writing.decoders).
+
+    Inputs: `ids` (1, T) int64, the tokens after the first `start` cached ones (int64 scalar); `past_k` and `past_v`
+    (layers, heads, context, head dims), of which only the first `start` positions are read. Outputs: the logits
+    after the last token (1, vocab) and the T new tokens' keys and values (layers, heads, T, head dims).
+    """
+
+    def __init__(self, model: GPT) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, ids: torch.Tensor, start: torch.Tensor, past_k: torch.Tensor, past_v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        model, spec = self.model, self.model.spec
+        H, C = spec.heads, spec.width
+        T = ids.shape[1]
+        new = torch.arange(T, device=ids.device)
+        x = F.embedding(ids, model.tokens.weight) + F.embedding(start + new, model.positions.weight)  # (1, T, C)
+        # each new token sees the cached positions before `start`, itself and the new ones before it
+        cached = (torch.arange(spec.context, device=ids.device) < start).expand(T, spec.context)
+        seen = torch.cat([cached, new.unsqueeze(0) <= new.unsqueeze(1)], dim=1)  # (T, context + T)
+        mask = torch.where(seen, 0.0, float("-inf"))
+        keys, values = [], []
+        for i, block in enumerate(model.blocks):
+            q, k, v = _linear(block.attn.qkv, _norm(block.norm1, x)).view(1, T, 3, H, C // H).permute(2, 0, 3, 1, 4)
+            keys.append(k[0])
+            values.append(v[0])
+            k = torch.cat([past_k[i], k[0]], dim=1)  # (H, context + T, D)
+            v = torch.cat([past_v[i], v[0]], dim=1)
+            weights = torch.softmax(q[0] @ k.transpose(1, 2) / math.sqrt(C // H) + mask, dim=-1)
+            x = x + _linear(block.attn.proj, (weights @ v).transpose(0, 1).reshape(1, T, C))
+            grow, shrink = block.mlp[0], block.mlp[2]
+            x = x + _linear(shrink, F.gelu(_linear(grow, _norm(block.norm2, x))))
+        logits = F.linear(_norm(model.norm, x[:, -1]), model.tokens.weight)
+        return logits, torch.stack(keys), torch.stack(values)
 
 
 # The layers are applied through torch.nn.functional, not called as modules: a module call costs a few

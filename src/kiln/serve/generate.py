@@ -94,7 +94,7 @@ class GenerateService(Readiness):
         self.batcher = _Places(settings.max_queue)
         self.worker = ThreadPoolExecutor(1, thread_name_prefix="kiln-generate")
         self.metrics = Metrics(
-            {"model": generator.name, "version": generator.version, "runtime": "torch"},
+            {"model": generator.name, "version": generator.version, "runtime": generator.runtime},
             self.gauges(lambda: self.batcher.placed, "Requests admitted (at most --max-queue)."),
         )
         run = generator.run
@@ -103,7 +103,7 @@ class GenerateService(Readiness):
         self.info = {
             "name": generator.name,
             "version": generator.version,
-            "runtime": "torch",
+            "runtime": generator.runtime,
             "task": "generate",
             "input": {"context": generator.context, "tokenizer": generator.tokenizer.kind},
             "max_tokens": settings.max_tokens,

@@ -3,7 +3,8 @@
 A language model trains in steps of random contiguous windows, not epochs over rows, so it has this loop of
 its own; the run folder is every kiln run's: config.yaml, checkpoints/ (kiln's atomic, checksummed
 checkpoint, so `--resume` continues exactly), history.csv, metrics.json, curves.png, report.html,
-model.safetensors, plus tokenizer.json, and model.json written last.
+model.safetensors, plus tokenizer.json, model.onnx (the decode step that generation runs in ONNX Runtime on the
+CPU; `evaluate.onnx`) and model.json written last.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from torch.nn import functional as F
 from kiln import config as config_mod
 from kiln.config import RunConfig
 from kiln.data.corpus import Corpus, read_corpus
-from kiln.errors import ConfigError, DataError, RunError, TrainingError, TrainingInterrupted
+from kiln.errors import ConfigError, DataError, RunError, TrainingError, TrainingInterrupted, warn
 from kiln.lifecycle import FinishedRun
 from kiln.models import registry
 from kiln.runs import FORMAT_VERSION, RunFolder, atomic_write, history_csv, new_run, sha256, write_json
@@ -28,6 +29,7 @@ from kiln.train.checkpoint import load_checkpoint, save_checkpoint
 from kiln.train.device import cpu_threads, resolve_device
 from kiln.train.state import TrainState
 from kiln.version import __version__
+from kiln.writing.export import export_step
 from kiln.writing.generator import TASK, Generator
 from kiln.writing.scoring import held_out_loss, text_metrics
 from kiln.writing.tokenizer import FILE, Tokenizer, load_tokenizer, train_tokenizer
@@ -350,6 +352,12 @@ class _Loop:
             write_report(folder, metrics, self.samples.taken, config_mod.to_yaml(self.cfg))
             written.append(folder.report)
         tokenizer = (folder.path / FILE).read_bytes()
+        exported = {}
+        if self.cfg.evaluate.onnx:
+            try:
+                exported["onnx"] = export_step(folder, self.model, weights_sha256=sha256(weights))
+            except RunError as exc:  # the run is trained and complete; it generates with torch instead
+                warn(f"{exc} The run is complete without model.onnx.")
         folder.write_model_json(
             {
                 "format": FORMAT_VERSION,
@@ -367,6 +375,7 @@ class _Loop:
                 "preprocessing": {"tokenizer": {"file": FILE, "sha256": sha256(tokenizer)}},
                 "weights": {"file": folder.weights.name, "sha256": sha256(weights)},
                 "artifacts": {path.name: sha256(path.read_bytes()) for path in written},
+                **exported,
             }
         )
 
@@ -396,7 +405,7 @@ def adamw(model: torch.nn.Module, lr: float, weight_decay: float, device: torch.
 
 def evaluate_text(path: str | Path) -> dict[str, Any]:
     """Held-out loss, perplexity and bits per character of a finished run, recomputed from its folder and corpus."""
-    generator = Generator.load(path)
+    generator = Generator.load(path, runtime="torch")  # scoring runs the torch model
     assert generator.run is not None
     cfg = plan(config_mod.load(generator.run.config))
     data = prepare_text(cfg, generator.tokenizer)
