@@ -87,26 +87,39 @@ def to_onnx(module: nn.Module, n_features: int) -> bytes:
 
     device = next(module.parameters()).device
     example = torch.zeros(2, n_features, device=device)
+    return torchscript_export(
+        module.eval(),
+        (example,),
+        f"`{type(module).__name__}`",
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+    )
+
+
+def torchscript_export(module: nn.Module, example: tuple[Any, ...], what: str, **names: Any) -> bytes:
+    """The ONNX bytes of `module(*example)` from the TorchScript exporter at OPSET, without its warnings;
+    `names`: input_names, output_names, dynamic_axes. A failure is a RunError naming `what`."""
+    import torch
+
     buffer = io.BytesIO()
     with warnings.catch_warnings(), _without_onnxscript_pass():
         # The TorchScript exporter announces its deprecation on every call; its output is valid ONNX.
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        # LSTMs warn about a dynamic batch size; the parity check below runs batches of 1 and 64.
+        # LSTMs warn about a dynamic batch size; the parity checks run batches of several sizes.
         warnings.filterwarnings("ignore", "Exporting a model to ONNX with a batch_size other than 1")
         try:
             torch.onnx.export(
-                module.eval(),
-                (example,),
+                module,
+                example,
                 buffer,  # type: ignore[arg-type]  # a file object is documented and works
                 dynamo=False,
                 opset_version=OPSET,
-                input_names=["x"],
-                output_names=["y"],
-                dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+                **names,
             )
         except Exception as exc:  # the exporter raises many types; all mean "cannot export this network"
-            raise RunError(f"Cannot export `{type(module).__name__}` to ONNX: {exc}".splitlines()[0]) from None
+            raise RunError(f"Cannot export {what} to ONNX: {exc}".splitlines()[0]) from None
     return buffer.getvalue()
 
 

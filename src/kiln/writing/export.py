@@ -7,16 +7,14 @@ ONNX Runtime reproduced torch's next-token probabilities; the weights stay in mo
 from __future__ import annotations
 
 import copy
-import io
 import time
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kiln.errors import RunError
-from kiln.export.onnx import OPSET, PARITY_TOLERANCE, _without_onnxscript_pass
+from kiln.export.onnx import OPSET, PARITY_TOLERANCE, torchscript_export
 from kiln.export.runtime import ONNX_FILE, WEIGHTS_KEY, session
 from kiln.runs import RunFolder, atomic_write, sha256
 
@@ -61,26 +59,14 @@ def step_onnx(model: GPT) -> bytes:
 
     spec = model.spec
     past = torch.zeros(spec.layers, spec.heads, spec.context, spec.width // spec.heads)
-    example = (torch.zeros(1, 2, dtype=torch.long), torch.tensor(0), past, past)
-    buffer = io.BytesIO()
-    with warnings.catch_warnings(), _without_onnxscript_pass():
-        # The TorchScript exporter announces its deprecation on every call; its output is valid ONNX.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        try:
-            torch.onnx.export(
-                DecodeStep(model.eval()),
-                example,
-                buffer,  # type: ignore[arg-type]  # a file object is documented and works
-                dynamo=False,
-                opset_version=OPSET,
-                input_names=["ids", "start", "past_k", "past_v"],
-                output_names=["logits", "k", "v"],
-                dynamic_axes={"ids": {1: "tokens"}, "k": {2: "tokens"}, "v": {2: "tokens"}},
-            )
-        except Exception as exc:  # the exporter raises many types; all mean "cannot export this network"
-            raise RunError(f"Cannot export the GPT's decode step to ONNX: {exc}".splitlines()[0]) from None
-    return buffer.getvalue()
+    return torchscript_export(
+        DecodeStep(model.eval()),
+        (torch.zeros(1, 2, dtype=torch.long), torch.tensor(0), past, past),
+        "the GPT's decode step",
+        input_names=["ids", "start", "past_k", "past_v"],
+        output_names=["logits", "k", "v"],
+        dynamic_axes={"ids": {1: "tokens"}, "k": {2: "tokens"}, "v": {2: "tokens"}},
+    )
 
 
 def parity(data: bytes, model: GPT) -> float:
