@@ -306,6 +306,14 @@ class _Job:
         if repeats > 1:
             metrics["repeats"] = spread(scores)
         metrics.update(seed=float(self.cfg.train.seed), epochs_run=float(trainer.state.epoch))
+        if self.prepared.unlabeled:  # text: unlabelled messages trained on with the class kiln gave them
+            labelled, unlabeled = self.prepared.labelled, self.prepared.unlabeled
+            metrics.update(labelled_messages=float(labelled or 0), unlabeled_messages=float(unlabeled))
+            console.print(
+                f"Trained on {labelled} labelled and {unlabeled} unlabelled messages (each unlabelled one with the "
+                "intent soft k-means gave it; `--unlabeled ignore` leaves them out).",
+                soft_wrap=True,
+            )
         stopper = next((cb for cb in trainer.callbacks if isinstance(cb, EarlyStopping)), None)
         if stopper is not None and stopper.stopped_epoch:
             metrics["best_epoch"] = float(stopper.best_epoch)
