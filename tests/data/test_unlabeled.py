@@ -49,7 +49,7 @@ def test_blank_labels_and_undrawn_rows_train_as_unlabelled_and_are_counted(
     result = cli(*args, "--shots", "2", "--epochs", "3", "--runs-dir", tmp_path, "--name", "used")
     assert result.returncode == 0, result.stderr
     unlabelled = 32 + pool - 16  # the blank rows, and the training rows not drawn as the 2 shots per intent
-    assert f"Trained on 16 labelled and {unlabelled} unlabelled messages" in " ".join(result.stdout.split())
+    assert f"Training on 16 labelled and {unlabelled} unlabelled messages" in " ".join(result.stdout.split())
     metrics = json.loads((tmp_path / "used" / "metrics.json").read_text())
     assert metrics["labelled_messages"] == 16 and metrics["unlabeled_messages"] == unlabelled
     assert "unlabeled: use" in (tmp_path / "used" / "config.yaml").read_text()
