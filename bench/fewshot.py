@@ -2,12 +2,15 @@
 against sentence-transformers, and one message's latency through `kiln serve`.
 
     .venv/bin/python bench/fewshot.py [--seeds 5] [--shots 1,2,5,10,20,all] [--only accuracy,cross,speed,serve]
+    .venv/bin/python bench/fewshot.py --only validation   # how `data.unlabeled`'s default was chosen
 
 accuracy  per set (examples/tickets.csv, examples/tickets_b.csv), model and K: the mean and standard deviation over
           seeds of the test accuracy (each seed draws its own stratified test split and its own K examples per
           class; `all` trains on the whole training split with early stopping on validation rows). The
           "+ unlabelled messages" row also trains on the training split's other messages without their labels
           (`data.unlabeled: use`, kiln.data.unlabeled); every other row on the K labelled ones alone.
+validation  `minilm --shots 5` with and without the unlabelled messages, on validation rows carved from each seed's
+          training split (its test split unread): how the default `data.unlabeled: use` was chosen.
 cross     trained on one set, scored on the whole other (differently worded) set.
 speed     sentences/s encoding the ticket messages one per call and 64 per call: kiln's serving path (the Rust
           tokenizer + the encoder in ONNX Runtime) against sentence-transformers' own `encode` (torch), same
@@ -129,6 +132,42 @@ def accuracy_table(shots: list[int | None], seeds: int, runs: Path) -> None:
                 cells.append(f"{np.mean(scores):.3f} ± {np.std(scores):.3f}")
             table.add_row(model, *cells)
         Console(width=160).print(table)
+
+
+def validation_table(seeds: int, runs: Path, carvings: int = 2) -> None:
+    """`minilm --shots 5` with `data.unlabeled` ignore and use, scored on validation rows: per seed, the test split
+    the accuracy table uses is set aside unread, and `carvings` stratified fifths of the training split (seeded
+    500 + 10 * seed + carving) take its place; the K shots and the unlabelled messages come from the rest."""
+    import warnings
+    from dataclasses import replace
+
+    import kiln
+    from kiln.data.splits import validation_split
+    from kiln.data.text import load_text_dataset
+
+    warnings.filterwarnings("ignore")
+    print(f"Validation accuracy of minilm --shots 5, mean ± std over {seeds} seeds x {carvings} carvings:")
+    for name, path in SETS.items():
+        scores: dict[str, list[float]] = {"ignore": [], "use": []}
+        for seed in range(seeds):
+            data = load_text_dataset(path, text="message", target="intent", seed=seed)
+            for carving in range(carvings):
+                keep, val = validation_split(
+                    data.y_train, 0.2, "stratified", 500 + 10 * seed + carving, data.schema.classes, str(path)
+                )
+                rows = replace(data, x_train=data.x_train[keep], y_train=data.y_train[keep])
+                rows = replace(rows, x_test=data.x_train[val], y_test=data.y_train[val])
+                for unlabeled, got in scores.items():
+                    cfg = lean_config(seed, unlabeled)
+                    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"text": "message"})})
+                    run = kiln.fit(
+                        kiln.model("minilm"), rows, config=cfg, shots=5, seed=seed, runs_dir=runs, quiet=True
+                    )
+                    got.append(run.metrics["accuracy"])
+        cells = "  ".join(f"{u} {np.mean(v):.3f} ± {np.std(v):.3f}" for u, v in scores.items())
+        wins = sum(u > i for u, i in zip(scores["use"], scores["ignore"]))
+        ties = sum(u == i for u, i in zip(scores["use"], scores["ignore"]))
+        print(f"  set {name}: {cells}  (use ahead in {wins}, tied in {ties} of {len(scores['use'])})")
 
 
 def cross_table(seeds: int, runs: Path) -> None:
@@ -284,6 +323,8 @@ def main() -> None:
         runs = Path(tmp)
         if "accuracy" in parts:
             accuracy_table(shots, args.seeds, runs)
+        if "validation" in parts:
+            validation_table(args.seeds, runs)
         if "cross" in parts:
             cross_table(args.seeds, runs)
         if "speed" in parts:
