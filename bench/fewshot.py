@@ -49,6 +49,11 @@ MODELS = {  # `unlabeled`: the config's `data.unlabeled` (with K shots, the trai
     "minilm linear": {"name": "minilm", "head": "linear", "unlabeled": "ignore"},
     "minilm prototype, tuned encoder": {"name": "minilm", "finetune_encoder": True, "unlabeled": "ignore"},
     "minilm prototype + unlabelled messages": {"name": "minilm", "head": "prototype", "unlabeled": "use"},
+    "minilm prototype, tuned encoder + unlabelled messages": {
+        "name": "minilm",
+        "finetune_encoder": True,
+        "unlabeled": "use",
+    },
     "text-bow": {"name": "text-bow"},
     "text-cnn": {"name": "text-cnn"},
     "text-rnn": {"name": "text-rnn"},
@@ -106,7 +111,7 @@ def train(path: Path, spec: dict, shots: int | None, seed: int, runs: Path):  # 
     )
 
 
-def accuracy_table(shots: list[int | None], seeds: int, runs: Path) -> None:
+def accuracy_table(shots: list[int | None], seeds: int, runs: Path, models: list[str]) -> None:
     import warnings
 
     from rich.console import Console
@@ -118,8 +123,8 @@ def accuracy_table(shots: list[int | None], seeds: int, runs: Path) -> None:
         table.add_column("model")
         for k in shots:
             table.add_column(f"K={k or 'all'}", justify="right")
-        for model, spec in MODELS.items():
-            cells = []
+        for model in models:
+            spec, cells = MODELS[model], []
             for k in shots:
                 tuned_too_slow = spec.get("finetune_encoder") and (k is None or k > TUNED_MAX_SHOTS)
                 if tuned_too_slow or spec.get("unlabeled") == "use" and k is None:  # all: no row is left unlabelled
@@ -315,14 +320,18 @@ def main() -> None:
     parser.add_argument("--threads", default="1,2", help="Threads for the encoding comparison.")
     parser.add_argument("--rounds", type=int, default=5, help="Interleaved timing rounds per contender.")
     parser.add_argument("--only", default="accuracy,cross,speed,serve")
+    parser.add_argument("--models", default=";".join(MODELS), help="Rows of the accuracy table, separated by `;`.")
     args = parser.parse_args()
+    models = args.models.split(";")
+    if unknown := set(models) - set(MODELS):
+        parser.error(f"unknown --models {', '.join(sorted(unknown))}; expected some of: {', '.join(MODELS)}")
     shots = [None if k == "all" else int(k) for k in args.shots.split(",")]
     parts = set(args.only.split(","))
     os.environ.setdefault("KILN_CACHE", str(Path.home() / ".cache" / "kiln"))
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp)
         if "accuracy" in parts:
-            accuracy_table(shots, args.seeds, runs)
+            accuracy_table(shots, args.seeds, runs, models)
         if "validation" in parts:
             validation_table(args.seeds, runs)
         if "cross" in parts:
