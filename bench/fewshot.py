@@ -2,10 +2,15 @@
 against sentence-transformers, and one message's latency through `kiln serve`.
 
     .venv/bin/python bench/fewshot.py [--seeds 5] [--shots 1,2,5,10,20,all] [--only accuracy,cross,speed,serve]
+    .venv/bin/python bench/fewshot.py --only validation   # how `data.unlabeled`'s default was chosen
 
 accuracy  per set (examples/tickets.csv, examples/tickets_b.csv), model and K: the mean and standard deviation over
           seeds of the test accuracy (each seed draws its own stratified test split and its own K examples per
-          class; `all` trains on the whole training split with early stopping on validation rows).
+          class; `all` trains on the whole training split with early stopping on validation rows). The
+          "+ unlabelled messages" row also trains on the training split's other messages without their labels
+          (`data.unlabeled: use`, kiln.data.unlabeled); every other row on the K labelled ones alone.
+validation  `minilm --shots 5` with and without the unlabelled messages, on validation rows carved from each seed's
+          training split (its test split unread): how the default `data.unlabeled: use` was chosen.
 cross     trained on one set, scored on the whole other (differently worded) set.
 speed     sentences/s encoding the ticket messages one per call and 64 per call: kiln's serving path (the Rust
           tokenizer + the encoder in ONNX Runtime) against sentence-transformers' own `encode` (torch), same
@@ -39,10 +44,16 @@ sys.path.insert(0, str(BENCH))
 from children import ensure_venv  # noqa: E402
 
 SETS = {"A (plain)": REPO / "examples" / "tickets.csv", "B (chatty)": REPO / "examples" / "tickets_b.csv"}
-MODELS = {
-    "minilm prototype": {"name": "minilm", "head": "prototype"},
-    "minilm linear": {"name": "minilm", "head": "linear"},
-    "minilm prototype, tuned encoder": {"name": "minilm", "finetune_encoder": True},
+MODELS = {  # `unlabeled`: the config's `data.unlabeled` (with K shots, the training rows not drawn, labels unread)
+    "minilm prototype": {"name": "minilm", "head": "prototype", "unlabeled": "ignore"},
+    "minilm linear": {"name": "minilm", "head": "linear", "unlabeled": "ignore"},
+    "minilm prototype, tuned encoder": {"name": "minilm", "finetune_encoder": True, "unlabeled": "ignore"},
+    "minilm prototype + unlabelled messages": {"name": "minilm", "head": "prototype", "unlabeled": "use"},
+    "minilm prototype, tuned encoder + unlabelled messages": {
+        "name": "minilm",
+        "finetune_encoder": True,
+        "unlabeled": "use",
+    },
     "text-bow": {"name": "text-bow"},
     "text-cnn": {"name": "text-cnn"},
     "text-rnn": {"name": "text-rnn"},
@@ -73,22 +84,24 @@ for line in sys.stdin:  # one timing block per line: a batch size; the reply is 
 BLOCKS = {1: 200, 64: 512}  # messages encoded per timing block, one per call or 64 per call
 
 
-def lean_config(seed: int):  # type: ignore[no-untyped-def]
+def lean_config(seed: int, unlabeled: str = "use"):  # type: ignore[no-untyped-def]
     """No plots, report or ONNX export; `seed` draws the test split and the K examples per class."""
     import kiln
 
     return kiln.RunConfig.model_validate(
-        {"data": {"seed": seed}, "evaluate": {"plots": False, "report": False, "onnx": False}}
+        {"data": {"seed": seed, "unlabeled": unlabeled}, "evaluate": {"plots": False, "report": False, "onnx": False}}
     )
 
 
 def train(path: Path, spec: dict, shots: int | None, seed: int, runs: Path):  # type: ignore[no-untyped-def]
     import kiln
 
+    spec = dict(spec)
+    unlabeled = spec.pop("unlabeled", "ignore")
     return kiln.fit(
         kiln.model(**spec),
         str(path),
-        config=lean_config(seed),
+        config=lean_config(seed, unlabeled),
         text="message",
         target="intent",
         shots=shots,
@@ -98,7 +111,7 @@ def train(path: Path, spec: dict, shots: int | None, seed: int, runs: Path):  # 
     )
 
 
-def accuracy_table(shots: list[int | None], seeds: int, runs: Path) -> None:
+def accuracy_table(shots: list[int | None], seeds: int, runs: Path, models: list[str]) -> None:
     import warnings
 
     from rich.console import Console
@@ -110,10 +123,11 @@ def accuracy_table(shots: list[int | None], seeds: int, runs: Path) -> None:
         table.add_column("model")
         for k in shots:
             table.add_column(f"K={k or 'all'}", justify="right")
-        for model, spec in MODELS.items():
-            cells = []
+        for model in models:
+            spec, cells = MODELS[model], []
             for k in shots:
-                if spec.get("finetune_encoder") and (k is None or k > TUNED_MAX_SHOTS):
+                tuned_too_slow = spec.get("finetune_encoder") and (k is None or k > TUNED_MAX_SHOTS)
+                if tuned_too_slow or spec.get("unlabeled") == "use" and k is None:  # all: no row is left unlabelled
                     cells.append("-")
                     continue
                 scores = []
@@ -123,6 +137,42 @@ def accuracy_table(shots: list[int | None], seeds: int, runs: Path) -> None:
                 cells.append(f"{np.mean(scores):.3f} ± {np.std(scores):.3f}")
             table.add_row(model, *cells)
         Console(width=160).print(table)
+
+
+def validation_table(seeds: int, runs: Path, carvings: int = 2) -> None:
+    """`minilm --shots 5` with `data.unlabeled` ignore and use, scored on validation rows: per seed, the test split
+    the accuracy table uses is set aside unread, and `carvings` stratified fifths of the training split (seeded
+    500 + 10 * seed + carving) take its place; the K shots and the unlabelled messages come from the rest."""
+    import warnings
+    from dataclasses import replace
+
+    import kiln
+    from kiln.data.splits import validation_split
+    from kiln.data.text import load_text_dataset
+
+    warnings.filterwarnings("ignore")
+    print(f"Validation accuracy of minilm --shots 5, mean ± std over {seeds} seeds x {carvings} carvings:")
+    for name, path in SETS.items():
+        scores: dict[str, list[float]] = {"ignore": [], "use": []}
+        for seed in range(seeds):
+            data = load_text_dataset(path, text="message", target="intent", seed=seed)
+            for carving in range(carvings):
+                keep, val = validation_split(
+                    data.y_train, 0.2, "stratified", 500 + 10 * seed + carving, data.schema.classes, str(path)
+                )
+                rows = replace(data, x_train=data.x_train[keep], y_train=data.y_train[keep])
+                rows = replace(rows, x_test=data.x_train[val], y_test=data.y_train[val])
+                for unlabeled, got in scores.items():
+                    cfg = lean_config(seed, unlabeled)
+                    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"text": "message"})})
+                    run = kiln.fit(
+                        kiln.model("minilm"), rows, config=cfg, shots=5, seed=seed, runs_dir=runs, quiet=True
+                    )
+                    got.append(run.metrics["accuracy"])
+        cells = "  ".join(f"{u} {np.mean(v):.3f} ± {np.std(v):.3f}" for u, v in scores.items())
+        wins = sum(u > i for u, i in zip(scores["use"], scores["ignore"]))
+        ties = sum(u == i for u, i in zip(scores["use"], scores["ignore"]))
+        print(f"  set {name}: {cells}  (use ahead in {wins}, tied in {ties} of {len(scores['use'])})")
 
 
 def cross_table(seeds: int, runs: Path) -> None:
@@ -270,14 +320,20 @@ def main() -> None:
     parser.add_argument("--threads", default="1,2", help="Threads for the encoding comparison.")
     parser.add_argument("--rounds", type=int, default=5, help="Interleaved timing rounds per contender.")
     parser.add_argument("--only", default="accuracy,cross,speed,serve")
+    parser.add_argument("--models", default=";".join(MODELS), help="Rows of the accuracy table, separated by `;`.")
     args = parser.parse_args()
+    models = args.models.split(";")
+    if unknown := set(models) - set(MODELS):
+        parser.error(f"unknown --models {', '.join(sorted(unknown))}; expected some of: {', '.join(MODELS)}")
     shots = [None if k == "all" else int(k) for k in args.shots.split(",")]
     parts = set(args.only.split(","))
     os.environ.setdefault("KILN_CACHE", str(Path.home() / ".cache" / "kiln"))
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp)
         if "accuracy" in parts:
-            accuracy_table(shots, args.seeds, runs)
+            accuracy_table(shots, args.seeds, runs, models)
+        if "validation" in parts:
+            validation_table(args.seeds, runs)
         if "cross" in parts:
             cross_table(args.seeds, runs)
         if "speed" in parts:

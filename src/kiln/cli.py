@@ -233,6 +233,13 @@ def train(
     finetune_encoder: Annotated[
         bool, typer.Option(help="minilm: tune the encoder on pairs of the training messages first (SetFit-style).")
     ] = False,
+    unlabeled: Annotated[
+        str | None,
+        typer.Option(
+            help="Text, minilm: use (default) or ignore the unlabelled messages (blank --target; with --shots, "
+            "the training rows not drawn)."
+        ),
+    ] = None,
 ) -> None:
     """Train a model (default: the article's digits MLP) and write a run folder.
 
@@ -279,6 +286,7 @@ def train(
         "model.name": model or ("gpt" if task == "generate" else None),
         "model.bundle_encoder": bundle_encoder or None,  # after model.name, which drops another model's options
         "model.finetune_encoder": finetune_encoder or None,
+        "data.unlabeled": unlabeled,
         "model.context": context,
         "model.layers": layers,
         "model.heads": heads,

@@ -72,6 +72,10 @@ class DataConfig(_Section):
     # training split (needs the `writing` extra)
     tokenizer: Literal["char", "bpe"] = "char"
     vocab_size: int = Field(1024, gt=256)
+    # Text data: the unlabelled messages (rows with a blank target, and with `shots` the training rows not drawn,
+    # their labels unread): `use` gives each the class soft k-means over minilm's vectors finds and trains on
+    # them too (kiln.data.unlabeled; models trained from scratch leave them out); `ignore` leaves them out.
+    unlabeled: Literal["use", "ignore"] = "use"
 
 
 class TrainConfig(_Section):

@@ -292,6 +292,13 @@ class _Job:
             return None
         console = Console(quiet=self.quiet, highlight=False)
         repeats = self.cfg.train.repeats
+        labelled, unlabeled = self.prepared.labelled, self.prepared.unlabeled  # text: unlabelled messages used
+        if unlabeled:
+            console.print(
+                f"Training on {labelled} labelled and {unlabeled} unlabelled messages (each unlabelled one with the "
+                "intent soft k-means over the sentence vectors gives it; `--unlabeled ignore` leaves them out).",
+                soft_wrap=True,
+            )
         scores: list[dict[str, Any]] = []
         for repeat in range(repeats):
             if repeats > 1:
@@ -306,6 +313,8 @@ class _Job:
         if repeats > 1:
             metrics["repeats"] = spread(scores)
         metrics.update(seed=float(self.cfg.train.seed), epochs_run=float(trainer.state.epoch))
+        if unlabeled:
+            metrics.update(labelled_messages=float(labelled or 0), unlabeled_messages=float(unlabeled))
         stopper = next((cb for cb in trainer.callbacks if isinstance(cb, EarlyStopping)), None)
         if stopper is not None and stopper.stopped_epoch:
             metrics["best_epoch"] = float(stopper.best_epoch)

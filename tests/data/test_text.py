@@ -42,11 +42,22 @@ def test_empty_messages_are_dropped_and_counted(tmp_path: Path) -> None:
     assert len(data.y_train) + len(data.y_test) == 38
 
 
-def test_a_missing_label_names_its_line(tmp_path: Path) -> None:
+def test_blank_labels_are_unlabelled_messages_kept_out_of_both_splits(tmp_path: Path) -> None:
     rows = ticket_rows(5)
-    rows[2] = (rows[2][0], "")
+    for i in (2, 9, 17):
+        rows[i] = (rows[i][0], "")
+    rows[20] = ("", "")  # empty and unlabelled: dropped as empty
     path = write_tickets(tmp_path / "t.csv", rows)
-    with pytest.raises(DataError, match=r"line 4, column `intent`: the label is missing \(1 row\(s\) without one\)"):
+    with pytest.warns(KilnWarning, match=r"Dropped 1 row\(s\) whose `message` is empty"):
+        data = kiln.load_data(str(path), text="message", target="intent")
+    assert sorted(data.unlabeled) == sorted(rows[i][0] for i in (2, 9, 17))
+    assert len(data.y_train) + len(data.y_test) == 36
+    assert not set(data.unlabeled) & {*data.x_train, *data.x_test}
+
+
+def test_a_file_without_any_label_says_so(tmp_path: Path) -> None:
+    path = write_tickets(tmp_path / "t.csv", [(m, "") for m, _ in ticket_rows(1)])
+    with pytest.raises(DataError, match=r"has no labelled, non-empty messages in column `message` \(8 without a label"):
         kiln.load_data(str(path), text="message", target="intent")
 
 
@@ -89,3 +100,14 @@ def test_inspect_text_reports_lengths_empties_overlong_and_balance(tmp_path: Pat
     assert "longer than 40 words: 1 (training cuts them" in out
     assert "max 60" in out
     assert "classes of `intent` (8)" in out and "imbalance (largest/smallest): 1.0x" in out
+    assert "unlabelled" not in out
+
+
+def test_inspect_text_counts_blank_labels_as_unlabelled_messages(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    rows = ticket_rows(5)
+    rows[3], rows[4] = (rows[3][0], ""), (rows[4][0], "")
+    result = cli(
+        "inspect", "--data", write_tickets(tmp_path / "t.csv", rows), "--text", "message", "--target", "intent"
+    )
+    assert result.returncode == 0
+    assert "unlabelled messages (blank `intent`): 2 (in neither split" in result.stdout

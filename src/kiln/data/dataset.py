@@ -34,6 +34,7 @@ class Dataset:
     seed: int = 42
     source: str = ""
     text: str | None = None  # the column of messages, for text data (x holds strings)
+    unlabeled: np.ndarray | None = None  # text data: messages with a blank label, in neither split
 
     def __repr__(self) -> str:
         kind = f"{len(self.schema.classes)} classes" if self.schema.classes else "regression"

@@ -3,7 +3,9 @@
 Models trained from scratch get a word vocabulary fitted on the training messages alone; `minilm`
 gets the pretrained sentence encoder (tuned first on pairs of the training messages with
 `finetune_encoder`), whose vectors for a dataset are cached on disk per (encoder, dataset) hash so a
-second run on the same file does not encode it again.
+second run on the same file does not encode it again. With `data.unlabeled: use`, `minilm` also trains on the
+unlabelled messages (blank labels in the file; with `shots`, the training rows not drawn, whose labels are
+never read), each with the class `kiln.data.unlabeled.pseudo_labels` gives it.
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ def prepare_text(dataset: Dataset, cfg: RunConfig):  # type: ignore[no-untyped-d
         where = f"`{dataset.source}`"
         train, val = validation_split(dataset.y_train, data.val_split, dataset.split, data.seed, schema.classes, where)
     texts = list(dataset.x_train[train])
+    unlabeled = [] if dataset.unlabeled is None else list(dataset.unlabeled)
+    if data.shots is not None:
+        unlabeled += list(dataset.x_train[np.setdiff1d(np.arange(len(dataset.y_train)), train)])
+    if data.unlabeled == "ignore" or cfg.model.name not in PRETRAINED:
+        if dataset.unlabeled is not None and len(dataset.unlabeled):
+            why = "`data.unlabeled` is ignore" if data.unlabeled == "ignore" else "only minilm learns from them"
+            warn(f"{len(dataset.unlabeled)} message(s) without a label in `{schema.target}` were left out ({why}).")
+        unlabeled = []
     if cfg.model.name in PRETRAINED:
         from kiln.data.sentences import SentenceEncoder, cache_dir
 
@@ -62,7 +72,7 @@ def prepare_text(dataset: Dataset, cfg: RunConfig):  # type: ignore[no-untyped-d
                 batch_size=spec.finetune_batch_size,  # type: ignore[attr-defined]
                 seed=cfg.train.seed,
             )
-        everything = [*dataset.x_train, *dataset.x_test]  # one cache entry per file: the test split is scored next
+        everything = [*dataset.x_train, *dataset.x_test, *unlabeled]  # one cache entry per file: test is scored next
         truncated, _ = featurizer.warm(everything, cache_dir())
         unit = "word pieces"
     else:
@@ -79,13 +89,22 @@ def prepare_text(dataset: Dataset, cfg: RunConfig):  # type: ignore[no-untyped-d
         )
     width = featurizer.width
     pre = Preprocessor(np.ones(width, np.float32), np.zeros(width, np.float32), text=featurizer)
-    y = dataset.y_train[train]
+    x, y = pre.transform(texts), dataset.y_train[train]
+    labelled = len(y)
+    if unlabeled:
+        from kiln.data.unlabeled import pseudo_labels
+
+        x_unlabeled = pre.transform(unlabeled)
+        x = np.concatenate([x, x_unlabeled])
+        y = np.concatenate([y, pseudo_labels(x[:labelled], y, x_unlabeled, len(schema.classes))])
     return Prepared(
         schema=replace(schema, n_inputs=width),
         preprocessor=pre,
-        x=pre.transform(texts),
+        x=x,
         y=y,
         x_val=pre.transform(list(dataset.x_train[val])) if len(val) else np.empty((0, width), np.float32),
         y_val=dataset.y_train[val],
         class_weights=class_weights(y, schema, cfg.train.class_weight),
+        labelled=labelled,
+        unlabeled=len(unlabeled),
     )

@@ -29,6 +29,8 @@ class Prepared:
     x_val: np.ndarray
     y_val: np.ndarray
     class_weights: np.ndarray | None = None
+    labelled: int | None = None  # text: how many of the training rows carry their own label (None: all do)
+    unlabeled: int = 0  # text: training rows that are unlabelled messages with the class kiln gave them
 
 
 def prepare(dataset: Dataset, cfg: RunConfig) -> Prepared:

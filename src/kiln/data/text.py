@@ -2,8 +2,9 @@
 
 Messages stay strings here (an object array); a run's preprocessing turns them into model inputs
 (`kiln.data.tokenizer` for models trained from scratch, `kiln.data.sentences` for a pretrained encoder).
-Empty messages are dropped with a warning that counts them and names the first; a missing label,
-undecodable bytes or a missing column stop with the file, line and column.
+Empty messages are dropped with a warning that counts them and names the first; a message with a blank
+label is an unlabelled message, kept apart from the splits (`Dataset.unlabeled`; a `minilm` run can learn
+from them, see `kiln.data.unlabeled`); undecodable bytes or a missing column stop with the file, line and column.
 """
 
 from __future__ import annotations
@@ -69,6 +70,11 @@ def word_counts(texts: np.ndarray) -> np.ndarray:
     return np.array([len(t.split()) if isinstance(t, str) else 0 for t in texts], dtype=np.int64)
 
 
+def is_blank(label: object) -> bool:
+    """A missing label: empty, or a column with no label at all (which the table reader reads as NaN)."""
+    return label is None or label == "" or (isinstance(label, float) and label != label)
+
+
 def empty_rows(texts: np.ndarray) -> np.ndarray:
     """Indices of messages that are missing or only whitespace."""
     return np.flatnonzero([not (isinstance(t, str) and t.strip()) for t in texts])
@@ -87,30 +93,28 @@ def load_text_dataset(
 ) -> Dataset:
     """Messages and their labels from `path`, split into the training pool and test set (classification).
 
+    Rows whose label is blank are the unlabelled messages (`Dataset.unlabeled`): in neither split.
+
     Raises:
-        DataError: no `--target`, a missing label (with its line), no messages left, or a split that cannot be made.
+        DataError: no `--target`, no labelled messages left, or a split that cannot be made.
     """
     if target is None:
         raise DataError(f"`{path}` with `--text {text}`: name the label column with `--target`.")
     table = read_text_table(path, text, target, encoding=encoding, delimiter=delimiter)
     texts, labels = table.columns[text], table.columns[target]
-    missing = [i for i, v in enumerate(labels) if v is None or v == ""]
-    if missing:
-        raise DataError(
-            f"{table.where(missing[0])}, column `{target}`: the label is missing "
-            f"({len(missing)} row(s) without one); label or drop them."
-        )
     empty = empty_rows(texts)
     if len(empty):
         warn(
             f"Dropped {len(empty)} row(s) whose `{text}` is empty (the first at "
             f"{location(table.path, int(empty[0]))}); an empty message carries nothing to learn from."
         )
-        keep = np.setdiff1d(np.arange(table.n_rows), empty)
-        table = table.take(keep)
-        texts, labels = table.columns[text], table.columns[target]
+    blank = np.array([is_blank(v) for v in labels], dtype=bool)
+    unlabeled = np.array([str(t) for t in texts[np.setdiff1d(np.flatnonzero(blank), empty)]], dtype=object)
+    table = table.take(np.setdiff1d(np.flatnonzero(~blank), empty))
+    texts, labels = table.columns[text], table.columns[target]
     if table.n_rows == 0:
-        raise DataError(f"`{path}` has no non-empty messages in column `{text}`.")
+        found = f" ({len(unlabeled)} without a label in `{target}`)" if len(unlabeled) else ""
+        raise DataError(f"`{path}` has no labelled, non-empty messages in column `{text}`{found}.")
     classes = sorted({str(v) for v in labels})
     codes = np.searchsorted(np.array(classes, dtype=object), labels.astype(str).astype(object)).astype(np.int64)
     schema = Schema([text], "classification", target, classes)
@@ -119,6 +123,7 @@ def load_text_dataset(
         Path(path).stem, schema, x, codes, test_size=test_size, split=split, seed=seed, where=f"`{path}`"
     )
     dataset.text = text
+    dataset.unlabeled = unlabeled
     return dataset
 
 
@@ -145,7 +150,7 @@ def describe_text(
         f"  longer than {max_tokens} words: {over}" + (" (training cuts them; see --max-tokens)" if over else ""),
     ]
     if target is not None:
-        labels = [str(v) for v in table.columns[target] if v is not None and v != ""]
+        labels = [str(v) for v in table.columns[target] if not is_blank(v)]
         counts = Counter(labels)
         shown = ", ".join(f"{label}: {n}" for label, n in counts.most_common())
         ratio = max(counts.values()) / min(counts.values()) if counts else 0.0
@@ -156,5 +161,8 @@ def describe_text(
         )
         unlabelled = table.n_rows - len(labels)
         if unlabelled:
-            lines.append(f"  rows without a label: {unlabelled} (training stops on them)")
+            lines.append(
+                f"  unlabelled messages (blank `{target}`): {unlabelled} (in neither split; a minilm run learns "
+                "from them with --unlabeled use, its default)"
+            )
     return "\n".join(lines)
