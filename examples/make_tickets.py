@@ -1,4 +1,4 @@
-"""Write the SYNTHETIC customer-service example sets: tickets.csv, tickets_b.csv and answers.csv.
+"""Write the SYNTHETIC customer-service example sets: tickets.csv, tickets_b.csv, inbox.csv and answers.csv.
 
 No real customer wrote any of these messages: this script composes them from hand-written sentence
 frames, so no accuracy measured on these files says anything about real-world traffic. What it tries
@@ -11,7 +11,9 @@ way their training split never saw (`python examples/make_tickets.py` prints how
 `tickets.csv` (set A) is written like a web form or an e-mail: complete sentences, mostly polite.
 `tickets_b.csv` (set B) holds the same eight intents written like a chat or a text message, from
 its own frames and words (no frame is shared with set A), so a model can also be trained on one set
-and scored on the other. Rerun to regenerate: `python examples/make_tickets.py`.
+and scored on the other. `inbox.csv` is set A with only the first 10 messages of each intent labelled
+(the rest blank): an inbox where a team has labelled a few messages. Rerun to regenerate:
+`python examples/make_tickets.py`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 PER_INTENT = 50
+INBOX_LABELLED = 10  # labelled messages per intent in inbox.csv
 
 # `{a|b|c}` picks one (nested allowed); `<item>`, `<days>`, `<order>`, `<when>` are filled per message.
 # Set A: web form / e-mail register.
@@ -434,4 +437,10 @@ if __name__ == "__main__":
             f"{name}: {len(rows)} synthetic messages (8 intents x {PER_INTENT}) from {frames} frames; "
             f"{unseen_share(rows):.0%} of a held-out fifth's word trigrams are unseen in the rest"
         )
+    labelled: dict[str, int] = {}
+    inbox = []
+    for message, intent in sets["tickets.csv"]:
+        labelled[intent] = labelled.get(intent, 0) + 1
+        inbox.append((message, intent if labelled[intent] <= INBOX_LABELLED else ""))
+    write(HERE / "inbox.csv", ("message", "intent"), inbox)
     write(HERE / "answers.csv", ("intent", "answer"), list(ANSWERS.items()))
