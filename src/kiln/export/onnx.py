@@ -51,10 +51,16 @@ def export_onnx(
     """
     data = to_onnx(module, n_features)
     diff = parity(data, module, n_features, classification)
+    return write_checked(folder, data, diff, weights_sha256, "Serve it")
+
+
+def write_checked(folder: RunFolder, data: bytes, diff: float, weights_sha256: str | None, use: str) -> dict[str, Any]:
+    """Write ONNX bytes `data` as `model.onnx` into `folder` (atomically) if their parity check's `diff` is below
+    PARITY_TOLERANCE, and return model.json's `onnx` entry; `use` starts the error's advice (`Serve it`, ...)."""
     if not diff < PARITY_TOLERANCE:  # also catches NaN
         raise RunError(
             f"ONNX export of `{folder.path}` failed its parity check: ONNX Runtime differs from torch by "
-            f"{diff:.3g} (limit {PARITY_TOLERANCE:g}). Serve it with `--runtime torch`, or train with "
+            f"{diff:.3g} (limit {PARITY_TOLERANCE:g}). {use} with `--runtime torch`, or train with "
             "`--set evaluate.onnx=false` to skip the export."
         )
     atomic_write(folder.path / ONNX_FILE, data)

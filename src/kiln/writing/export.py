@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kiln.errors import RunError
-from kiln.export.onnx import OPSET, PARITY_TOLERANCE, torchscript_export
-from kiln.export.runtime import ONNX_FILE, WEIGHTS_KEY, session
-from kiln.runs import RunFolder, atomic_write, sha256
+from kiln.export.onnx import torchscript_export, write_checked
+from kiln.export.runtime import session
+from kiln.runs import RunFolder
 
 if TYPE_CHECKING:
     from kiln.models.gpt import GPT
@@ -33,21 +32,7 @@ def export_step(folder: RunFolder, model: GPT, weights_sha256: str) -> dict[str,
     """
     model = _cpu_fp32(model)
     data = step_onnx(model)
-    diff = parity(data, model)
-    if not diff < PARITY_TOLERANCE:  # also catches NaN
-        raise RunError(
-            f"ONNX export of `{folder.path}` failed its parity check: ONNX Runtime differs from torch by {diff:.3g} "
-            f"(limit {PARITY_TOLERANCE:g}). Generate with `--runtime torch`, or train with "
-            "`--set evaluate.onnx=false` to skip the export."
-        )
-    atomic_write(folder.path / ONNX_FILE, data)
-    return {
-        "file": ONNX_FILE,
-        "sha256": sha256(data),
-        "max_abs_diff": diff,
-        "opset": OPSET,
-        WEIGHTS_KEY: weights_sha256,
-    }
+    return write_checked(folder, data, parity(data, model), weights_sha256, "Generate")
 
 
 def step_onnx(model: GPT) -> bytes:
