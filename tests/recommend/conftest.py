@@ -14,11 +14,22 @@ LOG = REPO / "examples" / "learning.csv"
 COLUMNS = ("--user", "learner_id", "--item", "exercise_id")
 
 
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """`kiln train` on the learning log split by time: the run folder and what the command printed."""
+def _train(tmp_path_factory: pytest.TempPathFactory, name: str, *options: str) -> tuple[Path, str]:
+    """`kiln train` on the learning log split by time, with `options`: the run folder and what it printed."""
     runs = tmp_path_factory.mktemp("runs")
-    args = ["train", "--data", LOG, *COLUMNS, "--time", "ts", "--name", "learn", "--runs-dir", runs]
+    args = ["train", "--data", LOG, *COLUMNS, "--time", "ts", *options, "--name", name, "--runs-dir", runs]
     result = CliRunner().invoke(app, [str(a) for a in args])
     assert result.exit_code == 0, result.output
-    return runs / "learn", result.stdout
+    return runs / name, result.stdout
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The default recommender (mf) on the learning log."""
+    return _train(tmp_path_factory, "learn")
+
+
+@pytest.fixture(scope="session")
+def ease_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """`--model ease` on the learning log."""
+    return _train(tmp_path_factory, "ease", "--model", "ease")

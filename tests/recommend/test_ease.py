@@ -15,24 +15,11 @@ import pytest
 from assertions import one_error_line
 from safetensors.numpy import load_file
 from serving import Server
-from typer.testing import CliRunner
 
 import kiln
-from kiln.cli import app
 from kiln.recommend import Recommender
 
-REPO = Path(__file__).resolve().parents[2]
-LOG = REPO / "examples" / "learning.csv"
 COLUMNS = ("--user", "learner_id", "--item", "exercise_id")
-
-
-@pytest.fixture(scope="module")
-def ease_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    runs = tmp_path_factory.mktemp("runs")
-    args = ["train", "--data", LOG, *COLUMNS, "--time", "ts", "--model", "ease", "--name", "ease", "--runs-dir", runs]
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    assert result.exit_code == 0, result.output
-    return runs / "ease", result.stdout
 
 
 def test_l2_is_chosen_on_validation_and_b_is_the_closed_form(ease_run: tuple[Path, str]) -> None:
