@@ -11,7 +11,7 @@ import pytest
 from tickets import ticket_rows, write_tickets
 
 import kiln
-from kiln.data.unlabeled import pseudo_labels
+from kiln.data.unlabeled import class_names, pieces, pseudo_labels
 from kiln.errors import KilnWarning
 
 LEAN = {"plots": False, "report": False, "onnx": False}
@@ -25,9 +25,35 @@ def test_pseudo_labels_follow_the_clusters_from_one_labelled_vector_each() -> No
     points /= np.linalg.norm(points, axis=1, keepdims=True)
     labelled = np.array([np.flatnonzero(truth == c)[0] for c in range(3)])
     rest = np.setdiff1d(np.arange(90), labelled)
-    given = pseudo_labels(points[labelled], truth[labelled], points[rest], 3)
+    given = pseudo_labels(points[labelled], truth[labelled], points[rest], np.arange(87), 3)
     assert given.dtype == np.int64 and given.shape == (87,)
     assert (given == truth[rest]).mean() >= 0.95
+
+
+def test_a_message_goes_with_its_closest_sentence_not_with_the_whole_message() -> None:
+    rng = np.random.default_rng(1)
+    intents, noise = rng.normal(size=(2, 384)), rng.normal(size=(2, 384))
+    labelled = intents / np.linalg.norm(intents, axis=1, keepdims=True)
+    context = noise[0] + 0.4 * intents[0]  # a sentence about something else, which sounds a little like intent 0
+    rows = np.stack([context + 0.2 * intents[1], context, intents[1] + 0.2 * noise[1], intents[0], intents[1]])
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)  # message 0 (whole, context, a clear intent-1 sentence), 1, 2
+    whole_only = pseudo_labels(labelled, np.array([0, 1]), rows[[0, 3, 4]], np.arange(3), 2)
+    assert whole_only.tolist() == [0, 0, 1]
+    assert pseudo_labels(labelled, np.array([0, 1]), rows, np.array([0, 0, 0, 1, 2]), 2).tolist() == [1, 0, 1]
+
+
+def test_pieces_are_a_message_and_its_sentences_and_class_names_are_the_wordy_labels() -> None:
+    assert pieces("Hello. Where is my parcel? It has not arrived!") == [
+        "Hello. Where is my parcel? It has not arrived!",
+        "Where is my parcel",
+        "It has not arrived",
+    ]
+    assert pieces("where is my parcel") == ["where is my parcel"]
+    assert class_names(["cancel_order", "3", "change-address", "Rückgabe"]) == {
+        0: "cancel order",
+        2: "change address",
+        3: "Rückgabe",
+    }
 
 
 @pytest.fixture(scope="module")

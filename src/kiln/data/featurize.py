@@ -5,7 +5,8 @@ gets the pretrained sentence encoder (tuned first on pairs of the training messa
 `finetune_encoder`), whose vectors for a dataset are cached on disk per (encoder, dataset) hash so a
 second run on the same file does not encode it again. With `data.unlabeled: use`, `minilm` also trains on the
 unlabelled messages (blank labels in the file; with `shots`, the training rows not drawn, whose labels are
-never read), each with the class `kiln.data.unlabeled.pseudo_labels` gives it.
+never read), each with the class `kiln.data.unlabeled.pseudo_labels` gives it from the labelled messages, the
+class names and the unlabelled messages' sentences.
 """
 
 from __future__ import annotations
@@ -33,6 +34,23 @@ def few_shot(y: np.ndarray, shots: int, seed: int, classes: list[str]) -> np.nda
             warn(f"Class {classes[c]!r} has {len(rows)} training rows, fewer than `data.shots` {shots}; using all.")
         picked.append(rng.choice(rows, size=min(shots, len(rows)), replace=False))
     return np.sort(np.concatenate(picked))
+
+
+def _with_unlabeled(
+    x: np.ndarray, y: np.ndarray, unlabeled: list[str], pre: Preprocessor, classes: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The training rows and, after them, the unlabelled messages with the classes `pseudo_labels` gives them."""
+    from kiln.data.unlabeled import class_names, pieces, pseudo_labels
+
+    names = class_names(classes)
+    anchors = pre.transform(list(names.values())) if names else np.empty((0, x.shape[1]), np.float32)
+    split = [pieces(t) for t in unlabeled]
+    owner = np.repeat(np.arange(len(split)), [len(p) for p in split])
+    x_pieces = pre.transform([p for ps in split for p in ps])
+    x_anchored, y_anchored = np.concatenate([x, anchors]), np.concatenate([y, list(names)]).astype(np.int64)
+    given = pseudo_labels(x_anchored, y_anchored, x_pieces, owner, len(classes))
+    whole = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])  # each message's first piece is the message
+    return np.concatenate([x, x_pieces[whole]]), np.concatenate([y, given])
 
 
 def prepare_text(dataset: Dataset, cfg: RunConfig):  # type: ignore[no-untyped-def]
@@ -73,6 +91,10 @@ def prepare_text(dataset: Dataset, cfg: RunConfig):  # type: ignore[no-untyped-d
                 seed=cfg.train.seed,
             )
         everything = [*dataset.x_train, *dataset.x_test, *unlabeled]  # one cache entry per file: test is scored next
+        if unlabeled:
+            from kiln.data.unlabeled import class_names, pieces
+
+            everything += [*class_names(schema.classes).values(), *(p for t in unlabeled for p in pieces(t)[1:])]
         truncated, _ = featurizer.warm(everything, cache_dir())
         unit = "word pieces"
     else:
@@ -92,11 +114,7 @@ def prepare_text(dataset: Dataset, cfg: RunConfig):  # type: ignore[no-untyped-d
     x, y = pre.transform(texts), dataset.y_train[train]
     labelled = len(y)
     if unlabeled:
-        from kiln.data.unlabeled import pseudo_labels
-
-        x_unlabeled = pre.transform(unlabeled)
-        x = np.concatenate([x, x_unlabeled])
-        y = np.concatenate([y, pseudo_labels(x[:labelled], y, x_unlabeled, len(schema.classes))])
+        x, y = _with_unlabeled(x, y, unlabeled, pre, schema.classes)
     return Prepared(
         schema=replace(schema, n_inputs=width),
         preprocessor=pre,
