@@ -49,6 +49,7 @@ def test_pieces_are_a_message_and_its_sentences_and_class_names_are_the_wordy_la
         "It has not arrived",
     ]
     assert pieces("where is my parcel") == ["where is my parcel"]
+    assert pieces("where is my parcel?? ty") == ["where is my parcel?? ty", "where is my parcel"]
     assert class_names(["cancel_order", "3", "change-address", "Rückgabe"]) == {
         0: "cancel order",
         2: "change address",

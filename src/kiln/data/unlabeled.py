@@ -26,7 +26,8 @@ SENTENCE_END = re.compile(r"[.!?]+")
 
 
 def pieces(text: str) -> list[str]:
-    """The message and, when it has more than one, its sentences of two words or more."""
+    """The message, then each of its sentences of two words or more without their end marks (so a one-sentence
+    message ending in "?" also comes without it: that version scored better on validation rows)."""
     sentences = [s.strip() for s in SENTENCE_END.split(text)]
     return [text, *(s for s in sentences if len(s.split()) >= 2 and s != text.strip())]
 
