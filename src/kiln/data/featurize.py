@@ -37,20 +37,18 @@ def few_shot(y: np.ndarray, shots: int, seed: int, classes: list[str]) -> np.nda
 
 
 def _with_unlabeled(
-    x: np.ndarray, y: np.ndarray, unlabeled: list[str], pre: Preprocessor, classes: list[str]
+    x: np.ndarray, y: np.ndarray, split: list[list[str]], names: dict[int, str], pre: Preprocessor, n_classes: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The training rows and, after them, the unlabelled messages with the classes `pseudo_labels` gives them."""
-    from kiln.data.unlabeled import class_names, pieces, pseudo_labels
+    """The training rows and, after them, the unlabelled messages (`split` into their `pieces`) with the classes
+    `pseudo_labels` gives them; the class `names` join the labelled rows as anchors."""
+    from kiln.data.unlabeled import pseudo_labels
 
-    names = class_names(classes)
     anchors = pre.transform(list(names.values())) if names else np.empty((0, x.shape[1]), np.float32)
-    split = [pieces(t) for t in unlabeled]
-    owner = np.repeat(np.arange(len(split)), [len(p) for p in split])
+    starts = np.cumsum([0, *map(len, split[:-1])])  # each message's first piece is the message itself
     x_pieces = pre.transform([p for ps in split for p in ps])
     x_anchored, y_anchored = np.concatenate([x, anchors]), np.concatenate([y, list(names)]).astype(np.int64)
-    given = pseudo_labels(x_anchored, y_anchored, x_pieces, owner, len(classes))
-    whole = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])  # each message's first piece is the message
-    return np.concatenate([x, x_pieces[whole]]), np.concatenate([y, given])
+    given = pseudo_labels(x_anchored, y_anchored, x_pieces, starts, n_classes)
+    return np.concatenate([x, x_pieces[starts]]), np.concatenate([y, given])
 
 
 def prepare_text(dataset: Dataset, cfg: RunConfig):  # type: ignore[no-untyped-def]
@@ -94,7 +92,8 @@ def prepare_text(dataset: Dataset, cfg: RunConfig):  # type: ignore[no-untyped-d
         if unlabeled:
             from kiln.data.unlabeled import class_names, pieces
 
-            everything += [*class_names(schema.classes).values(), *(p for t in unlabeled for p in pieces(t)[1:])]
+            names, split = class_names(schema.classes), [pieces(t) for t in unlabeled]
+            everything += [*names.values(), *(p for ps in split for p in ps[1:])]
         truncated, _ = featurizer.warm(everything, cache_dir())
         unit = "word pieces"
     else:
@@ -114,7 +113,7 @@ def prepare_text(dataset: Dataset, cfg: RunConfig):  # type: ignore[no-untyped-d
     x, y = pre.transform(texts), dataset.y_train[train]
     labelled = len(y)
     if unlabeled:
-        x, y = _with_unlabeled(x, y, unlabeled, pre, schema.classes)
+        x, y = _with_unlabeled(x, y, split, names, pre, len(schema.classes))
     return Prepared(
         schema=replace(schema, n_inputs=width),
         preprocessor=pre,

@@ -45,12 +45,15 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def pseudo_labels(x: np.ndarray, y: np.ndarray, unlabeled: np.ndarray, owner: np.ndarray, n_classes: int) -> np.ndarray:
+def pseudo_labels(
+    x: np.ndarray, y: np.ndarray, unlabeled: np.ndarray, starts: np.ndarray, n_classes: int
+) -> np.ndarray:
     """A class for each unlabelled message, from the labelled vectors `x`, `y` and soft k-means.
 
     `unlabeled` holds the vectors of the messages' pieces (`pieces`), those of one message next to each
-    other; `owner[i]` is the message row `i` belongs to (0, 0, 1, 2, 2, ...).
+    other; `starts` is the row of each message's first piece (0, 2, 3, ...).
     """
+    owner = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(unlabeled)]))  # the message of each row
     both = np.concatenate([x, unlabeled]).astype(np.float64)
     mean = both.mean(0)
     _, s, vt = np.linalg.svd(both - mean, full_matrices=False)
@@ -59,7 +62,6 @@ def pseudo_labels(x: np.ndarray, y: np.ndarray, unlabeled: np.ndarray, owner: np
     project = vt[:dims].T / np.sqrt(variance + SHRINK * variance.mean())
     white = _unit((both - mean) @ project)
     xl, xu = white[: len(x)], white[len(x) :]
-    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
     labelled = np.zeros((n_classes, xl.shape[1]))
     np.add.at(labelled, y, xl)
     prototypes = _unit(labelled)
