@@ -341,6 +341,7 @@ class _Loop:
         folder = self.folder
         state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         weights = save_tensors(state)
+        weights_sha256 = sha256(weights)
         atomic_write(folder.weights, weights)
         atomic_write(folder.history, history_csv(self.state.history))
         write_json(folder.metrics, metrics)
@@ -355,7 +356,7 @@ class _Loop:
         exported = {}
         if self.cfg.evaluate.onnx:
             try:
-                exported["onnx"] = export_step(folder, self.model, weights_sha256=sha256(weights))
+                exported["onnx"] = export_step(folder, self.model, weights_sha256=weights_sha256)
             except RunError as exc:  # the run is trained and complete; it generates with torch instead
                 warn(f"{exc} The run is complete without model.onnx.")
         folder.write_model_json(
@@ -373,7 +374,7 @@ class _Loop:
                     "context": self.model.spec.context,
                 },
                 "preprocessing": {"tokenizer": {"file": FILE, "sha256": sha256(tokenizer)}},
-                "weights": {"file": folder.weights.name, "sha256": sha256(weights)},
+                "weights": {"file": folder.weights.name, "sha256": weights_sha256},
                 "artifacts": {path.name: sha256(path.read_bytes()) for path in written},
                 **exported,
             }
